@@ -1,0 +1,189 @@
+"""Command line: parses arguments and calls the library; nothing else.
+
+Bad input (study file, arguments, data) prints one line `regbench: error: ...` and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from regbench.errors import RegbenchError
+
+RESULTS_DIR = Path("results")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # argparse's own errors: one line, status 2
+        self.exit(2, f"regbench: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="regbench", description="Controlled regularization benchmarks.")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    run = commands.add_parser("run", help="train every cell of a study that is not stored yet")
+    run.add_argument("study", help="study file (TOML), e.g. ablations/mnist_tutorial.toml")
+    run.add_argument("--seeds", type=int, help="use the first N seeds (or seeds 0..N-1)")
+    run.add_argument("--epochs", type=int, help="override training.epochs")
+    run.add_argument("--train-subset", type=int, metavar="N",
+                     help="train on the first N examples of each seed's training split")
+    run.add_argument("--store", type=Path,
+                     help="results file (default: results/<study name>.jsonl)")
+    run.add_argument("--data-dir", help="folder with <dataset>.npz (default: $REGBENCH_DATA_DIR)")
+    run.add_argument("--dry-run", action="store_true", help="list the cells, train nothing")
+    run.add_argument("--retry-failed", action="store_true", help="train failed cells again")
+    run.add_argument("--nondeterministic", action="store_true",
+                     help="allow nondeterministic kernels (faster on some devices)")
+    run.add_argument("--quiet", action="store_true", help="no progress output")
+
+    commands.add_parser("list", help="datasets, models and techniques with their defaults")
+
+    show = commands.add_parser("show", help="n and mean ± std per arm of stored results")
+    show.add_argument("results", help="a results .jsonl file, or a study file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return {"run": cmd_run, "list": cmd_list, "show": cmd_show}[args.command](args)
+    except RegbenchError as error:
+        print(f"regbench: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("regbench: interrupted; finished cells are stored, rerun to resume",
+              file=sys.stderr)
+        return 130
+
+
+def default_store(study) -> Path:
+    return RESULTS_DIR / f"{study.name}.jsonl"
+
+
+def cmd_run(args) -> int:
+    from regbench import store
+    from regbench.study import load_study
+
+    study = load_study(args.study).with_overrides(args.seeds, args.epochs, args.train_subset)
+    path = args.store or default_store(study)
+    cells = study.cells()
+    done = store.finished_keys(path, retry_failed=args.retry_failed)
+    todo = [c for c in cells if c.key not in done]
+    if args.dry_run:
+        for cell in cells:
+            state = "todo" if cell in todo else "done"
+            print(f"{cell.key}  {state}  {cell.dataset}  {cell.model.name}  "
+                  f"{cell.arm.label}  seed={cell.seed}")
+        print(f"{len(cells)} cells, {len(todo)} to train, store {path}")
+        return 0
+    progress = Progress(len(todo), quiet=args.quiet)
+    progress.say(f"{study.name}: {len(cells)} cells, {len(cells) - len(todo)} stored, "
+                 f"{len(todo)} to train -> {path}")
+    if todo:
+        _train(todo, path, args, progress)
+    return cmd_show(argparse.Namespace(results=str(path)))
+
+
+def _train(todo, path, args, progress) -> None:
+    from regbench import store, train
+
+    deterministic = not args.nondeterministic
+    train.configure(deterministic)
+    data_dir = args.data_dir or os.environ.get("REGBENCH_DATA_DIR")
+    for cell in todo:
+        progress.start(cell)
+        try:
+            row = train.run_cell(cell, data_dir=data_dir, deterministic=deterministic,
+                                 on_epoch=progress.epoch)
+        except RegbenchError:
+            raise
+        except Exception as error:  # one broken cell must not stop the study
+            row = train.failed_row(cell, error, deterministic)
+        store.append(path, row)
+        progress.finish(row)
+
+
+def cmd_list(args) -> int:
+    import dataclasses
+
+    from regbench.recipe import TECHNIQUES, Model, Training
+    from regbench.study import DATASET_NAMES, DESIGNS
+
+    def fields(cls):
+        return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
+
+    print("datasets:   " + ", ".join(DATASET_NAMES))
+    print("models:     mlp, cnn   [model] " + fields(Model))
+    print("training:   [training] " + fields(Training))
+    print("designs:    " + ", ".join(DESIGNS))
+    print("techniques: none (no technique)")
+    for name, cls in TECHNIQUES.items():
+        doc = (cls.__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<15} {fields(cls)}\n  {'':<15} {doc}")
+    return 0
+
+
+def cmd_show(args) -> int:
+    from regbench import store, summary
+
+    path = Path(args.results)
+    if path.suffix == ".toml":
+        from regbench.study import load_study
+        path = default_store(load_study(path))
+    if not path.exists():
+        raise RegbenchError(f"{path}: no such results file")
+    print(summary.format_table(summary.summarize(store.load(path))))
+    return 0
+
+
+class Progress:
+    """Cells done/total, the epoch in progress and an ETA; one line per cell when not a TTY."""
+
+    def __init__(self, total: int, quiet: bool = False, stream=sys.stderr):
+        self.total, self.done, self.quiet, self.stream = total, 0, quiet, stream
+        self.live = stream.isatty() and not os.environ.get("CI")
+        self.began = time.monotonic()
+        self.cell = None
+
+    def say(self, text: str) -> None:
+        if not self.quiet:
+            print(text, file=self.stream, flush=True)
+
+    def _eta(self) -> str:
+        if not self.done:
+            return "?"
+        left = (time.monotonic() - self.began) / self.done * (self.total - self.done)
+        return f"{int(left // 60)}m{int(left % 60):02d}s"
+
+    def _name(self) -> str:
+        c = self.cell
+        return f"[{self.done + 1}/{self.total}] {c.dataset} {c.model.name} {c.arm.label} seed={c.seed}"
+
+    def start(self, cell) -> None:
+        self.cell, self.cell_began = cell, time.monotonic()
+
+    def epoch(self, epoch: int, epochs: int, logs: dict) -> None:
+        if self.live and not self.quiet:
+            print(f"\r{self._name()}: epoch {epoch}/{epochs} val_acc "
+                  f"{logs.get('val_acc', float('nan')):.4f}  ETA {self._eta()}\033[K",
+                  end="", file=self.stream, flush=True)
+
+    def finish(self, row: dict) -> None:
+        seconds = time.monotonic() - self.cell_began
+        if row["status"] == "failed":
+            result = f"FAILED ({row['error']})"
+        else:
+            result = (f"{row['status']}: test_acc {row['test_acc']:.4f} "
+                      f"gap {row['gap_acc']:+.4f} epochs {row['epochs_run']}")
+        line = f"{self._name()}: {result} ({seconds:.1f} s)"
+        self.done += 1
+        self.say(("\r" if self.live else "") + line + (f"  ETA {self._eta()}\033[K"
+                                                      if self.live else f"  ETA {self._eta()}"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

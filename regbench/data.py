@@ -1,0 +1,390 @@
+"""Benchmark datasets: find them, verify them byte for byte, split them.
+
+Every array regbench trains or evaluates on is checked against the SHA-256 of its raw bytes
+(`hashlib.sha256(arr.tobytes())`), so a result row can name exactly the data it used.
+
+Where `load(name)` looks, in order:
+
+1. the `data_dir` argument, else `$REGBENCH_DATA_DIR`: a folder holding `<name>.npz`
+   (uint8 arrays under the keys x_train, y_train, x_test, y_test, labels 1-D);
+2. the user cache: `$REGBENCH_CACHE_DIR/<name>.npz`, by default
+   `~/.cache/regbench/datasets/<name>.npz` (`$XDG_CACHE_HOME` is honoured);
+3. if `download` is true, the canonical Keras download, converted to the same npz layout and
+   written atomically to the cache.
+
+A folder that lacks the file falls through to the next place; a file that is found but is
+unreadable or fails its checksum is an error (never silently replaced by another copy).
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import http.client
+import io
+import os
+import pickle
+import sys
+import tarfile
+import tempfile
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from regbench.errors import RegbenchError
+
+ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
+
+# Keras's canonical dataset storage (see keras/src/datasets/{mnist,fashion_mnist}.py).
+# $REGBENCH_DOWNLOAD_URL replaces it, for mirrors and tests; with it set, every file
+# (CIFAR-10's tarball included) is fetched from that one folder by its canonical file name.
+DEFAULT_DOWNLOAD_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"  # keras cifar10.py
+FASHION_FILES = (  # IDX files in Keras's order: (array, file name)
+    ("y_train", "train-labels-idx1-ubyte.gz"),
+    ("x_train", "train-images-idx3-ubyte.gz"),
+    ("y_test", "t10k-labels-idx1-ubyte.gz"),
+    ("x_test", "t10k-images-idx3-ubyte.gz"),
+)
+DOWNLOAD_TIMEOUT_S = 60
+
+
+class DataError(RegbenchError):
+    """A dataset is unknown, missing, unreadable or fails its checksum (one-line message)."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """One registry entry.
+
+    `image_shape` is the shape one example has as the model sees it (MNIST-style data gets a
+    channel axis of 1). `flip_ok` says whether a horizontal flip preserves the label and so
+    may be used as augmentation. regbench's policy is to flip only natural images: CIFAR-10
+    yes; digits no (a mirrored 2 or 5 is not a digit); Fashion-MNIST no as well, although
+    most garments are roughly symmetric, to keep the two 28x28 benchmarks comparable.
+    """
+
+    name: str
+    image_shape: tuple
+    classes: int
+    flip_ok: bool
+    sha256: dict  # array name -> hex digest of arr.tobytes()
+
+
+# Hashes copied from /work/shared/datasets/README.md (SHA-256 of each array's raw bytes).
+DATASETS: dict[str, DatasetInfo] = {
+    "mnist": DatasetInfo(
+        "mnist",
+        (28, 28, 1),
+        10,
+        False,
+        {
+            "x_train": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+            "y_train": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+            "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+            "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+        },
+    ),
+    "fashion_mnist": DatasetInfo(
+        "fashion_mnist",
+        (28, 28, 1),
+        10,
+        False,
+        {
+            "x_train": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",
+            "y_train": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
+            "x_test": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
+            "y_test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
+        },
+    ),
+    "cifar10": DatasetInfo(
+        "cifar10",
+        (32, 32, 3),
+        10,
+        True,
+        {
+            "x_train": "47af8b02cfcfb6cdf3dbbd1969ad7f1b70f4413f6f80f437b020ee4e5bc8304a",
+            "y_train": "2b7cd2f24487317614016b72ffd53071c3062f592f0eb300c18a770d41ae1253",
+            "x_test": "f9b1e2130bab680db56eb06d886f7f1ad0f1183907ceff4659d1735c890f5b04",
+            "y_test": "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5",
+        },
+    ),
+}
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: comparing numpy arrays with == is ambiguous
+class Arrays:
+    """A verified dataset. uint8; x is NHWC, y is 1-D. The arrays are read-only because one
+    in-process copy is shared by every `load` of the same file (copy before mutating)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    source: str  # the file (or URL, if the cache could not be written) the data came from
+
+
+def info(name: str) -> DatasetInfo:
+    """The registry entry for `name`, or a DataError listing the valid names."""
+    try:
+        return DATASETS[name]
+    except (KeyError, TypeError):
+        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}") from None
+
+
+def dataset_hashes(name: str) -> dict:
+    """The expected SHA-256 of each array of `name` (a copy, for provenance rows)."""
+    return dict(info(name).sha256)
+
+
+def cache_dir() -> Path:
+    """Where downloaded datasets are kept: $REGBENCH_CACHE_DIR or ~/.cache/regbench/datasets."""
+    if os.environ.get("REGBENCH_CACHE_DIR"):
+        return Path(os.environ["REGBENCH_CACHE_DIR"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "regbench" / "datasets"
+
+
+def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> Arrays:
+    """Find, verify and return dataset `name` (see the module docstring for the lookup)."""
+    ds = info(name)
+    fname = f"{name}.npz"
+    looked = []  # every place tried, for the final error message
+
+    if data_dir is not None:
+        folder, label = Path(data_dir), "data_dir"
+    elif os.environ.get("REGBENCH_DATA_DIR"):
+        folder, label = Path(os.environ["REGBENCH_DATA_DIR"]), "REGBENCH_DATA_DIR"
+    else:
+        folder, label = None, "REGBENCH_DATA_DIR"
+    if folder is None:
+        looked.append("REGBENCH_DATA_DIR (not set)")
+    elif (folder / fname).is_file():
+        return _read_verified(ds, folder / fname)
+    else:
+        looked.append(f"{label}={folder}")
+
+    cached = cache_dir() / fname
+    if cached.is_file():
+        return _read_verified(ds, cached)
+    looked.append(f"cache {cached.parent}")
+
+    if not download:
+        reason = "download disabled"
+    else:
+        try:
+            arrays, origin = _download(ds)
+        # URLError/HTTPError/timeouts are OSErrors; a cut connection is an HTTPException; a
+        # malformed $REGBENCH_DOWNLOAD_URL is a ValueError. Bad *content* raises DataError.
+        except (OSError, http.client.HTTPException, ValueError) as e:
+            reason = f"download failed ({_why(e)})"
+        else:
+            return _write_cache(ds, arrays, cached, origin)
+
+    raise DataError(
+        f"{name}: not found in {', '.join(looked)}, and {reason}; put {fname} (uint8 arrays "
+        f"{', '.join(ARRAY_NAMES)}) in a folder and set REGBENCH_DATA_DIR or pass --data-dir"
+    )
+
+
+def split(x, y, validation_fraction: float, seed: int) -> tuple:
+    """Hold out a stratified, seeded validation set from training data.
+
+    Returns `(x_fit, y_fit, x_val, y_val)`, new arrays in the original order; the inputs are
+    not modified. Exactly `round(len(y) * validation_fraction)` examples are held out, each
+    class contributing its proportional share (within one). Same seed, same split.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1 or len(x) != len(y):
+        raise DataError(f"split: need 1-D labels matching x, got x {len(x)}, y {y.shape}")
+    n = len(y)
+    n_val = round(n * validation_fraction)
+    if not 0 < n_val < n:
+        raise DataError(
+            f"split: validation_fraction={validation_fraction} of {n} examples leaves an "
+            "empty fit or validation set"
+        )
+    rng = np.random.default_rng(seed)
+    # Shuffle, then group by class (stable sort keeps the shuffle within each class); taking
+    # evenly spaced positions of that order gives each class its share, chosen at random.
+    order = rng.permutation(n)
+    order = order[np.argsort(y[order], kind="stable")]
+    val = np.zeros(n, dtype=bool)
+    val[order[np.arange(n_val) * n // n_val]] = True
+    return x[~val], y[~val], x[val], y[val]
+
+
+# --- reading and verifying -----------------------------------------------------------------
+
+
+def _read_verified(ds: DatasetInfo, path: Path) -> Arrays:
+    st = path.stat()
+    # Keyed on mtime and size, so a file replaced on disk is read and hashed again.
+    return _read_verified_cached(ds.name, str(path.resolve()), st.st_mtime_ns, st.st_size)
+
+
+@functools.lru_cache(maxsize=4)  # CIFAR-10 is 180 MB; keep a few datasets, not all history
+def _read_verified_cached(name: str, path: str, mtime_ns: int, size: int) -> Arrays:
+    ds = DATASETS[name]
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [k for k in ARRAY_NAMES if k not in f.files]
+            if missing:
+                raise DataError(f"{name}: {path} lacks array(s) {', '.join(missing)}")
+            arrays = {k: f[k] for k in ARRAY_NAMES}
+    except DataError:
+        raise
+    except Exception as e:  # BadZipFile, zlib.error, EOFError, ValueError...: all mean corrupt
+        raise DataError(
+            f"{name}: {path} is unreadable ({_why(e)}); replace it with a good copy"
+        ) from None
+    _check(ds, arrays, path)
+    return _to_arrays(ds, arrays, path)
+
+
+def _why(e: Exception) -> str:
+    """An exception as one line, for messages that must stay on one line."""
+    return f"{type(e).__name__}: {' '.join(str(e).split())}"
+
+
+def _check(ds: DatasetInfo, arrays: dict, where: str) -> None:
+    """Raise a one-line DataError unless every array is uint8 and matches its SHA-256."""
+    for key in ARRAY_NAMES:
+        _check_array(ds, key, arrays[key], where)
+
+
+def _check_array(ds: DatasetInfo, key: str, arr: np.ndarray, where: str) -> None:
+    expected = ds.sha256[key]
+    if arr.dtype != np.uint8:
+        raise DataError(f"{ds.name}: {where}: {key} has dtype {arr.dtype}, expected uint8")
+    got = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
+    if got != expected:
+        raise DataError(
+            f"{ds.name}: {where}: {key} fails its checksum (sha256 {got}, expected "
+            f"{expected}); the file is corrupt or a different version"
+        )
+
+
+def _to_arrays(ds: DatasetInfo, arrays: dict, source) -> Arrays:
+    out = {}
+    for key in ARRAY_NAMES:
+        arr = arrays[key]
+        if key.startswith("x"):
+            arr = arr.reshape((len(arr), *ds.image_shape))  # MNIST: add the channel axis
+        arr.flags.writeable = False
+        out[key] = arr
+    return Arrays(**out, source=str(source))
+
+
+def _write_cache(ds: DatasetInfo, arrays: dict, path: Path, url: str) -> Arrays:
+    """Write the npz atomically (temp file + os.replace) so a crash never leaves half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{ds.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                # Uncompressed: loaded on every run, and decompression costs more than disk.
+                np.savez(f, **{k: arrays[k] for k in ARRAY_NAMES})
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        print(f"regbench: could not cache {ds.name} at {path} ({e})", file=sys.stderr)
+        return _to_arrays(ds, arrays, url)
+    return _to_arrays(ds, arrays, path)
+
+
+# --- canonical downloads (formats as in keras/src/datasets) ----------------------------------
+
+
+def _download(ds: DatasetInfo) -> tuple[dict, str]:
+    """Fetch, parse and verify the canonical files of `ds`; returns (arrays, origin)."""
+    mirror = os.environ.get("REGBENCH_DOWNLOAD_URL")
+    base = (mirror or DEFAULT_DOWNLOAD_URL).rstrip("/") + "/"
+    if ds.name == "fashion_mnist":
+        arrays = {}
+        for key, fname in FASHION_FILES:
+            url = base + fname
+            arrays[key] = _parse_or_fail(ds, url, _parse_idx, _fetch(ds, url))
+            _check_array(ds, key, arrays[key], url)
+        return arrays, base
+    if ds.name == "mnist":
+        url, parse = base + "mnist.npz", _parse_npz
+    else:  # cifar10: not in Keras's storage folder, but a mirror folder may hold it
+        url = base + "cifar-10-python.tar.gz" if mirror else CIFAR10_URL
+        parse = _parse_cifar_tar
+    arrays = _parse_or_fail(ds, url, parse, _fetch(ds, url))
+    _check(ds, arrays, url)
+    return arrays, url
+
+
+def _fetch(ds: DatasetInfo, url: str) -> bytes:
+    # Whole file in memory: the largest (CIFAR-10, 163 MB) is smaller than its arrays anyway.
+    print(f"regbench: downloading {ds.name} from {url}", file=sys.stderr)
+    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
+        return r.read()
+
+
+def _parse_or_fail(ds: DatasetInfo, url: str, parse, data: bytes):
+    try:
+        return parse(data)
+    except Exception as e:  # truncated gzip, bad tar, wrong magic...: the download is bad
+        raise DataError(f"{ds.name}: download from {url} is unreadable ({_why(e)})") from None
+
+
+def _parse_npz(data: bytes) -> dict:
+    with np.load(io.BytesIO(data), allow_pickle=False) as f:
+        return {k: f[k] for k in ARRAY_NAMES}
+
+
+def _parse_idx(data: bytes) -> np.ndarray:
+    """A gzipped IDX file of uint8 (magic 0x0000_08_NN, NN dims, big-endian uint32 sizes)."""
+    raw = gzip.decompress(data)
+    if raw[:3] != b"\0\0\x08":
+        raise ValueError("not a uint8 IDX file")
+    ndim = raw[3]
+    shape = tuple(np.frombuffer(raw, ">u4", count=ndim, offset=4).tolist())
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
+
+
+class _NumpyOnlyUnpickler(pickle.Unpickler):
+    """CIFAR batches are pickles; allow only what rebuilding numpy arrays needs, so a
+    tampered download cannot run code (the same policy as keras's RestrictedUnpickler)."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module, name):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
+        return super().find_class(module, name)
+
+
+def _parse_cifar_tar(data: bytes) -> dict:
+    """cifar-10-python.tar.gz: cifar-10-batches-py/{data_batch_1..5,test_batch}, each a
+    Python-2 pickle of {b"data": (N, 3072) uint8 in CHW order, b"labels": [int]}."""
+
+    def batch(tar, member):
+        f = tar.extractfile(f"cifar-10-batches-py/{member}")
+        d = _NumpyOnlyUnpickler(f, encoding="bytes").load()
+        x = np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        return np.ascontiguousarray(x), np.asarray(d[b"labels"], np.uint8)
+
+    # Members are read in memory, never extracted, so archive paths cannot escape a folder.
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        train = [batch(tar, f"data_batch_{i}") for i in range(1, 6)]
+        x_test, y_test = batch(tar, "test_batch")
+    return {
+        "x_train": np.concatenate([x for x, _ in train]),
+        "y_train": np.concatenate([y for _, y in train]),
+        "x_test": x_test,
+        "y_test": y_test,
+    }

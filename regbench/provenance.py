@@ -1,0 +1,82 @@
+"""Where a number came from: versions, commit, backend, device, host."""
+
+from __future__ import annotations
+
+import functools
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import regbench
+
+
+@functools.cache
+def git_commit() -> str | None:
+    """The commit of the regbench checkout, with `-dirty` if it has local changes."""
+    root = Path(regbench.__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=root, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty.strip() else "")
+
+
+@functools.cache
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def backend_version(backend: str) -> str | None:
+    module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
+    try:
+        return __import__(module).__version__ if module else None
+    except ImportError:
+        return None
+
+
+def accelerator(backend: str) -> str | None:
+    """Name of the GPU the backend computes on, or None on CPU."""
+    try:
+        if backend == "jax":
+            import jax
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            return gpus[0].device_kind if gpus else None
+        if backend == "torch":
+            import torch
+            return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+        if backend == "tensorflow":
+            import tensorflow as tf
+            gpus = tf.config.list_physical_devices("GPU")
+            return gpus[0].name if gpus else None
+    except Exception:  # a broken driver must not stop a run: report CPU
+        return None
+    return None
+
+
+def fingerprint() -> dict:
+    """Provenance fields common to every row written in this process."""
+    import keras
+
+    backend = keras.backend.backend()
+    gpu = accelerator(backend)
+    return {
+        "regbench_version": regbench.__version__,
+        "git_commit": git_commit(),
+        "keras_version": keras.__version__,
+        "backend": backend,
+        "backend_version": backend_version(backend),
+        "device": gpu or f"CPU: {cpu_model()}",
+        "cpu_count": os.cpu_count(),
+        "python_version": platform.python_version(),
+        "host": platform.node(),
+    }

@@ -1,0 +1,285 @@
+"""Technique, model and training settings: frozen dataclasses of plain values, validated.
+
+Every setting a study file can hold is one of these objects. They carry no Keras objects:
+`models.py` and `train.py` turn them into layers, regularizers and callbacks as late as
+possible. Defaults follow the Keras regularization tutorial (`ablations/mnist_tutorial.toml`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from regbench.errors import RegbenchError
+
+PENALTY_LAYERS = ("all", "hidden")
+
+
+def _check(ok: bool, name: str, expected: str, value: Any) -> None:
+    if not ok:
+        raise ValueError(f"Invalid value for argument `{name}`. Expected {expected}. "
+                         f"Received: {name}={value!r}")
+
+
+def _non_negative(name: str, value: float) -> None:
+    _check(value >= 0 and math.isfinite(value), name, "a finite float >= 0", value)
+
+
+def _positive_int(name: str, value: int) -> None:
+    _check(isinstance(value, int) and value > 0, name, "an integer > 0", value)
+
+
+def _rate(name: str, value: float) -> None:
+    _check(0.0 <= value < 1.0, name, "a float in [0, 1)", value)
+
+
+def _one_of(name: str, value: Any, choices: tuple) -> None:
+    _check(value in choices, name, f"one of {', '.join(map(str, choices))}", value)
+
+
+# --- techniques -----------------------------------------------------------------------------
+# Each technique is named by what it is; `kind` is its registry name.
+
+@dataclass(frozen=True)
+class L1:
+    """Penalty factor * sum|w| on Dense/Conv kernels (`layers`: all of them, or hidden only)."""
+    factor: float = 0.01
+    layers: str = "all"
+    kind = "l1"
+
+    def __post_init__(self):
+        _non_negative("factor", self.factor)
+        _one_of("layers", self.layers, PENALTY_LAYERS)
+
+
+@dataclass(frozen=True)
+class L2:
+    """Penalty factor * sum w^2 on kernels (Keras `l2`: no 1/2 in front)."""
+    factor: float = 0.01
+    layers: str = "all"
+    kind = "l2"
+
+    def __post_init__(self):
+        _non_negative("factor", self.factor)
+        _one_of("layers", self.layers, PENALTY_LAYERS)
+
+
+@dataclass(frozen=True)
+class L1L2:
+    """Both penalties at once, as Keras `l1_l2(l1, l2)`."""
+    l1: float = 0.01
+    l2: float = 0.01
+    layers: str = "all"
+    kind = "l1_l2"
+
+    def __post_init__(self):
+        _non_negative("l1", self.l1)
+        _non_negative("l2", self.l2)
+        _one_of("layers", self.layers, PENALTY_LAYERS)
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Dropout after every hidden layer at `rate`; `input_rate` > 0 also drops input units."""
+    rate: float = 0.5
+    input_rate: float = 0.0
+    kind = "dropout"
+
+    def __post_init__(self):
+        _rate("rate", self.rate)
+        _rate("input_rate", self.input_rate)
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    """BatchNormalization after every hidden layer's activation (the tutorial's placement)."""
+    momentum: float = 0.99
+    epsilon: float = 1e-3
+    kind = "batchnorm"
+
+    def __post_init__(self):
+        _rate("momentum", self.momentum)
+        _check(self.epsilon > 0, "epsilon", "a float > 0", self.epsilon)
+
+
+@dataclass(frozen=True)
+class Augmentation:
+    """Random rotation (degrees), shifts (fraction of size) and horizontal flip, as model layers.
+
+    `flip = "auto"` flips only where the dataset's labels survive a mirror image (CIFAR-10);
+    `true` forces the tutorial's exact policy (it flips digits too), `false` never flips.
+    """
+    rotation: float = 20.0
+    shift: float = 0.2
+    flip: str | bool = "auto"
+    kind = "augmentation"
+
+    def __post_init__(self):
+        _check(0.0 <= self.rotation <= 180.0, "rotation", "degrees in [0, 180]", self.rotation)
+        _check(0.0 <= self.shift < 1.0, "shift", "a float in [0, 1)", self.shift)
+        _one_of("flip", self.flip, ("auto", True, False))
+
+
+@dataclass(frozen=True)
+class EarlyStopping:
+    """Keras EarlyStopping on the validation cross-entropy (not the penalized val_loss)."""
+    patience: int = 5
+    min_delta: float = 0.0
+    restore_best_weights: bool = False
+    kind = "early_stopping"
+
+    def __post_init__(self):
+        _check(isinstance(self.patience, int) and self.patience >= 0, "patience",
+               "an integer >= 0", self.patience)
+        _non_negative("min_delta", self.min_delta)
+
+
+@dataclass(frozen=True)
+class MaxNorm:
+    """Each unit's incoming weight vector is projected onto ||w||_2 <= c after every update."""
+    c: float = 3.0
+    kind = "max_norm"
+
+    def __post_init__(self):
+        _check(self.c > 0 and math.isfinite(self.c), "c", "a finite float > 0", self.c)
+
+
+TECHNIQUES: dict[str, type] = {
+    cls.kind: cls for cls in (L1, L2, L1L2, Dropout, BatchNorm, Augmentation, EarlyStopping,
+                              MaxNorm)
+}
+NONE = "none"  # the label of the arm without any technique
+
+# Pairs that cannot sit in one arm: both would set the same thing twice.
+CONFLICTS = {
+    frozenset({"l1_l2", "l1"}): "`l1_l2` already holds an L1 term; use `l1_l2` or `l1`",
+    frozenset({"l1_l2", "l2"}): "`l1_l2` already holds an L2 term; use `l1_l2` or `l2`",
+}
+
+
+# --- model and training settings -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Model:
+    """`mlp`: Flatten -> Dense(hidden...) -> Dense(classes). `cnn`: conv blocks, then a Dense."""
+    name: str = "mlp"
+    hidden: tuple[int, ...] = (64,)
+    activation: str = "relu"
+    filters: tuple[int, ...] = (32, 64)
+
+    def __post_init__(self):
+        _one_of("name", self.name, ("mlp", "cnn"))
+        _one_of("activation", self.activation, ("relu", "sigmoid", "tanh", "elu", "gelu"))
+        object.__setattr__(self, "hidden", tuple(self.hidden))
+        object.__setattr__(self, "filters", tuple(self.filters))
+        _check(len(self.hidden) > 0 and all(isinstance(h, int) and h > 0 for h in self.hidden),
+               "hidden", "a non-empty list of positive integers", list(self.hidden))
+        _check(all(isinstance(f, int) and f > 0 for f in self.filters),
+               "filters", "a list of positive integers", list(self.filters))
+
+
+@dataclass(frozen=True)
+class Training:
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    momentum: float = 0.0          # SGD only
+    batch_size: int = 32
+    epochs: int = 20
+    validation_fraction: float = 0.1   # carved from the training set; never the test set
+    train_subset: int = 0          # 0: the whole (post-split) training set
+
+    def __post_init__(self):
+        _one_of("optimizer", self.optimizer, ("adam", "sgd", "rmsprop"))
+        _check(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate",
+               "a finite float > 0", self.learning_rate)
+        _rate("momentum", self.momentum)
+        _positive_int("batch_size", self.batch_size)
+        _positive_int("epochs", self.epochs)
+        _check(0.0 < self.validation_fraction < 1.0, "validation_fraction",
+               "a float in (0, 1)", self.validation_fraction)
+        _check(isinstance(self.train_subset, int) and self.train_subset >= 0, "train_subset",
+               "an integer >= 0 (0 = all)", self.train_subset)
+
+
+# --- construction from plain data ------------------------------------------------------------
+
+def from_dict(cls: type, data: dict, where: str) -> Any:
+    """Build a settings object from a plain dict; any problem is a one-line RegbenchError.
+
+    `where` names the place in the input (e.g. "study.toml: techniques.dropout").
+    """
+    if not isinstance(data, dict):
+        raise RegbenchError(f"{where}: expected a table, got {type(data).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise RegbenchError(f"{where}: unknown key `{unknown[0]}`. "
+                            f"Valid keys: {', '.join(fields)}")
+    values = {}
+    for name, value in data.items():
+        values[name] = _coerce(value, fields[name], f"{where}.{name}")
+    try:
+        return cls(**values)
+    except (ValueError, TypeError) as error:
+        raise RegbenchError(f"{where}: {error}") from None
+
+
+def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
+    """Accept TOML's natural types for a field: int for float, list for tuple."""
+    default = f.default if f.default is not dataclasses.MISSING else None
+    if isinstance(default, bool) or f.type in ("bool",):
+        if not isinstance(value, bool):
+            raise RegbenchError(f"{where}: expected true or false, got {value!r}")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise RegbenchError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RegbenchError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if isinstance(default, tuple):
+        if not isinstance(value, list):
+            raise RegbenchError(f"{where}: expected a list, got {value!r}")
+        return tuple(value)
+    if isinstance(default, str) and f.type == "str" and not isinstance(value, str):
+        raise RegbenchError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def technique_from_dict(kind: str, params: dict, where: str) -> Any:
+    if kind not in TECHNIQUES:
+        raise RegbenchError(f"{where}: unknown technique `{kind}`. "
+                            f"Valid techniques: {', '.join(TECHNIQUES)}")
+    return from_dict(TECHNIQUES[kind], params, where)
+
+
+def to_dict(settings: Any) -> dict:
+    """Plain-data form (tuples become lists) used for keys, rows and round trips."""
+    out = dataclasses.asdict(settings)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def check_combination(techniques: list, where: str) -> None:
+    """An arm may combine any techniques except the same kind twice or a listed conflict."""
+    kinds = [t.kind for t in techniques]
+    for kind in set(kinds):
+        if kinds.count(kind) > 1:
+            raise RegbenchError(f"{where}: technique `{kind}` appears twice in one arm")
+    for pair, reason in CONFLICTS.items():
+        if pair <= set(kinds):
+            raise RegbenchError(f"{where}: conflicting techniques: {reason}")
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A named set of techniques; `label` joins technique labels with `+`, `none` if empty."""
+    label: str
+    techniques: tuple = field(default=())
+
+    def get(self, kind: str):
+        """The technique of this kind in the arm, or None."""
+        return next((t for t in self.techniques if t.kind == kind), None)

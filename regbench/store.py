@@ -1,0 +1,80 @@
+"""Append-only results store: one JSON line per trained cell, keyed by the cell's content hash.
+
+`pandas.read_json(path, lines=True)` reads it directly. Appends take an exclusive lock and
+write each row with a single write, then fsync, so concurrent runners never interleave and a
+finished row survives a crash. A process killed in the middle of a write can leave at most one
+partial last line; readers skip it and the next append cuts it off before writing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+FINISHED = ("ok", "diverged")  # statuses that count as done; "failed" is retried on request
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield fd
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def append(path: str | Path, row: dict) -> None:
+    """Add one row. The row is complete on disk when this returns."""
+    line = (json.dumps(row, allow_nan=True, separators=(",", ":")) + "\n").encode()
+    with _locked(Path(path)) as fd:
+        size = os.lseek(fd, 0, os.SEEK_END)
+        if size:
+            end = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
+            if not end.endswith(b"\n"):  # a killed writer's partial line: drop it
+                os.ftruncate(fd, size - (len(end) - end.rfind(b"\n") - 1))
+                os.lseek(fd, 0, os.SEEK_END)
+        os.write(fd, line)
+        os.fsync(fd)
+
+
+def read_rows(path: str | Path) -> list[dict]:
+    """All complete rows, in the order they were written. A missing store has none."""
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return []
+    rows = []
+    for line in data.split(b"\n"):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # the partial last line of a killed writer
+    return rows
+
+
+def finished_keys(path: str | Path, retry_failed: bool = False) -> set[str]:
+    """Keys of cells that need no training. Failed cells count unless `retry_failed`."""
+    done = set()
+    for row in read_rows(path):
+        if row.get("status") in FINISHED or not retry_failed:
+            done.add(row["key"])
+    return done
+
+
+def latest(rows: list[dict]) -> list[dict]:
+    """The newest row per key: a retried cell replaces its failed row."""
+    return list({row["key"]: row for row in rows}.values())
+
+
+def load(path: str | Path) -> pd.DataFrame:
+    """The store as a DataFrame, one row per cell (newest attempt)."""
+    return pd.DataFrame(latest(read_rows(path)))

@@ -1,0 +1,232 @@
+"""Study file (TOML) -> the list of cells to train. Pure: no Keras, no data.
+
+A cell is one (dataset, arm, seed) with its model and training settings; its `key` is a
+content hash of everything that determines its result, so a store can tell finished cells
+from new ones whatever the study file is called or how its arms are labelled.
+
+Designs over the study's techniques T (in file order):
+- explicit:       the arms listed in `design.arms` ("none", "l1", "l2+dropout", ...)
+- one_at_a_time:  none, then each technique alone
+- leave_one_out:  all of T, then T without each one in turn
+- factorial:      every subset of T (2^|T| arms), smallest first
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from regbench.errors import RegbenchError
+from regbench.recipe import (NONE, TECHNIQUES, Arm, Model, Training, check_combination,
+                             from_dict, technique_from_dict, to_dict)
+
+DESIGNS = ("explicit", "one_at_a_time", "leave_one_out", "factorial")
+DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
+STUDY_KEYS = ("name", "description", "datasets", "seeds", "model", "training", "techniques",
+              "design")
+KEY_VERSION = 1  # bump when training code changes what a cell's result is
+
+
+@dataclass(frozen=True)
+class Cell:
+    study: str
+    dataset: str
+    model: Model
+    training: Training
+    arm: Arm
+    seed: int
+
+    def spec(self) -> dict:
+        """Everything that determines the result, as plain data."""
+        return {
+            "dataset": self.dataset,
+            "model": to_dict(self.model),
+            "training": to_dict(self.training),
+            "techniques": {t.kind: to_dict(t) for t in
+                           sorted(self.arm.techniques, key=lambda t: t.kind)},
+            "seed": self.seed,
+            "key_version": KEY_VERSION,
+        }
+
+    @property
+    def key(self) -> str:
+        canonical = json.dumps(self.spec(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class Study:
+    name: str
+    path: str
+    description: str
+    datasets: tuple[str, ...]
+    seeds: tuple[int, ...]
+    model: Model
+    training: Training
+    arms: tuple[Arm, ...]
+
+    def cells(self) -> list[Cell]:
+        """Seed-major order: an interrupted study has whole seeds, balanced across arms."""
+        return [Cell(self.name, dataset, self.model, self.training, arm, seed)
+                for dataset in self.datasets for seed in self.seeds for arm in self.arms]
+
+    def with_overrides(self, seeds: int | None = None, epochs: int | None = None,
+                       train_subset: int | None = None) -> Study:
+        """Command-line overrides: the first `seeds` seeds, other epochs or training size."""
+        study = self
+        if seeds is not None:
+            if seeds < 1:
+                raise RegbenchError(f"--seeds: expected an integer >= 1, got {seeds}")
+            study = replace(study, seeds=tuple(range(seeds)) if seeds > len(self.seeds)
+                            else self.seeds[:seeds])
+        changes = {k: v for k, v in (("epochs", epochs), ("train_subset", train_subset))
+                   if v is not None}
+        if changes:
+            try:
+                study = replace(study, training=replace(study.training, **changes))
+            except ValueError as error:
+                flag = "--" + next(iter(changes)).replace("_", "-")
+                raise RegbenchError(f"{flag}: {error}") from None
+        return study
+
+
+def load_study(path: str | Path) -> Study:
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as error:
+        raise RegbenchError(f"{path}: cannot read study file ({error.strerror})") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise RegbenchError(f"{path}: malformed TOML: {error}") from None
+    return parse_study(data, str(path), default_name=path.stem)
+
+
+def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
+    unknown = sorted(set(data) - set(STUDY_KEYS))
+    if unknown:
+        raise RegbenchError(f"{where}: unknown key `{unknown[0]}`. "
+                            f"Valid keys: {', '.join(STUDY_KEYS)}")
+    name = data.get("name", default_name)
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-." for c in name):
+        raise RegbenchError(f"{where}: name: expected letters, digits, '_', '-' or '.', "
+                            f"got {name!r}")
+    return Study(
+        name=name,
+        path=where,
+        description=str(data.get("description", "")),
+        datasets=_datasets(data.get("datasets"), where),
+        seeds=_seeds(data.get("seeds", 5), where),
+        model=from_dict(Model, data.get("model", {}), f"{where}: model"),
+        training=from_dict(Training, data.get("training", {}), f"{where}: training"),
+        arms=_arms(data.get("techniques", {}), data.get("design", {}), where),
+    )
+
+
+def _datasets(value, where: str) -> tuple[str, ...]:
+    if value is None:
+        raise RegbenchError(f"{where}: missing key `datasets` (one or more of "
+                            f"{', '.join(DATASET_NAMES)})")
+    names = [value] if isinstance(value, str) else value
+    if not isinstance(names, list) or not names:
+        raise RegbenchError(f"{where}: datasets: expected a non-empty list of names")
+    for name in names:
+        if name not in DATASET_NAMES:
+            raise RegbenchError(f"{where}: datasets: unknown dataset `{name}`. "
+                                f"Valid datasets: {', '.join(DATASET_NAMES)}")
+    return tuple(dict.fromkeys(names))
+
+
+def _seeds(value, where: str) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if value < 1:
+            raise RegbenchError(f"{where}: seeds: expected a count >= 1, got {value}")
+        return tuple(range(value))
+    if (isinstance(value, list) and value and len(set(value)) == len(value)
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)):
+        return tuple(value)
+    raise RegbenchError(f"{where}: seeds: expected a count or a list of distinct integers "
+                        f">= 0, got {value!r}")
+
+
+def _techniques(table, where: str) -> dict:
+    """Label -> technique. A label is a technique name, or any name with `type = "<kind>"`."""
+    if not isinstance(table, dict):
+        raise RegbenchError(f"{where}: techniques: expected a table of techniques")
+    techniques = {}
+    for label, params in table.items():
+        place = f"{where}: techniques.{label}"
+        if not isinstance(params, dict):
+            raise RegbenchError(f"{place}: expected a table of parameters")
+        params = dict(params)
+        kind = params.pop("type", label)
+        if label == NONE or "+" in label:
+            raise RegbenchError(f"{place}: a technique label cannot be `none` or contain `+`")
+        techniques[label] = technique_from_dict(kind, params, place)
+    return techniques
+
+
+def _arms(table, design, where: str) -> tuple[Arm, ...]:
+    techniques = _techniques(table, where)
+    if not isinstance(design, dict):
+        raise RegbenchError(f"{where}: design: expected a table")
+    unknown = sorted(set(design) - {"kind", "arms"})
+    if unknown:
+        raise RegbenchError(f"{where}: design: unknown key `{unknown[0]}`. Valid keys: kind, arms")
+    kind = design.get("kind", "explicit" if "arms" in design else "one_at_a_time")
+    if kind not in DESIGNS:
+        raise RegbenchError(f"{where}: design.kind: unknown design `{kind}`. "
+                            f"Valid designs: {', '.join(DESIGNS)}")
+    if kind == "explicit":
+        labels = design.get("arms")
+        if not isinstance(labels, list) or not labels or not all(
+                isinstance(x, str) for x in labels):
+            raise RegbenchError(f"{where}: design.arms: expected a non-empty list of arm "
+                                f"labels such as \"none\" or \"l2+dropout\"")
+        combos = [_parse_label(label, techniques, where) for label in labels]
+    else:
+        if "arms" in design:
+            raise RegbenchError(f"{where}: design.arms: only for kind = \"explicit\"")
+        if not techniques:
+            raise RegbenchError(f"{where}: design `{kind}` needs a [techniques] table")
+        combos = _generate(kind, list(techniques))
+    arms = []
+    seen = {}
+    for combo in combos:
+        arm = Arm("+".join(combo) or NONE, tuple(techniques.get(x) or TECHNIQUES[x]()
+                                                 for x in combo))
+        check_combination(list(arm.techniques), f"{where}: arm `{arm.label}`")
+        signature = frozenset(json.dumps([t.kind, to_dict(t)], sort_keys=True)
+                              for t in arm.techniques)
+        if signature in seen:
+            raise RegbenchError(f"{where}: arms `{seen[signature]}` and `{arm.label}` "
+                                f"are the same set of techniques")
+        seen[signature] = arm.label
+        arms.append(arm)
+    return tuple(arms)
+
+
+def _parse_label(label: str, techniques: dict, where: str) -> tuple[str, ...]:
+    if label == NONE:
+        return ()
+    parts = tuple(label.split("+"))
+    for part in parts:
+        if part not in techniques and part not in TECHNIQUES:
+            valid = ", ".join(dict.fromkeys([NONE, *techniques, *TECHNIQUES]))
+            raise RegbenchError(f"{where}: design.arms: unknown technique `{part}` in arm "
+                                f"`{label}`. Valid names: {valid}")
+    return parts
+
+
+def _generate(kind: str, labels: list[str]) -> list[tuple[str, ...]]:
+    if kind == "one_at_a_time":
+        return [()] + [(x,) for x in labels]
+    if kind == "leave_one_out":
+        return [tuple(labels)] + [tuple(x for x in labels if x != left) for left in labels]
+    return [combo for size in range(len(labels) + 1)
+            for combo in itertools.combinations(labels, size)]

@@ -1,0 +1,59 @@
+"""Per-arm summaries of stored rows: n and mean ± std of the headline metrics."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+HEADLINE = {  # column -> heading
+    "test_acc": "test acc",
+    "gap_acc": "gap (acc)",
+    "gap_xent": "gap (xent)",
+    "sparsity_lt_1e-3": "|w|<1e-3",
+    "sparsity_zero": "w==0",
+    "epochs_run": "epochs",
+}
+GROUP = ["problem", "arm"]
+
+
+def summarize(rows: pd.DataFrame, columns=tuple(HEADLINE)) -> pd.DataFrame:
+    """One row per (problem, arm) in order of first appearance: n, mean and std per column.
+
+    Only cells with status `ok` count; the others are tallied in `diverged` and `failed`.
+    """
+    if rows.empty:
+        return pd.DataFrame()
+    status = rows.get("status", pd.Series("ok", index=rows.index))
+    ok = rows[status == "ok"]
+    order = rows[GROUP].drop_duplicates()
+    stats = ok.groupby(GROUP, sort=False)[list(columns)].agg(["mean", "std"])
+    stats.columns = [f"{c}_{s}" for c, s in stats.columns]
+    counts = rows.assign(status=status).groupby(GROUP, sort=False)["status"].value_counts()
+    counts = counts.unstack(fill_value=0)
+    out = order.merge(stats.reset_index(), on=GROUP, how="left")
+    out.insert(2, "n", [int(counts.loc[tuple(g)].get("ok", 0)) for g in order.values])
+    for name in ("diverged", "failed"):
+        out[name] = [int(counts.loc[tuple(g)].get(name, 0)) for g in order.values]
+    return out
+
+
+def _mean_std(mean: float, std: float, digits: int) -> str:
+    if pd.isna(mean):
+        return "-"
+    return f"{mean:.{digits}f} ± {0.0 if pd.isna(std) else std:.{digits}f}"
+
+
+def format_table(summary: pd.DataFrame, columns=tuple(HEADLINE)) -> str:
+    """A plain-text table: mean ± std per metric, one line per arm."""
+    if summary.empty:
+        return "no results yet"
+    headers = ["problem", "arm", "n", *[HEADLINE.get(c, c) for c in columns], "notes"]
+    body = []
+    for _, r in summary.iterrows():
+        row = [r["problem"], r["arm"], str(r["n"])]
+        row += [_mean_std(r[f"{c}_mean"], r[f"{c}_std"], 1 if c == "epochs_run" else 4)
+                for c in columns]
+        row.append(", ".join(f"{r[k]} {k}" for k in ("diverged", "failed") if r[k]))
+        body.append(row)
+    widths = [max(len(row[i]) for row in [headers, *body]) for i in range(len(headers))]
+    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
+                     for row in [headers, ["-" * w for w in widths], *body])
