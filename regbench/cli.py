@@ -48,6 +48,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # TensorFlow's C++ start-up chatter is not for users; set before it is imported.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     try:
         return {"run": cmd_run, "list": cmd_list, "show": cmd_show}[args.command](args)
@@ -161,7 +163,8 @@ class Progress:
 
     def _name(self) -> str:
         c = self.cell
-        return f"[{self.done + 1}/{self.total}] {c.dataset} {c.model.name} {c.arm.label} seed={c.seed}"
+        return (f"[{self.done + 1}/{self.total}] {c.dataset} {c.model.name} {c.arm.label} "
+                f"seed={c.seed}")
 
     def start(self, cell) -> None:
         self.cell, self.cell_began = cell, time.monotonic()

@@ -197,7 +197,7 @@ def split(x, y, validation_fraction: float, seed: int) -> tuple:
     not modified. Exactly `round(len(y) * validation_fraction)` examples are held out, each
     class contributing its proportional share (within one). Same seed, same split.
     """
-    y = np.asarray(y)
+    x, y = np.asarray(x), np.asarray(y)
     if y.ndim != 1 or len(x) != len(y):
         raise DataError(f"split: need 1-D labels matching x, got x {len(x)}, y {y.shape}")
     n = len(y)

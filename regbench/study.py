@@ -21,8 +21,17 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from regbench.errors import RegbenchError
-from regbench.recipe import (NONE, TECHNIQUES, Arm, Model, Training, check_combination,
-                             from_dict, technique_from_dict, to_dict)
+from regbench.recipe import (
+    NONE,
+    TECHNIQUES,
+    Arm,
+    Model,
+    Training,
+    check_combination,
+    from_dict,
+    technique_from_dict,
+    to_dict,
+)
 
 DESIGNS = ("explicit", "one_at_a_time", "leave_one_out", "factorial")
 DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")

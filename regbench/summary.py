@@ -13,6 +13,7 @@ HEADLINE = {  # column -> heading
     "epochs_run": "epochs",
 }
 GROUP = ["problem", "arm"]
+BUDGET = ["epochs", "train_subset", "batch_size", "learning_rate"]  # split groups if they vary
 
 
 def summarize(rows: pd.DataFrame, columns=tuple(HEADLINE)) -> pd.DataFrame:
@@ -22,18 +23,24 @@ def summarize(rows: pd.DataFrame, columns=tuple(HEADLINE)) -> pd.DataFrame:
     """
     if rows.empty:
         return pd.DataFrame()
+    group = group_columns(rows)
     status = rows.get("status", pd.Series("ok", index=rows.index))
     ok = rows[status == "ok"]
-    order = rows[GROUP].drop_duplicates()
-    stats = ok.groupby(GROUP, sort=False)[list(columns)].agg(["mean", "std"])
+    order = rows[group].drop_duplicates()
+    stats = ok.groupby(group, sort=False)[list(columns)].agg(["mean", "std"])
     stats.columns = [f"{c}_{s}" for c, s in stats.columns]
-    counts = rows.assign(status=status).groupby(GROUP, sort=False)["status"].value_counts()
+    counts = rows.assign(status=status).groupby(group, sort=False)["status"].value_counts()
     counts = counts.unstack(fill_value=0)
-    out = order.merge(stats.reset_index(), on=GROUP, how="left")
-    out.insert(2, "n", [int(counts.loc[tuple(g)].get("ok", 0)) for g in order.values])
+    out = order.merge(stats.reset_index(), on=group, how="left")
+    out.insert(len(group), "n", [int(counts.loc[tuple(g)].get("ok", 0)) for g in order.values])
     for name in ("diverged", "failed"):
         out[name] = [int(counts.loc[tuple(g)].get(name, 0)) for g in order.values]
     return out
+
+
+def group_columns(rows: pd.DataFrame) -> list[str]:
+    """(problem, arm), plus any budget setting that differs between rows of the store."""
+    return GROUP + [c for c in BUDGET if c in rows and rows[c].nunique(dropna=False) > 1]
 
 
 def _mean_std(mean: float, std: float, digits: int) -> str:
@@ -46,10 +53,11 @@ def format_table(summary: pd.DataFrame, columns=tuple(HEADLINE)) -> str:
     """A plain-text table: mean ± std per metric, one line per arm."""
     if summary.empty:
         return "no results yet"
-    headers = ["problem", "arm", "n", *[HEADLINE.get(c, c) for c in columns], "notes"]
+    group = summary.columns[:list(summary.columns).index("n")].tolist()
+    headers = [*group, "n", *[HEADLINE.get(c, c) for c in columns], "notes"]
     body = []
     for _, r in summary.iterrows():
-        row = [r["problem"], r["arm"], str(r["n"])]
+        row = [str(r[g]) for g in group] + [str(r["n"])]
         row += [_mean_std(r[f"{c}_mean"], r[f"{c}_std"], 1 if c == "epochs_run" else 4)
                 for c in columns]
         row.append(", ".join(f"{r[k]} {k}" for k in ("diverged", "failed") if r[k]))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import functools
 import math
-import os
 import time
 
 import numpy as np
@@ -31,10 +30,14 @@ STEPS_PER_EXECUTION = 64  # fewer Python round trips per epoch; epoch-level call
 
 def configure(deterministic: bool = True) -> None:
     """Process-wide settings, before any model is built."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
-    if deterministic and keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # per-cell retracing notices are expected
+    if deterministic:
         tf.config.experimental.enable_op_determinism()
 
 
@@ -49,8 +52,10 @@ def prepare(cell: Cell, data_dir: str | None = None) -> dict:
     t = cell.training
     x_fit, y_fit, x_val, y_val = data.split(arrays.x_train, arrays.y_train,
                                             t.validation_fraction, cell.seed)
-    if t.train_subset:
-        x_fit, y_fit = x_fit[:t.train_subset], y_fit[:t.train_subset]
+    if t.train_subset:  # a random subset per seed, the same for every arm at that seed
+        pick = np.sort(np.random.default_rng([cell.seed, 1]).permutation(len(x_fit))
+                       [:t.train_subset])
+        x_fit, y_fit = x_fit[pick], y_fit[pick]
     scale = np.float32(1 / 255)
     return {
         "fit": (x_fit.astype(np.float32) * scale, y_fit.astype(np.int32)),
@@ -60,21 +65,19 @@ def prepare(cell: Cell, data_dir: str | None = None) -> dict:
     }
 
 
-def epoch_orders(n: int, epochs: int, seed: int) -> np.ndarray:
-    """(epochs, n) example order; depends only on (seed, epoch), never on the arm."""
-    return np.stack([np.random.default_rng([seed, epoch]).permutation(n)
-                     for epoch in range(epochs)])
+def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
+    """The example order of one epoch; depends only on (seed, epoch), never on the arm."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
 
 
-def training_batches(x: np.ndarray, y: np.ndarray, batch_size: int, epochs: int, seed: int):
-    """A tf.data stream of every epoch's batches in the fixed order, in sequence."""
+def epoch_batches(x, y, batch_size: int, seed: int, epoch: int):
+    """One epoch of batches in the fixed order, gathered from tensors held once in memory."""
     import tensorflow as tf
 
-    xs, ys = tf.constant(x), tf.constant(y)
-    orders = tf.data.Dataset.from_tensor_slices(epoch_orders(len(x), epochs, seed))
-    batches = orders.flat_map(lambda order: tf.data.Dataset.from_tensor_slices(order)
-                              .batch(batch_size))
-    return batches.map(lambda idx: (tf.gather(xs, idx), tf.gather(ys, idx))).prefetch(4)
+    order = tf.data.Dataset.from_tensor_slices(epoch_order(len(x), seed, epoch))
+    return (order.batch(batch_size)
+            .map(lambda idx: (tf.gather(x, idx), tf.gather(y, idx)))
+            .prefetch(4))
 
 
 def make_optimizer(training):
@@ -100,35 +103,54 @@ def compile_model(net, training) -> None:
     )
 
 
-def _callbacks(cell: Cell, on_epoch):
+def fit_epochs(net, cell: Cell, sets: dict, on_epoch=None) -> dict:
+    """Train epoch by epoch: one `fit` call per epoch, each on that epoch's own batches.
+
+    One call per epoch keeps epochs aligned with passes over the data even when
+    `steps_per_execution` does not divide the number of batches. Keras's own EarlyStopping is
+    driven by hand across the calls, so its semantics (patience, stopped epoch, restoring the
+    best weights) are exactly Keras's.
+    """
     import keras
+    import tensorflow as tf
 
-    class Watch(keras.callbacks.Callback):
-        """Epoch wall times, divergence (non-finite loss) and progress reports."""
-
-        def __init__(self):
-            super().__init__()
-            self.epoch_s, self.diverged_at, self._start = [], None, 0.0
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.epoch_s.append(time.perf_counter() - self._start)
-            if not math.isfinite(logs.get("loss", 0.0)):
-                self.diverged_at = epoch + 1
-                self.model.stop_training = True
-            if on_epoch:
-                on_epoch(epoch + 1, cell.training.epochs, logs)
-
-    watch = Watch()
-    callbacks = [watch]
-    stopping = cell.arm.get("early_stopping")
-    if stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(
-            monitor="val_xent", mode="min", patience=stopping.patience,
-            min_delta=stopping.min_delta, restore_best_weights=stopping.restore_best_weights))
-    return watch, callbacks
+    t = cell.training
+    x_fit, y_fit = (tf.constant(a) for a in sets["fit"])
+    settings = cell.arm.get("early_stopping")
+    stopper = None
+    if settings:
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="val_xent", mode="min", patience=settings.patience,
+            min_delta=settings.min_delta, restore_best_weights=settings.restore_best_weights)
+        stopper.set_model(net)
+        stopper.on_train_begin()
+    history, epoch_s, diverged_at = {}, [], None
+    for epoch in range(t.epochs):
+        began = time.perf_counter()
+        logs = net.fit(epoch_batches(x_fit, y_fit, t.batch_size, cell.seed, epoch),
+                       validation_data=sets["val"], validation_batch_size=EVAL_BATCH,
+                       epochs=1, verbose=0).history
+        epoch_s.append(time.perf_counter() - began)
+        logs = {k: float(v[-1]) for k, v in logs.items()}
+        for k, v in logs.items():
+            history.setdefault(k, []).append(v)
+        if on_epoch:
+            on_epoch(epoch + 1, t.epochs, logs)
+        if not math.isfinite(logs["loss"]):
+            diverged_at = epoch + 1
+            break
+        if stopper:
+            stopper.on_epoch_end(epoch, logs)
+            if net.stop_training:
+                break
+    if stopper:
+        stopper.on_train_end()
+    return {
+        "history": history,
+        "epoch_s": epoch_s,
+        "diverged_epoch": diverged_at,
+        "stopped_epoch": stopper.stopped_epoch + 1 if stopper and stopper.stopped_epoch else None,
+    }
 
 
 def run_cell(cell: Cell, data_dir: str | None = None, deterministic: bool = True,
@@ -140,34 +162,27 @@ def run_cell(cell: Cell, data_dir: str | None = None, deterministic: bool = True
 
     info = data.DATASETS[cell.dataset]
     sets = prepare(cell, data_dir)
-    x_fit, y_fit = sets["fit"]
-    t = cell.training
+    x_fit = sets["fit"][0]
     keras.utils.set_random_seed(cell.seed)
     net = build_model(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
                       flip_ok=info.flip_ok)
-    compile_model(net, t)
-    watch, callbacks = _callbacks(cell, on_epoch)
-    steps = math.ceil(len(x_fit) / t.batch_size)
+    compile_model(net, cell.training)
 
     started = time.perf_counter()
-    history = net.fit(training_batches(x_fit, y_fit, t.batch_size, t.epochs, cell.seed),
-                      epochs=t.epochs, steps_per_epoch=steps, validation_data=sets["val"],
-                      validation_batch_size=EVAL_BATCH, callbacks=callbacks, verbose=0)
+    fitted = fit_epochs(net, cell, sets, on_epoch)
     fit_s = time.perf_counter() - started
 
-    history = {k: [float(v) for v in vs] for k, vs in history.history.items()}
-    history["epoch_s"] = watch.epoch_s
+    history = fitted["history"] | {"epoch_s": fitted["epoch_s"]}
     evaluation = {name: net.evaluate(*sets[name], batch_size=EVAL_BATCH, verbose=0,
                                      return_dict=True)
                   for name in ("fit", "val", "test")}
     weights = kernels(net)
     penalty = float(sum(float(keras.ops.convert_to_numpy(p)) for p in net.losses))
-    stopper = callbacks[1] if len(callbacks) > 1 else None
 
     row = _identity(cell, deterministic)
     row.update({
-        "status": "diverged" if watch.diverged_at else "ok",
-        "diverged_epoch": watch.diverged_at,
+        "status": "diverged" if fitted["diverged_epoch"] else "ok",
+        "diverged_epoch": fitted["diverged_epoch"],
         "n_fit": len(x_fit), "n_val": len(sets["val"][1]), "n_test": len(sets["test"][1]),
     })
     for split, name in (("fit", "train"), ("val", "val"), ("test", "test")):
@@ -181,14 +196,13 @@ def run_cell(cell: Cell, data_dir: str | None = None, deterministic: bool = True
     row.update({
         "epochs_run": epochs_run,
         "best_epoch": int(np.nanargmin(val_xent)) + 1 if val_xent else None,
-        "stopped_epoch": (stopper.stopped_epoch + 1) if stopper and stopper.stopped_epoch
-        else None,
+        "stopped_epoch": fitted["stopped_epoch"],
     })
     row.update(_weight_metrics(weights, cell.model.name))
-    steady = watch.epoch_s[1:] or watch.epoch_s
+    steady = fitted["epoch_s"][1:] or fitted["epoch_s"]
     row.update({
         "fit_s": fit_s,
-        "first_epoch_s": watch.epoch_s[0] if watch.epoch_s else None,
+        "first_epoch_s": fitted["epoch_s"][0] if fitted["epoch_s"] else None,
         "epoch_s": float(np.median(steady)) if steady else None,
         "examples_per_s": len(x_fit) * epochs_run / fit_s if fit_s else None,
         "history": history,
