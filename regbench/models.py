@@ -117,7 +117,7 @@ def build_model(model: Model, arm: Arm, input_shape: tuple, classes: int, seed: 
         layers += _after_hidden(arm, seed, i, dense=True)
     layers.append(keras.layers.Dense(classes, activation="softmax",
                                      **_weight_args(arm, seed, "output", is_output=True)))
-    return keras.Sequential(layers, name=f"{model.name}_{arm.label}")
+    return keras.Sequential(layers, name=model.name)
 
 
 def kernels(net: keras.Model) -> dict:

@@ -129,7 +129,7 @@ def fit_epochs(net, cell: Cell, sets: dict, on_epoch=None) -> dict:
         began = time.perf_counter()
         logs = net.fit(epoch_batches(x_fit, y_fit, t.batch_size, cell.seed, epoch),
                        validation_data=sets["val"], validation_batch_size=EVAL_BATCH,
-                       epochs=1, verbose=0).history
+                       epochs=1, shuffle=False, verbose=0).history
         epoch_s.append(time.perf_counter() - began)
         logs = {k: float(v[-1]) for k, v in logs.items()}
         for k, v in logs.items():
