@@ -97,16 +97,21 @@ def _train(todo, path, args, progress) -> None:
     train.configure(deterministic)
     data_dir = args.data_dir or os.environ.get("REGBENCH_DATA_DIR")
     for cell in todo:
-        progress.start(cell)
-        try:
-            row = train.run_cell(cell, data_dir=data_dir, deterministic=deterministic,
-                                 on_epoch=progress.epoch)
-        except RegbenchError:
-            raise
-        except Exception as error:  # one broken cell must not stop the study
-            row = train.failed_row(cell, error, deterministic)
-        store.append(path, row)
-        progress.finish(row)
+        with store.claim(path, cell.key) as mine:
+            # Another runner on this store may hold the cell, or have finished it meanwhile.
+            if not mine or cell.key in store.finished_keys(path, args.retry_failed):
+                progress.skip(cell)
+                continue
+            progress.start(cell)
+            try:
+                row = train.run_cell(cell, data_dir=data_dir, deterministic=deterministic,
+                                     on_epoch=progress.epoch)
+            except RegbenchError:
+                raise
+            except Exception as error:  # one broken cell must not stop the study
+                row = train.failed_row(cell, error, deterministic)
+            store.append(path, row)
+            progress.finish(row)
 
 
 def cmd_list(args) -> int:
@@ -165,6 +170,9 @@ class Progress:
         c = self.cell
         return (f"[{self.done + 1}/{self.total}] {c.dataset} {c.model.name} {c.arm.label} "
                 f"seed={c.seed}")
+
+    def skip(self, cell) -> None:
+        self.total -= 1  # trained by another runner
 
     def start(self, cell) -> None:
         self.cell, self.cell_began = cell, time.monotonic()

@@ -78,3 +78,25 @@ def latest(rows: list[dict]) -> list[dict]:
 def load(path: str | Path) -> pd.DataFrame:
     """The store as a DataFrame, one row per cell (newest attempt)."""
     return pd.DataFrame(latest(read_rows(path)))
+
+
+@contextlib.contextmanager
+def claim(path: str | Path, key: str):
+    """Hold the right to train cell `key` while the block runs; yields False if taken.
+
+    Runners on one store (other processes, other machines on a shared file system with flock)
+    claim a cell before training it, so each cell is trained once. The claim is an advisory
+    lock that the OS drops when its holder dies: a killed runner's cell is free again at once.
+    """
+    claims = Path(f"{path}.claims")
+    claims.mkdir(parents=True, exist_ok=True)
+    fd = os.open(claims / key, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
+    finally:
+        os.close(fd)

@@ -1,0 +1,210 @@
+"""Pure statistics over per-seed results: intervals, paired tests, multiplicity, effects.
+
+Data convention: a metric for one arm is a 1-D array over seeds; paired arrays are aligned by
+seed (element i of both came from the same seed, hence the same split, data order and shared
+initial weights). A design is a list of arm labels, each a `+`-joined set of technique labels
+(`none` is the empty set). Everything here is deterministic: resampling uses a fixed seed.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+ALPHA = 0.05
+CONFIDENCE = 0.95
+BOOTSTRAP_RESAMPLES = 9999
+BOOTSTRAP_SEED = 0  # fixed so that regenerating a report gives identical tables
+PERMUTATION_RESAMPLES = 100_000  # exact (all 2^n sign flips) up to n = 16 pairs
+NONE = "none"
+
+
+def describe(x, confidence: float = CONFIDENCE) -> dict[str, float]:
+    """n, mean, sample std (ddof=1) and Student-t interval of the mean of a 1-D array.
+
+    NaNs are dropped. With n < 2 the std and interval are NaN.
+    """
+    x = _finite(x)
+    n = len(x)
+    out = {"n": n, "mean": float(np.mean(x)) if n else math.nan,
+           "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    if n >= 2:
+        from scipy import stats
+
+        std = float(np.std(x, ddof=1))
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * std / math.sqrt(n)
+        out.update(std=std, ci_low=out["mean"] - half, ci_high=out["mean"] + half)
+    return out
+
+
+def bootstrap_ci(x, confidence: float = CONFIDENCE, n_resamples: int = BOOTSTRAP_RESAMPLES,
+                 seed: int = BOOTSTRAP_SEED) -> tuple[float, float]:
+    """Bootstrap (BCa) interval of the mean of a 1-D array; NaN with fewer than 2 values.
+
+    Constant data give the point interval. Where BCa is undefined the percentile interval is
+    used. With a handful of seeds the interval treats the observed seeds as the population
+    and is too narrow: read it as descriptive.
+    """
+    x = _finite(x)
+    if len(x) < 2:
+        return math.nan, math.nan
+    if np.ptp(x) == 0:
+        return float(x[0]), float(x[0])
+    import warnings
+
+    from scipy import stats
+
+    for method in ("BCa", "percentile"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # BCa's degenerate-data warning: handled below
+            ci = stats.bootstrap((x,), np.mean, confidence_level=confidence,
+                                 n_resamples=n_resamples, method=method, vectorized=True,
+                                 rng=np.random.default_rng(seed)).confidence_interval
+        if np.isfinite(ci.low) and np.isfinite(ci.high):
+            break
+    return float(ci.low), float(ci.high)
+
+
+def paired_permutation_test(a, b, alternative: str = "two-sided") -> float:
+    """p-value of the mean paired difference a - b under random swaps within pairs.
+
+    Swapping a pair flips the sign of its difference, so n pairs have 2^n equally likely
+    relabellings; the test is exact for n <= 16. `alternative`: "two-sided", "greater"
+    (a > b) or "less". Pairs with a NaN are dropped; no pairs give NaN; all differences zero
+    give 1.
+    """
+    d = _finite(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+    if len(d) == 0:
+        return math.nan
+    if not np.any(d):
+        return 1.0
+    from scipy import stats
+
+    result = stats.permutation_test(
+        (d, np.zeros_like(d)), lambda x, y, axis: np.mean(x - y, axis=axis),
+        permutation_type="samples", vectorized=True, alternative=alternative,
+        n_resamples=PERMUTATION_RESAMPLES, rng=np.random.default_rng(BOOTSTRAP_SEED))
+    return float(min(1.0, result.pvalue))
+
+
+def min_p_value(n: int, alternative: str = "two-sided") -> float:
+    """The smallest p the exact sign-flip test can give with n pairs: 2/2^n two-sided."""
+    if n < 1:
+        return math.nan
+    return (2.0 if alternative == "two-sided" else 1.0) / 2 ** n
+
+
+def seeds_needed(comparisons: int, alpha: float = ALPHA) -> int:
+    """Fewest pairs for which the smallest two-sided p survives Holm over `comparisons` tests.
+
+    Holm multiplies the smallest p by the number of tests, so it needs 2/2^n * m < alpha.
+    """
+    m = max(1, comparisons)
+    return math.floor(math.log2(2 * m / alpha)) + 1
+
+
+def holm(pvalues) -> np.ndarray:
+    """Holm-Bonferroni adjusted p-values, in the input order. NaNs stay NaN and do not count."""
+    p = np.asarray(pvalues, dtype=np.float64)
+    out = np.full_like(p, np.nan)
+    idx = np.flatnonzero(~np.isnan(p))
+    m = len(idx)
+    running = 0.0
+    for rank, i in enumerate(idx[np.argsort(p[idx], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out
+
+
+def verdict(mean_diff: float, p_adjusted: float, higher_is_better: bool,
+            alpha: float = ALPHA) -> str:
+    """`better`, `worse` or `indistinguishable` from a mean difference and its adjusted p."""
+    if not (p_adjusted < alpha) or mean_diff == 0 or math.isnan(mean_diff):
+        return "indistinguishable"
+    return "better" if (mean_diff > 0) == higher_is_better else "worse"
+
+
+def sign_agreement(d) -> tuple[int, int]:
+    """(pairs whose difference has the sign of the mean difference, pairs)."""
+    d = _finite(d)
+    if len(d) == 0:
+        return 0, 0
+    sign = np.sign(np.mean(d))
+    return int(np.sum(np.sign(d) == sign)) if sign else 0, len(d)
+
+
+# --- designs and effects ---------------------------------------------------------------------
+
+def technique_set(label: str) -> frozenset[str]:
+    """The technique labels of an arm label: `l2+dropout` -> {l2, dropout}; `none` -> {}."""
+    return frozenset() if label == NONE else frozenset(label.split("+"))
+
+
+def infer_design(labels) -> str:
+    """`factorial`, `leave_one_out`, `one_at_a_time` or `explicit`, from the arms present.
+
+    factorial: every subset of the techniques (two or more of them); leave_one_out: all
+    techniques, then all but each one in turn (three or more); one_at_a_time: none and each
+    technique alone.
+    """
+    sets = {technique_set(label) for label in labels}
+    if len(sets) != len(list(labels)):
+        return "explicit"
+    factors = frozenset().union(*sets) if sets else frozenset()
+    k = len(factors)
+    singles = {frozenset()} | {frozenset({t}) for t in factors}
+    if k >= 1 and sets == singles:
+        return "one_at_a_time"
+    if k >= 2 and sets == {frozenset(c) for r in range(k + 1)
+                           for c in itertools.combinations(factors, r)}:
+        return "factorial"
+    if k >= 3 and sets == {factors} | {factors - {t} for t in factors}:
+        return "leave_one_out"
+    return "explicit"
+
+
+def factors(labels) -> list[str]:
+    """Technique labels in order of first appearance among the arms."""
+    return list(dict.fromkeys(t for label in labels for t in label.split("+") if label != NONE))
+
+
+def effect_contrasts(labels) -> dict[str, np.ndarray]:
+    """Effect name -> contrast weights over `labels`; a per-seed effect is `scores @ weights`.
+
+    factorial (Yates convention, ±1 coding): main effect of T = mean(arms with T) - mean(arms
+    without T); interaction `A×B` = mean(arms where A and B are both in or both out) -
+    mean(arms where exactly one is in), i.e. half the change in A's effect when B is added.
+    leave_one_out: effect of T = all techniques - all without T (T's contribution given all
+    others); two-way interactions are not identifiable from these arms.
+    Other designs have no effects here (their paired comparisons with `none` are the effects).
+    """
+    labels = list(labels)
+    design = infer_design(labels)
+    sets = [technique_set(label) for label in labels]
+    names = factors(labels)
+    out = {}
+    if design == "factorial":
+        for t in names:
+            out[t] = _difference([t in s for s in sets])
+        for a, b in itertools.combinations(names, 2):
+            out[f"{a}×{b}"] = _difference([(a in s) == (b in s) for s in sets])
+    elif design == "leave_one_out":
+        full = frozenset(names)
+        for t in names:
+            w = np.zeros(len(labels))
+            w[sets.index(full)] = 1.0
+            w[sets.index(full - {t})] = -1.0
+            out[t] = w
+    return out
+
+
+def _difference(member) -> np.ndarray:
+    member = np.asarray(member, dtype=bool)
+    return np.where(member, 1.0 / member.sum(), -1.0 / (~member).sum())
+
+
+def _finite(x) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64).ravel()
+    return x[~np.isnan(x)]
