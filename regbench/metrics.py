@@ -21,7 +21,9 @@ def sparsity(weights: np.ndarray) -> dict[str, float]:
     for name, threshold in SPARSITY_THRESHOLDS.items():
         if threshold > 0:
             out[name] = float(np.mean(magnitude < threshold))
-    out["rel_1pct"] = float(np.mean(magnitude < 0.01 * magnitude.max()))
+    # An exact zero is small at any scale, even in an all-zero array (where max |w| is 0).
+    small = (magnitude < 0.01 * magnitude.max()) | (magnitude == 0.0)
+    out["rel_1pct"] = float(np.mean(small))
     return out
 
 

@@ -119,7 +119,9 @@ class Augmentation:
     def __post_init__(self):
         _check(0.0 <= self.rotation <= 180.0, "rotation", "degrees in [0, 180]", self.rotation)
         _check(0.0 <= self.shift < 1.0, "shift", "a float in [0, 1)", self.shift)
-        _one_of("flip", self.flip, ("auto", True, False))
+        # Not `_one_of`: 1 == True, and a flip of 1 would silently never flip.
+        _check(self.flip == "auto" or isinstance(self.flip, bool), "flip",
+               "one of auto, True, False", self.flip)
 
 
 @dataclass(frozen=True)
@@ -251,7 +253,7 @@ def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
 
 
 def technique_from_dict(kind: str, params: dict, where: str) -> Any:
-    if kind not in TECHNIQUES:
+    if not isinstance(kind, str) or kind not in TECHNIQUES:
         raise RegbenchError(f"{where}: unknown technique `{kind}`. "
                             f"Valid techniques: {', '.join(TECHNIQUES)}")
     return from_dict(TECHNIQUES[kind], params, where)

@@ -92,14 +92,13 @@ class Study:
                 raise RegbenchError(f"--seeds: expected an integer >= 1, got {seeds}")
             study = replace(study, seeds=tuple(range(seeds)) if seeds > len(self.seeds)
                             else self.seeds[:seeds])
-        changes = {k: v for k, v in (("epochs", epochs), ("train_subset", train_subset))
-                   if v is not None}
-        if changes:
-            try:
-                study = replace(study, training=replace(study.training, **changes))
+        for name, value in (("epochs", epochs), ("train_subset", train_subset)):
+            if value is None:
+                continue
+            try:  # one at a time, so the error names the flag that is wrong
+                study = replace(study, training=replace(study.training, **{name: value}))
             except ValueError as error:
-                flag = "--" + next(iter(changes)).replace("_", "-")
-                raise RegbenchError(f"{flag}: {error}") from None
+                raise RegbenchError(f"--{name.replace('_', '-')}: {error}") from None
         return study
 
 
@@ -109,6 +108,8 @@ def load_study(path: str | Path) -> Study:
         text = path.read_text()
     except OSError as error:
         raise RegbenchError(f"{path}: cannot read study file ({error.strerror})") from None
+    except UnicodeDecodeError:
+        raise RegbenchError(f"{path}: not a UTF-8 text file (TOML must be UTF-8)") from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:

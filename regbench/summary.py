@@ -23,6 +23,8 @@ def summarize(rows: pd.DataFrame, columns=tuple(HEADLINE)) -> pd.DataFrame:
     """
     if rows.empty:
         return pd.DataFrame()
+    # Failed rows have no metrics: a store of failed cells only lacks the columns.
+    rows = rows.assign(**{c: float("nan") for c in columns if c not in rows})
     group = group_columns(rows)
     status = rows.get("status", pd.Series("ok", index=rows.index))
     ok = rows[status == "ok"]

@@ -163,6 +163,7 @@ def run_cell(cell: Cell, data_dir: str | None = None, deterministic: bool = True
     info = data.DATASETS[cell.dataset]
     sets = prepare(cell, data_dir)
     x_fit = sets["fit"][0]
+    keras.backend.clear_session()  # nothing from an earlier cell (names, graphs) carries over
     keras.utils.set_random_seed(cell.seed)
     net = build_model(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
                       flip_ok=info.flip_ok)
