@@ -17,6 +17,17 @@ def tutorial(session):
     session.install("-e", ".")
     session.run("regbench", "run", "ablations/mnist_tutorial.toml", "--seeds", "2",
                 "--epochs", "3", *session.posargs)
+    session.run("regbench", "report", "results/mnist_tutorial.jsonl",
+                "--out", "results/mnist_tutorial")
+
+
+@nox.session
+def reports(session):
+    """Regenerate every report under reports/ from its committed results.jsonl; no training."""
+    session.install("-e", ".")
+    session.run("regbench", "claims", "reports/mnist_tutorial/results.jsonl",
+                "--out", "reports/claims")
+    session.run("regbench", "report", "reports")  # each reports/<study>/ and the index
 
 
 @nox.session

@@ -6,6 +6,7 @@ Bad input (study file, arguments, data) prints one line `regbench: error: ...` a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="folder with <dataset>.npz (default: $REGBENCH_DATA_DIR)")
     run.add_argument("--dry-run", action="store_true", help="list the cells, train nothing")
     run.add_argument("--retry-failed", action="store_true", help="train failed cells again")
+    run.add_argument("--pack-size", type=int, metavar="K",
+                     help="train up to K cells together in one compiled step "
+                          "(default: chosen from the model size; 1 = one cell at a time)")
     run.add_argument("--nondeterministic", action="store_true",
                      help="allow nondeterministic kernels (faster on some devices)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
@@ -44,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     show = commands.add_parser("show", help="n and mean ± std per arm of stored results")
     show.add_argument("results", help="a results .jsonl file, or a study file")
+
+    from regbench import report
+    report.add_commands(commands)
     return parser
 
 
@@ -52,7 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     args = build_parser().parse_args(argv)
     try:
-        return {"run": cmd_run, "list": cmd_list, "show": cmd_show}[args.command](args)
+        command = getattr(args, "func", None) or {"run": cmd_run, "list": cmd_list,
+                                                  "show": cmd_show}[args.command]
+        return command(args)
     except RegbenchError as error:
         print(f"regbench: error: {error}", file=sys.stderr)
         return 2
@@ -91,27 +100,42 @@ def cmd_run(args) -> int:
 
 
 def _train(todo, path, args, progress) -> None:
-    from regbench import store, train
+    from regbench import pack, store, train
 
+    if args.pack_size is not None and args.pack_size < 1:
+        raise RegbenchError(f"--pack-size: expected an integer >= 1, got {args.pack_size}")
     deterministic = not args.nondeterministic
     train.configure(deterministic)
     data_dir = args.data_dir or os.environ.get("REGBENCH_DATA_DIR")
-    for cell in todo:
-        with store.claim(path, cell.key) as mine:
-            # Another runner on this store may hold the cell, or have finished it meanwhile.
-            if not mine or cell.key in store.finished_keys(path, args.retry_failed):
-                progress.skip(cell)
+    for members in pack.plan_packs(todo, args.pack_size):
+        with contextlib.ExitStack() as claims:
+            # Another runner on this store may hold a cell, or have finished it meanwhile.
+            finished = store.finished_keys(path, args.retry_failed)
+            mine = [cell for cell in members if cell.key not in finished
+                    and claims.enter_context(store.claim(path, cell.key))]
+            for _ in range(len(members) - len(mine)):
+                progress.skip()
+            if not mine:
                 continue
-            progress.start(cell)
-            try:
-                row = train.run_cell(cell, data_dir=data_dir, deterministic=deterministic,
-                                     on_epoch=progress.epoch)
-            except RegbenchError:
-                raise
-            except Exception as error:  # one broken cell must not stop the study
-                row = train.failed_row(cell, error, deterministic)
-            store.append(path, row)
-            progress.finish(row)
+            progress.start(mine)
+            for row in _train_pack(mine, data_dir, deterministic, progress):
+                store.append(path, row)
+                progress.finish(row)
+
+
+def _train_pack(cells, data_dir, deterministic, progress) -> list[dict]:
+    """Rows for the cells; a pack that raises is retried cell by cell to isolate the cause."""
+    from regbench import pack, train
+
+    try:
+        return pack.run_pack(cells, data_dir, deterministic, on_epoch=progress.epoch)
+    except RegbenchError:
+        raise
+    except Exception as error:  # one broken cell must not stop the study
+        if len(cells) == 1:
+            return [train.failed_row(cells[0], error, deterministic)]
+    return [row for cell in cells for row in _train_pack([cell], data_dir, deterministic,
+                                                         progress)]
 
 
 def cmd_list(args) -> int:
@@ -153,8 +177,8 @@ class Progress:
     def __init__(self, total: int, quiet: bool = False, stream=sys.stderr):
         self.total, self.done, self.quiet, self.stream = total, 0, quiet, stream
         self.live = stream.isatty() and not os.environ.get("CI")
-        self.began = time.monotonic()
-        self.cell = None
+        self.began = self.pack_began = time.monotonic()
+        self.cells = []
 
     def say(self, text: str) -> None:
         if not self.quiet:
@@ -166,34 +190,35 @@ class Progress:
         left = (time.monotonic() - self.began) / self.done * (self.total - self.done)
         return f"{int(left // 60)}m{int(left % 60):02d}s"
 
-    def _name(self) -> str:
-        c = self.cell
-        return (f"[{self.done + 1}/{self.total}] {c.dataset} {c.model.name} {c.arm.label} "
-                f"seed={c.seed}")
-
-    def skip(self, cell) -> None:
+    def skip(self) -> None:
         self.total -= 1  # trained by another runner
 
-    def start(self, cell) -> None:
-        self.cell, self.cell_began = cell, time.monotonic()
+    def start(self, cells) -> None:
+        self.cells, self.pack_began = cells, time.monotonic()
 
     def epoch(self, epoch: int, epochs: int, logs: dict) -> None:
         if self.live and not self.quiet:
-            print(f"\r{self._name()}: epoch {epoch}/{epochs} val_acc "
-                  f"{logs.get('val_acc', float('nan')):.4f}  ETA {self._eta()}\033[K",
-                  end="", file=self.stream, flush=True)
+            first, arms = self.cells[0], sorted({c.arm.label for c in self.cells})
+            what = (f"{first.dataset} {first.model.name} {len(self.cells)} cells"
+                    if len(self.cells) > 1 else f"{first.dataset} {first.model.name} "
+                    f"{first.arm.label} seed={first.seed}")
+            print(f"\r[{self.done + 1}/{self.total}] {what} ({', '.join(arms)[:40]}): "
+                  f"epoch {epoch}/{epochs} val_acc {logs.get('val_acc', float('nan')):.4f}  "
+                  f"ETA {self._eta()}\033[K", end="", file=self.stream, flush=True)
 
     def finish(self, row: dict) -> None:
-        seconds = time.monotonic() - self.cell_began
+        seconds = time.monotonic() - self.pack_began
         if row["status"] == "failed":
             result = f"FAILED ({row['error']})"
         else:
             result = (f"{row['status']}: test_acc {row['test_acc']:.4f} "
                       f"gap {row['gap_acc']:+.4f} epochs {row['epochs_run']}")
-        line = f"{self._name()}: {result} ({seconds:.1f} s)"
+        packed = f", pack of {row['pack_size']}" if row.get("pack_size", 1) > 1 else ""
         self.done += 1
-        self.say(("\r" if self.live else "") + line + (f"  ETA {self._eta()}\033[K"
-                                                      if self.live else f"  ETA {self._eta()}"))
+        start, end = ("\r", "\033[K") if self.live else ("", "")
+        self.say(f"{start}[{self.done}/{self.total}] {row['dataset']} {row['model']} "
+                 f"{row['arm']} seed={row['seed']}: {result} ({seconds:.1f} s{packed})  "
+                 f"ETA {self._eta()}{end}")
 
 
 if __name__ == "__main__":

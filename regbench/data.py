@@ -72,6 +72,7 @@ class DatasetInfo:
     classes: int
     flip_ok: bool
     sha256: dict  # array name -> hex digest of arr.tobytes()
+    train_size: int  # examples in x_train
 
 
 # Hashes copied from /work/shared/datasets/README.md (SHA-256 of each array's raw bytes).
@@ -87,6 +88,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "x_test": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
             "y_test": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
         },
+        60000,
     ),
     "fashion_mnist": DatasetInfo(
         "fashion_mnist",
@@ -99,6 +101,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "x_test": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
             "y_test": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
         },
+        60000,
     ),
     "cifar10": DatasetInfo(
         "cifar10",
@@ -111,6 +114,7 @@ DATASETS: dict[str, DatasetInfo] = {
             "x_test": "f9b1e2130bab680db56eb06d886f7f1ad0f1183907ceff4659d1735c890f5b04",
             "y_test": "cec8a24a1e92aa2ecaa0bbd3dbfa86bf6cd8759fbd209a832824c8cf0afca9d5",
         },
+        50000,
     ),
 }
 
@@ -194,12 +198,24 @@ def split(x, y, validation_fraction: float, seed: int) -> tuple:
     """Hold out a stratified, seeded validation set from training data.
 
     Returns `(x_fit, y_fit, x_val, y_val)`, new arrays in the original order; the inputs are
-    not modified. Exactly `round(len(y) * validation_fraction)` examples are held out, each
-    class contributing its proportional share (within one). Same seed, same split.
+    not modified. See `split_indices` for how the examples are chosen.
     """
     x, y = np.asarray(x), np.asarray(y)
-    if y.ndim != 1 or len(x) != len(y):
-        raise DataError(f"split: need 1-D labels matching x, got x {len(x)}, y {y.shape}")
+    if len(x) != len(y):
+        raise DataError(f"split: need labels matching x, got x {len(x)}, y {y.shape}")
+    fit, val = split_indices(y, validation_fraction, seed)
+    return x[fit], y[fit], x[val], y[val]
+
+
+def split_indices(y, validation_fraction: float, seed: int) -> tuple:
+    """Indices `(fit, val)` into the training arrays, each in ascending order.
+
+    Exactly `round(len(y) * validation_fraction)` examples are held out, each class
+    contributing its proportional share (within one). Same seed, same split.
+    """
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"split: need 1-D labels, got shape {y.shape}")
     n = len(y)
     n_val = round(n * validation_fraction)
     if not 0 < n_val < n:
@@ -214,7 +230,7 @@ def split(x, y, validation_fraction: float, seed: int) -> tuple:
     order = order[np.argsort(y[order], kind="stable")]
     val = np.zeros(n, dtype=bool)
     val[order[np.arange(n_val) * n // n_val]] = True
-    return x[~val], y[~val], x[val], y[val]
+    return np.flatnonzero(~val), np.flatnonzero(val)
 
 
 # --- reading and verifying -----------------------------------------------------------------

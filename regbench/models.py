@@ -51,16 +51,17 @@ def _constraint(arm: Arm, conv: bool):
     return keras.constraints.MaxNorm(max_norm.c, axis=[0, 1, 2] if conv else 0)
 
 
-def _weight_args(arm: Arm, seed: int, name: str, is_output=False, conv=False) -> dict:
+def _weight_args(arm: Arm, seed: int, name: str, prefix: str, is_output=False,
+                 conv=False) -> dict:
     return dict(
-        name=name,
+        name=prefix + name,
         kernel_initializer=keras.initializers.GlorotUniform(seed=layer_seed(seed, name)),
         kernel_regularizer=_penalty(arm, is_output),
         kernel_constraint=_constraint(arm, conv),
     )
 
 
-def _augmentation_layers(arm: Arm, seed: int, flip_ok: bool) -> list:
+def _augmentation_layers(arm: Arm, seed: int, flip_ok: bool, prefix: str) -> list:
     aug = arm.get("augmentation")
     if aug is None:
         return []
@@ -68,59 +69,72 @@ def _augmentation_layers(arm: Arm, seed: int, flip_ok: bool) -> list:
     if aug.rotation:
         layers.append(keras.layers.RandomRotation(
             aug.rotation / 360.0, fill_mode="nearest", seed=layer_seed(seed, "rotate"),
-            name="rotate"))
+            name=prefix + "rotate"))
     if aug.shift:
         layers.append(keras.layers.RandomTranslation(
             aug.shift, aug.shift, fill_mode="nearest", seed=layer_seed(seed, "shift"),
-            name="shift"))
+            name=prefix + "shift"))
     if aug.flip is True or (aug.flip == "auto" and flip_ok):
         layers.append(keras.layers.RandomFlip(
-            "horizontal", seed=layer_seed(seed, "flip"), name="flip"))
+            "horizontal", seed=layer_seed(seed, "flip"), name=prefix + "flip"))
     return layers
 
 
-def _after_hidden(arm: Arm, seed: int, index: int, dense: bool) -> list:
+def _after_hidden(arm: Arm, seed: int, index: int, dense: bool, prefix: str) -> list:
     """Batch normalization, then dropout (dense layers only), after a hidden layer."""
     layers = []
     batchnorm = arm.get("batchnorm")
     if batchnorm is not None:
         layers.append(keras.layers.BatchNormalization(
             momentum=batchnorm.momentum, epsilon=batchnorm.epsilon,
-            name=f"{'bn' if dense else 'conv_bn'}_{index}"))
+            name=f"{prefix}{'bn' if dense else 'conv_bn'}_{index}"))
     dropout = arm.get("dropout")
     if dense and dropout is not None and dropout.rate > 0:
         layers.append(keras.layers.Dropout(
-            dropout.rate, seed=layer_seed(seed, f"dropout_{index}"), name=f"dropout_{index}"))
+            dropout.rate, seed=layer_seed(seed, f"dropout_{index}"),
+            name=f"{prefix}dropout_{index}"))
+    return layers
+
+
+def model_layers(model: Model, arm: Arm, classes: int, seed: int, flip_ok: bool = False,
+                 prefix: str = "") -> list:
+    """The layers of one cell's network, input to softmax output, in order.
+
+    `prefix` renames the layers (for several networks in one packed model) without changing
+    their initial weights, which depend on (seed, unprefixed name) only.
+    """
+    layers = _augmentation_layers(arm, seed, flip_ok, prefix)
+    if model.name == "cnn":
+        for i, filters in enumerate(model.filters):
+            layers.append(keras.layers.Conv2D(
+                filters, 3, padding="same", activation=model.activation,
+                **_weight_args(arm, seed, f"conv_{i}", prefix, conv=True)))
+            layers += _after_hidden(arm, seed, i, dense=False, prefix=prefix)
+            layers.append(keras.layers.MaxPooling2D(2, name=f"{prefix}pool_{i}"))
+    layers.append(keras.layers.Flatten(name=f"{prefix}flatten"))
+    dropout = arm.get("dropout")
+    if dropout is not None and dropout.input_rate > 0:
+        layers.append(keras.layers.Dropout(
+            dropout.input_rate, seed=layer_seed(seed, "dropout_input"),
+            name=f"{prefix}dropout_input"))
+    for i, units in enumerate(model.hidden):
+        layers.append(keras.layers.Dense(units, activation=model.activation,
+                                         **_weight_args(arm, seed, f"hidden_{i}", prefix)))
+        layers += _after_hidden(arm, seed, i, dense=True, prefix=prefix)
+    layers.append(keras.layers.Dense(classes, activation="softmax",
+                                     **_weight_args(arm, seed, "output", prefix, is_output=True)))
     return layers
 
 
 def build_model(model: Model, arm: Arm, input_shape: tuple, classes: int, seed: int,
                 flip_ok: bool = False) -> keras.Model:
     """The network for one cell. Outputs class probabilities (softmax)."""
-    layers = [keras.Input(shape=input_shape, name="image")]
-    layers += _augmentation_layers(arm, seed, flip_ok)
-    if model.name == "cnn":
-        for i, filters in enumerate(model.filters):
-            layers.append(keras.layers.Conv2D(
-                filters, 3, padding="same", activation=model.activation,
-                **_weight_args(arm, seed, f"conv_{i}", conv=True)))
-            layers += _after_hidden(arm, seed, i, dense=False)
-            layers.append(keras.layers.MaxPooling2D(2, name=f"pool_{i}"))
-    layers.append(keras.layers.Flatten(name="flatten"))
-    dropout = arm.get("dropout")
-    if dropout is not None and dropout.input_rate > 0:
-        layers.append(keras.layers.Dropout(
-            dropout.input_rate, seed=layer_seed(seed, "dropout_input"), name="dropout_input"))
-    for i, units in enumerate(model.hidden):
-        layers.append(keras.layers.Dense(units, activation=model.activation,
-                                         **_weight_args(arm, seed, f"hidden_{i}")))
-        layers += _after_hidden(arm, seed, i, dense=True)
-    layers.append(keras.layers.Dense(classes, activation="softmax",
-                                     **_weight_args(arm, seed, "output", is_output=True)))
-    return keras.Sequential(layers, name=model.name)
+    return keras.Sequential([keras.Input(shape=input_shape, name="image"),
+                             *model_layers(model, arm, classes, seed, flip_ok)],
+                            name=model.name)
 
 
-def kernels(net: keras.Model) -> dict:
-    """Layer name -> kernel array of every Dense and Conv2D layer, in model order."""
+def kernels(layers: list) -> dict:
+    """Layer name -> kernel array of every Dense and Conv2D layer, in order."""
     return {layer.name: keras.ops.convert_to_numpy(layer.kernel)
-            for layer in net.layers if isinstance(layer, keras.layers.Dense | keras.layers.Conv2D)}
+            for layer in layers if isinstance(layer, keras.layers.Dense | keras.layers.Conv2D)}

@@ -41,6 +41,7 @@ LABELS = {
     "gap_xent": "generalization gap (test xent − train xent)",
     "test_xent": "test cross-entropy",
     "epoch_s": "time per epoch (s, median after the first)",
+    "fit_s": "training time per cell (s, all epochs run)",
 }
 
 
@@ -60,19 +61,20 @@ def plot_metric(df: pd.DataFrame, metric: str = "test_acc", ax=None, palette=Non
     """Every seed as a point, and the mean with its 95% t-interval, one line per arm."""
     ax = _axes(ax)
     ok = _ok(df)
-    arms = arms_of(ok)
+    arms = arms_of(df)  # arms without an `ok` cell keep their row, labelled with the count
     palette = palette or arm_palette(arms)
     _strip(ax, ok, metric, arms, palette)
+    _label_not_ok(ax, df, arms)
     for i, arm in enumerate(arms):
         d = stats.describe(ok.loc[ok["arm"] == arm, metric])
         if d["n"] >= 2:
-            ax.errorbar(d["mean"], i, xerr=[[d["mean"] - d["ci_low"]], [d["ci_high"] - d["mean"]]],
+            ax.errorbar(d["mean"], i, xerr=[[max(0.0, d["mean"] - d["ci_low"])],
+                                            [max(0.0, d["ci_high"] - d["mean"])]],
                         fmt="none", ecolor="black", elinewidth=1.5, capsize=4, zorder=3)
         ax.plot(d["mean"], i, marker="|", color="black", markersize=16, mew=2.5, zorder=4)
     ax.set_xlabel(LABELS.get(metric, metric))
     ax.set_ylabel("")
-    ax.set_title(f"{LABELS.get(metric, metric)}: seeds (dots), mean and 95% CI (bar)",
-                 fontsize="medium")
+    ax.set_title("seeds (dots), mean (tick) and 95% CI (bar)", fontsize="medium")
     return ax
 
 
@@ -93,13 +95,15 @@ def plot_paired_differences(df: pd.DataFrame, metric: str = "test_acc", baseline
     ax = _axes(ax)
     ok = _ok(df)
     wide = ok.pivot_table(index="seed", columns="arm", values=metric, aggfunc="first")
-    arms = [a for a in arms_of(ok) if a != baseline and baseline in wide]
-    palette = palette or arm_palette(arms_of(ok))
+    arms = [a for a in arms_of(df) if a != baseline]
+    palette = palette or arm_palette(arms_of(df))
     diffs = pd.DataFrame({"arm": pd.Series(dtype=str), "diff": pd.Series(dtype=float)})
-    if arms:
-        diffs = (wide[arms].sub(wide[baseline], axis=0).melt(value_name="diff", ignore_index=True)
-                 .dropna())
+    present = [a for a in arms if a in wide]
+    if present and baseline in wide:
+        diffs = (wide[present].sub(wide[baseline], axis=0)
+                 .melt(value_name="diff", ignore_index=True).dropna())
     _strip(ax, diffs, "diff", arms, palette)
+    _label_not_ok(ax, df, arms)
     for i, arm in enumerate(arms):
         values = diffs.loc[diffs["arm"] == arm, "diff"]
         if len(values):
@@ -155,7 +159,8 @@ def plot_sparsity(df: pd.DataFrame, ax=None, palette=None):
         rows = ok.loc[ok["arm"] == arm, columns].astype(float)
         mean, low, high = rows.mean(), rows.min(), rows.max()
         shift = (k - (len(arms) - 1) / 2) * 0.04  # keep overlapping error bars apart
-        ax.errorbar(x + shift, mean, yerr=[mean - low, high - mean], color=palette[arm],
+        ax.errorbar(x + shift, mean, yerr=[(mean - low).clip(lower=0), (high - mean).clip(lower=0)],
+                    color=palette[arm],
                     marker="o", linestyle="none", capsize=3, label=arm)
         absolute = [i for i, c in enumerate(columns) if c != "sparsity_rel_1pct"]
         ax.plot(x[absolute] + shift, mean.iloc[absolute], color=palette[arm])
@@ -199,20 +204,21 @@ def plot_magnitude_bins(df: pd.DataFrame, layer: str, ax=None, palette=None):
     return ax
 
 
-def plot_cost(df: pd.DataFrame, ax=None, palette=None):
-    """Test accuracy against time per epoch: mean per arm, bars one std over seeds."""
+def plot_cost(df: pd.DataFrame, ax=None, palette=None, time: str = "epoch_s"):
+    """Test accuracy against cost: `epoch_s` (time per epoch) or `fit_s` (whole fit, which
+    early stopping shortens); mean per arm, bars one std over seeds."""
     ax = _axes(ax)
     ok = _ok(df)
     arms = arms_of(ok)
     palette = palette or arm_palette(arms)
     for arm in arms:
         rows = ok[ok["arm"] == arm]
-        t, acc = rows["epoch_s"].astype(float), rows["test_acc"].astype(float)
+        t, acc = rows[time].astype(float), rows["test_acc"].astype(float)
         ax.errorbar(t.mean(), acc.mean(), xerr=_std(t), yerr=_std(acc), color=palette[arm],
                     marker="o", capsize=3, label=arm)
         ax.annotate(arm, (t.mean(), acc.mean()), textcoords="offset points", xytext=(5, 4),
                     fontsize="small", color=palette[arm])
-    ax.set_xlabel(LABELS["epoch_s"])
+    ax.set_xlabel(LABELS[time])
     ax.set_ylabel(LABELS["test_acc"])
     ax.set_title("accuracy vs cost (mean ± std over seeds)", fontsize="medium")
     return ax
@@ -238,16 +244,25 @@ def _std(x: pd.Series) -> float:
     return float(x.std()) if len(x) > 1 else 0.0
 
 
+def _label_not_ok(ax, df: pd.DataFrame, arms: list) -> None:
+    """Tick labels `arm (k not ok)` where some cells of an arm failed or diverged."""
+    if "status" not in df:
+        return
+    bad = df[df["status"] != "ok"].groupby("arm").size()
+    ax.set_yticks(range(len(arms)),
+                  [f"{a} ({bad[a]} not ok)" if a in bad else a for a in arms])
+
+
 def _strip(ax, data: pd.DataFrame, column: str, arms: list, palette: dict) -> None:
     import seaborn as sns
 
     data = data[data["arm"].isin(arms)]
-    if data.empty:
-        ax.set_yticks(range(len(arms)), arms)
-        return
-    sns.stripplot(data=data, x=column, y="arm", hue="arm", order=arms, hue_order=arms,
-                  palette=palette, orient="h", jitter=0.15, size=6, alpha=0.8, legend=False,
-                  ax=ax)
+    if not data.empty:
+        sns.stripplot(data=data, x=column, y="arm", hue="arm", order=arms, hue_order=arms,
+                      palette=palette, orient="h", jitter=0.15, size=6, alpha=0.8,
+                      legend=False, ax=ax)
+    ax.set_yticks(range(len(arms)), arms)
+    ax.set_ylim(len(arms) - 0.5, -0.5)  # every arm keeps its row, with data or without
 
 
 def _curve(rows: pd.DataFrame, key: str):

@@ -27,8 +27,12 @@ def _non_negative(name: str, value: float) -> None:
     _check(value >= 0 and math.isfinite(value), name, "a finite float >= 0", value)
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)  # True is an int in Python
+
+
 def _positive_int(name: str, value: int) -> None:
-    _check(isinstance(value, int) and value > 0, name, "an integer > 0", value)
+    _check(_is_int(value) and value > 0, name, "an integer > 0", value)
 
 
 def _rate(name: str, value: float) -> None:
@@ -133,7 +137,7 @@ class EarlyStopping:
     kind = "early_stopping"
 
     def __post_init__(self):
-        _check(isinstance(self.patience, int) and self.patience >= 0, "patience",
+        _check(_is_int(self.patience) and self.patience >= 0, "patience",
                "an integer >= 0", self.patience)
         _non_negative("min_delta", self.min_delta)
 
@@ -176,9 +180,9 @@ class Model:
         _one_of("activation", self.activation, ("relu", "sigmoid", "tanh", "elu", "gelu"))
         object.__setattr__(self, "hidden", tuple(self.hidden))
         object.__setattr__(self, "filters", tuple(self.filters))
-        _check(len(self.hidden) > 0 and all(isinstance(h, int) and h > 0 for h in self.hidden),
+        _check(len(self.hidden) > 0 and all(_is_int(h) and h > 0 for h in self.hidden),
                "hidden", "a non-empty list of positive integers", list(self.hidden))
-        _check(all(isinstance(f, int) and f > 0 for f in self.filters),
+        _check(all(_is_int(f) and f > 0 for f in self.filters),
                "filters", "a list of positive integers", list(self.filters))
 
 
@@ -201,7 +205,7 @@ class Training:
         _positive_int("epochs", self.epochs)
         _check(0.0 < self.validation_fraction < 1.0, "validation_fraction",
                "a float in (0, 1)", self.validation_fraction)
-        _check(isinstance(self.train_subset, int) and self.train_subset >= 0, "train_subset",
+        _check(_is_int(self.train_subset) and self.train_subset >= 0, "train_subset",
                "an integer >= 0 (0 = all)", self.train_subset)
 
 

@@ -80,6 +80,10 @@ def paired_permutation_test(a, b, alternative: str = "two-sided") -> float:
         return math.nan
     if not np.any(d):
         return 1.0
+    if len(d) == 1:  # two relabellings; scipy wants two or more pairs
+        greater = 0.5 if d[0] > 0 else 1.0
+        less = 0.5 if d[0] < 0 else 1.0
+        return {"greater": greater, "less": less}.get(alternative, 1.0)
     from scipy import stats
 
     result = stats.permutation_test(

@@ -37,9 +37,13 @@ def append(path: str | Path, row: dict) -> None:
         size = os.lseek(fd, 0, os.SEEK_END)
         if size:
             end = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
-            if not end.endswith(b"\n"):  # a killed writer's partial line: drop it
-                os.ftruncate(fd, size - (len(end) - end.rfind(b"\n") - 1))
-                os.lseek(fd, 0, os.SEEK_END)
+            if not end.endswith(b"\n"):
+                tail = end[end.rfind(b"\n") + 1:]
+                if _row(tail) is not None:  # a whole row that lacks its newline: keep it
+                    os.write(fd, b"\n")
+                else:  # a killed writer's partial line: drop it
+                    os.ftruncate(fd, size - len(tail))
+                    os.lseek(fd, 0, os.SEEK_END)
         os.write(fd, line)
         os.fsync(fd)
 
@@ -50,15 +54,19 @@ def read_rows(path: str | Path) -> list[dict]:
         data = Path(path).read_bytes()
     except FileNotFoundError:
         return []
-    rows = []
-    for line in data.split(b"\n"):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue  # the partial last line of a killed writer
-    return rows
+    # An undecodable line is the partial last line of a killed writer.
+    return [row for line in data.split(b"\n") if (row := _row(line)) is not None]
+
+
+def _row(line: bytes) -> dict | None:
+    """One stored row, or None for a blank or partial line."""
+    if not line.strip():
+        return None
+    try:
+        row = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    return row if isinstance(row, dict) else None
 
 
 def finished_keys(path: str | Path, retry_failed: bool = False) -> set[str]:

@@ -157,8 +157,9 @@ def _seeds(value, where: str) -> tuple[int, ...]:
         if value < 1:
             raise RegbenchError(f"{where}: seeds: expected a count >= 1, got {value}")
         return tuple(range(value))
-    if (isinstance(value, list) and value and len(set(value)) == len(value)
-            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)):
+    if (isinstance(value, list) and value
+            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+            and len(set(value)) == len(value)):  # after the type check: lists are unhashable
         return tuple(value)
     raise RegbenchError(f"{where}: seeds: expected a count or a list of distinct integers "
                         f">= 0, got {value!r}")

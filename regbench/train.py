@@ -46,22 +46,28 @@ def _arrays(dataset: str, data_dir: str | None) -> data.Arrays:
     return data.load(dataset, data_dir=data_dir)
 
 
+def member_indices(cell: Cell, y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Indices into the training arrays of the cell's fit and validation examples."""
+    t = cell.training
+    fit, val = data.split_indices(y_train, t.validation_fraction, cell.seed)
+    if t.train_subset:  # a random subset per seed, the same for every arm at that seed
+        fit = np.sort(np.random.default_rng([cell.seed, 1]).permutation(fit)[:t.train_subset])
+    return fit, val
+
+
+def scaled(x: np.ndarray) -> np.ndarray:
+    return x.astype(np.float32) * np.float32(1 / 255)
+
+
 def prepare(cell: Cell, data_dir: str | None = None) -> dict:
     """Float inputs in [0, 1] for the cell's fit / validation / test sets."""
     arrays = _arrays(cell.dataset, data_dir)
-    t = cell.training
-    x_fit, y_fit, x_val, y_val = data.split(arrays.x_train, arrays.y_train,
-                                            t.validation_fraction, cell.seed)
-    if t.train_subset:  # a random subset per seed, the same for every arm at that seed
-        pick = np.sort(np.random.default_rng([cell.seed, 1]).permutation(len(x_fit))
-                       [:t.train_subset])
-        x_fit, y_fit = x_fit[pick], y_fit[pick]
-    scale = np.float32(1 / 255)
+    fit, val = member_indices(cell, arrays.y_train)
+    y = arrays.y_train.astype(np.int32)
     return {
-        "fit": (x_fit.astype(np.float32) * scale, y_fit.astype(np.int32)),
-        "val": (x_val.astype(np.float32) * scale, y_val.astype(np.int32)),
-        "test": (arrays.x_test.astype(np.float32) * scale, arrays.y_test.astype(np.int32)),
-        "source": arrays.source,
+        "fit": (scaled(arrays.x_train[fit]), y[fit]),
+        "val": (scaled(arrays.x_train[val]), y[val]),
+        "test": (scaled(arrays.x_test), arrays.y_test.astype(np.int32)),
     }
 
 
@@ -158,11 +164,10 @@ def run_cell(cell: Cell, data_dir: str | None = None, deterministic: bool = True
     """Train one cell from scratch and return its flat result row."""
     import keras
 
-    from regbench.models import build_model, kernels
+    from regbench.models import build_model
 
     info = data.DATASETS[cell.dataset]
     sets = prepare(cell, data_dir)
-    x_fit = sets["fit"][0]
     keras.backend.clear_session()  # nothing from an earlier cell (names, graphs) carries over
     keras.utils.set_random_seed(cell.seed)
     net = build_model(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
@@ -171,25 +176,47 @@ def run_cell(cell: Cell, data_dir: str | None = None, deterministic: bool = True
 
     started = time.perf_counter()
     fitted = fit_epochs(net, cell, sets, on_epoch)
-    fit_s = time.perf_counter() - started
+    fitted["fit_s"] = time.perf_counter() - started
+    return result_row(cell, net, sets, fitted, deterministic)
 
+
+def evaluate(net, sets: dict) -> dict:
+    """Accuracy and cross-entropy on each set, in inference mode; plus kernels and penalty."""
+    import keras
+
+    from regbench.models import kernels
+
+    out = {}
+    for split, name in (("fit", "train"), ("val", "val"), ("test", "test")):
+        scores = net.evaluate(*sets[split], batch_size=EVAL_BATCH, verbose=0, return_dict=True)
+        out[f"{name}_acc"], out[f"{name}_xent"] = float(scores["acc"]), float(scores["xent"])
+        out[f"n_{split}"] = len(sets[split][1])
+    out["kernels"] = kernels(net.layers)
+    out["penalty"] = float(sum(float(keras.ops.convert_to_numpy(p)) for p in net.losses))
+    return out
+
+
+def result_row(cell: Cell, net, sets: dict, fitted: dict, deterministic: bool) -> dict:
+    """Evaluate a trained network in inference mode and build the cell's flat row."""
+    return build_row(cell, evaluate(net, sets), fitted, deterministic)
+
+
+def build_row(cell: Cell, evaluation: dict, fitted: dict, deterministic: bool) -> dict:
+    """The flat row of a trained cell from its evaluation (see `evaluate`) and fit record.
+
+    `fitted` is what `fit_epochs` returns plus `fit_s` (and `pack_size` when the cell was
+    trained in a pack: then times are the pack's, shared by its members).
+    """
+    evaluation = dict(evaluation)
+    weights = evaluation.pop("kernels")
+    fit_s = fitted["fit_s"]
     history = fitted["history"] | {"epoch_s": fitted["epoch_s"]}
-    evaluation = {name: net.evaluate(*sets[name], batch_size=EVAL_BATCH, verbose=0,
-                                     return_dict=True)
-                  for name in ("fit", "val", "test")}
-    weights = kernels(net)
-    penalty = float(sum(float(keras.ops.convert_to_numpy(p)) for p in net.losses))
-
     row = _identity(cell, deterministic)
     row.update({
         "status": "diverged" if fitted["diverged_epoch"] else "ok",
         "diverged_epoch": fitted["diverged_epoch"],
-        "n_fit": len(x_fit), "n_val": len(sets["val"][1]), "n_test": len(sets["test"][1]),
     })
-    for split, name in (("fit", "train"), ("val", "val"), ("test", "test")):
-        row[f"{name}_acc"] = float(evaluation[split]["acc"])
-        row[f"{name}_xent"] = float(evaluation[split]["xent"])
-    row["penalty"] = penalty
+    row.update(evaluation)
     row["gap_acc"] = row["train_acc"] - row["test_acc"]
     row["gap_xent"] = row["test_xent"] - row["train_xent"]
     epochs_run = len(history.get("loss", []))
@@ -205,7 +232,8 @@ def run_cell(cell: Cell, data_dir: str | None = None, deterministic: bool = True
         "fit_s": fit_s,
         "first_epoch_s": fitted["epoch_s"][0] if fitted["epoch_s"] else None,
         "epoch_s": float(np.median(steady)) if steady else None,
-        "examples_per_s": len(x_fit) * epochs_run / fit_s if fit_s else None,
+        "examples_per_s": row["n_fit"] * epochs_run / fit_s if fit_s else None,
+        "pack_size": fitted.get("pack_size", 1),
         "history": history,
     })
     return row

@@ -1,0 +1,602 @@
+"""The Keras regularization tutorial's claims (shared/reference/tutorial.md), tested on the
+results of its own configurations (`ablations/mnist_tutorial.toml`).
+
+Each claim is split into parts. A part is either a paired comparison of two arms across seeds
+(an exact permutation test, Holm-corrected over every comparison in this report) or a
+measurement every seed must pass (e.g. the share of weights exactly zero). Part verdicts come
+from the data through the rules below; the claim's verdict is composed from its parts. Nothing
+is decided by hand: rerun on other results and the verdicts follow them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from regbench import report, stats
+from regbench.errors import RegbenchError
+from regbench.plots import arms_of
+
+ALPHA = stats.ALPHA
+SPARSE = 0.01  # an arm is "sparse" at exact zero when >= 1% of its weights are exactly 0 ...
+NOT_ZERO = 0.001  # ... and "leaves weights nonzero" when < 0.1% are exactly 0, in every seed
+
+# Part verdicts, strongest first. Paired parts reach "supported"/"contradicted" only when
+# significant after Holm; "in direction" means every seed agrees but the test cannot
+# resolve it (or does not).
+SUPPORTED = "supported"
+DIRECTION = "supported in direction"
+MIXED = "no consistent effect"
+AGAINST = "contradicted in direction"
+CONTRADICTED = "contradicted"
+UNTESTABLE = "not testable here"
+NO_DATA = "no data"
+TOO_FEW = "one seed only"  # a paired part needs two or more seeds to show a direction
+RANK = {SUPPORTED: 2, DIRECTION: 1, MIXED: 0, AGAINST: -1, CONTRADICTED: -2}
+
+METRIC_NAMES = {
+    "test_acc": "test accuracy",
+    "gap_acc": "accuracy gap",
+    "gap_xent": "cross-entropy gap",
+    "train_xent": "train cross-entropy",
+    "sparsity_lt_1e-3": "share of |w| < 1e-3",
+    "dead_inputs_lt_1e-3": "share of input pixels with all |w| < 1e-3",
+    "l2_norm": "L2 norm of the kernels",
+    "fit_s": "training time (s)",
+}
+
+
+@dataclass
+class PairedTest:
+    """arm vs ref on `metric`, paired by seed: the differences and their p-values."""
+    arm: str
+    ref: str
+    metric: str
+    diffs: np.ndarray = field(repr=False)
+    p: float = math.nan
+    p_holm: float = math.nan  # set once every test of the report is known
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A test read in the direction a claim states: sign(arm − ref) == `sign`."""
+    test: PairedTest
+    sign: int
+
+    @property
+    def level(self) -> str:
+        d = self.test.diffs
+        if len(d) == 0:
+            return NO_DATA
+        mean = float(np.mean(d))
+        if self.test.p_holm < ALPHA and mean != 0:
+            return SUPPORTED if np.sign(mean) == self.sign else CONTRADICTED
+        if len(d) >= 2 and np.all(np.sign(d) == self.sign):
+            return DIRECTION
+        if len(d) >= 2 and np.all(np.sign(d) == -self.sign):
+            return AGAINST
+        return MIXED if len(d) >= 2 else TOO_FEW
+
+    def describe(self) -> str:
+        t = self.test
+        name = METRIC_NAMES.get(t.metric, t.metric)
+        d = t.diffs
+        if len(d) == 0:
+            return f"{name}, `{t.arm}` − `{t.ref}`: no seed where both are ok"
+        low, high = stats.bootstrap_ci(d)
+        ci = "" if math.isnan(low) else f", 95% CI [{low:+.4g}, {high:+.4g}]"
+        along = int(np.sum(np.sign(d) == self.sign))
+        direction = "higher" if self.sign > 0 else "lower"
+        return (f"{name}, `{t.arm}` − `{t.ref}`: {np.mean(d):+.4g}{ci}; "
+                f"{direction} in {along}/{len(d)} seeds; p = {report.fmt_p(t.p)}, "
+                f"Holm p = {report.fmt_p(t.p_holm)}")
+
+
+@dataclass
+class Part:
+    """One testable statement of a claim: a comparison, or a measurement with its level."""
+    text: str
+    comparison: Comparison | None = None
+    fixed: str | None = None
+    evidence: str = ""
+
+    @property
+    def level(self) -> str:
+        return self.comparison.level if self.comparison else (self.fixed or UNTESTABLE)
+
+    def describe(self) -> str:
+        return self.comparison.describe() if self.comparison else self.evidence
+
+
+@dataclass
+class Claim:
+    number: int
+    short: str
+    text: str
+    parts: list[Part]
+    notes: list[str | Comparison] = field(default_factory=list)  # a comparison: its numbers
+
+    @property
+    def verdict(self) -> str:
+        return compose([p.level for p in self.parts])
+
+    def note_lines(self) -> list[str]:
+        return [n.describe() + "." if isinstance(n, Comparison) else n for n in self.notes]
+
+    def summary(self) -> str:
+        shown = [p for p in self.parts if p.level != UNTESTABLE]
+        if len(shown) > 4:
+            counts = pd.Series([p.level for p in shown]).value_counts(sort=False)
+            return f"{len(shown)} parts: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+        return "; ".join(f"{p.text}: {p.level}" for p in shown) or "nothing measurable here"
+
+
+def compose(levels: list[str]) -> str:
+    """A claim's verdict from its parts' verdicts. Untestable parts do not count; parts
+    without data do not count either, but are named in the verdict."""
+    ranks = [RANK[v] for v in levels if v in RANK]
+    lacking = sum(v in (NO_DATA, TOO_FEW) for v in levels)
+    if not ranks:
+        if lacking:
+            return TOO_FEW if TOO_FEW in levels else NO_DATA
+        return UNTESTABLE
+    if min(ranks) >= 1:
+        verdict = SUPPORTED if min(ranks) == 2 else DIRECTION
+    elif max(ranks) <= -1:
+        verdict = CONTRADICTED if min(ranks) == -2 else AGAINST
+    elif max(ranks) >= 1:
+        verdict = "partly supported"
+    else:
+        verdict = "not supported"
+    if lacking:
+        verdict += f" ({lacking} of {len(levels)} parts without enough data)"
+    return verdict
+
+
+# --- evaluation ------------------------------------------------------------------------------
+
+class Evidence:
+    """The `ok` rows of one problem, per-seed tables by metric, and every comparison made."""
+
+    def __init__(self, rows: pd.DataFrame):
+        self.rows = rows
+        self.ok = rows[rows["status"] == "ok"]
+        self.arms = set(self.ok["arm"])
+        self.tests: dict[tuple, PairedTest] = {}  # (arm, ref, metric) -> test
+
+    def has(self, *arms: str) -> bool:
+        return all(a in self.arms for a in arms)
+
+    def values(self, arm: str, column: str) -> pd.Series:
+        """Per seed (index), the column's value for `arm`'s ok cells."""
+        part = self.ok[self.ok["arm"] == arm]
+        if column not in part:
+            return pd.Series(dtype=float)
+        return part.set_index("seed")[column].astype(float).sort_index()
+
+    def compare(self, arm: str, ref: str, metric: str, sign: int) -> Comparison:
+        key = (arm, ref, metric)
+        if key not in self.tests:
+            pair = pd.concat([self.values(arm, metric), self.values(ref, metric)], axis=1,
+                             keys=["a", "b"]).dropna()
+            self.tests[key] = PairedTest(
+                arm, ref, metric, (pair["a"] - pair["b"]).to_numpy(),
+                stats.paired_permutation_test(pair["a"], pair["b"]))
+        return Comparison(self.tests[key], sign)
+
+    def part(self, text: str, arm: str, ref: str, metric: str, sign: int) -> Part:
+        return Part(text, comparison=self.compare(arm, ref, metric, sign))
+
+    def correct(self) -> int:
+        """Holm over every distinct test made; returns their number."""
+        tests = list(self.tests.values())
+        for t, p in zip(tests, stats.holm([t.p for t in tests])):
+            t.p_holm = float(p)
+        return len(tests)
+
+    def mean(self, arm: str, column: str) -> float:
+        v = self.values(arm, column)
+        return float(v.mean()) if len(v) else math.nan
+
+    def kernel_size(self, arm: str) -> int:
+        """Number of kernel weights of the arm's model, from the stored layer shapes."""
+        layers = self.ok.loc[self.ok["arm"] == arm, "layers"]
+        for s in layers:
+            if isinstance(s, dict):
+                return int(sum(np.prod(v["shape"]) for v in s.values()))
+        return 0
+
+    def inputs(self, arm: str) -> int:
+        layers = self.ok.loc[self.ok["arm"] == arm, "layers"]
+        for s in layers:
+            if isinstance(s, dict) and s:
+                return int(next(iter(s.values()))["shape"][0])
+        return 0
+
+    def setting(self, column: str):
+        values = self.rows[column].dropna().unique() if column in self.rows else []
+        if len(values) != 1:
+            return None
+        value = values[0].item() if hasattr(values[0], "item") else values[0]
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _zero_part(ev: Evidence, arm: str, text: str, claim_zero: bool) -> Part:
+    """A measurement on every seed: the share of weights exactly 0 in `arm`."""
+    frac = ev.values(arm, "sparsity_zero")
+    if frac.empty:
+        return Part(text, fixed=NO_DATA, evidence=f"no ok cells of `{arm}`")
+    size = ev.kernel_size(arm)
+    counts = ", ".join(f"{round(f * size)}" for f in frac)
+    evidence = (f"`{arm}`: weights exactly 0 per seed: {counts} of {size} "
+                f"(max {100 * frac.max():.3g}%); rule: sparse if >= {100 * SPARSE:g}% in every "
+                f"seed, nonzero if < {100 * NOT_ZERO:g}% in every seed")
+    sparse, nonzero = bool((frac >= SPARSE).all()), bool((frac < NOT_ZERO).all())
+    if claim_zero:
+        level = SUPPORTED if sparse else CONTRADICTED if nonzero else MIXED
+    else:
+        level = SUPPORTED if nonzero else CONTRADICTED if sparse else MIXED
+    return Part(text, fixed=level, evidence=evidence)
+
+
+def _penalty_note(ev: Evidence, arm: str, factor_col: str, kind: str) -> str | None:
+    """Check on the data that the stored penalty is factor × Σ|w| (l1) or factor × Σw² (l2)."""
+    factor = ev.setting(factor_col)
+    penalty, l1, l2 = (ev.values(arm, c) for c in ("penalty", "l1_norm", "l2_norm"))
+    if factor is None or penalty.empty or ev.setting(f"{kind}.layers") not in (None, "all"):
+        return None
+    expected = factor * (l1 if kind == "l1" else l2 ** 2)
+    ratio = (penalty / expected).dropna()
+    if ratio.empty:
+        return None
+    form = "Σ|w|" if kind == "l1" else "Σw²"
+    holds = bool(np.all(np.abs(ratio - 1) < 1e-3))
+    return (f"The stored penalty of `{arm}` {'equals' if holds else 'does NOT equal'} "
+            f"{factor:g} × {form} over all kernels at the final weights: penalty / "
+            f"({factor:g} × {form}) = {ratio.min():.4f}–{ratio.max():.4f} across seeds "
+            "(float32 penalty vs float64 norms).")
+
+
+def claim_1(ev: Evidence) -> Claim:
+    arms = [a for a in arms_of(ev.rows) if a != stats.NONE]
+    parts = []
+    for arm in arms:
+        parts.append(ev.part(f"`{arm}` shrinks the gap", arm, "none", "gap_acc", -1))
+        parts.append(ev.part(f"`{arm}` raises test accuracy", arm, "none", "test_acc", +1))
+    claim = Claim(1, "regularization prevents overfitting and improves generalization",
+                  "Regularization prevents overfitting: it improves generalization by "
+                  "penalizing complexity.", parts)
+    claim.notes.append("Read as two statements per arm: a smaller accuracy gap (train − test, "
+                       "train re-evaluated in inference mode) than `none` at the same seed "
+                       "(*prevents overfitting*), and a higher test accuracy (*improves "
+                       "generalization*). A smaller gap bought with a lower training accuracy "
+                       "is not better generalization.")
+    return claim
+
+
+def claim_2(ev: Evidence) -> Claim:
+    parts = [
+        _zero_part(ev, "l1", "drives some weights to exactly zero (sparse)", claim_zero=True),
+        ev.part("near-zero weights (|w| < 1e-3) more common than without L1", "l1", "none",
+                "sparsity_lt_1e-3", +1),
+        ev.part("deselects input pixels (all outgoing |w| < 1e-3)", "l1", "none",
+                "dead_inputs_lt_1e-3", +1),
+    ]
+    claim = Claim(2, "L1 zeroes weights, gives sparse solutions, selects features",
+                  "L1 adds a penalty proportional to the sum of absolute weights, drives some "
+                  "weights to exactly zero, produces sparse solutions and so performs feature "
+                  "selection.", parts)
+    note = _penalty_note(ev, "l1", "l1.factor", "l1")
+    if note:
+        claim.notes.append(note)
+    dead = ev.values("l1", "dead_inputs_lt_1e-3")
+    inputs = ev.inputs("l1")
+    mnist = ev.setting("dataset") == "mnist"
+    if len(dead) and inputs:
+        def pixels(arm, column):
+            return ", ".join(str(round(d * inputs)) for d in ev.values(arm, column)) or "–"
+        claim.notes.append(
+            f"Input pixels deselected per seed, of {inputs}: `l1` "
+            f"{pixels('l1', 'dead_inputs_lt_1e-3')} at |w| < 1e-3 "
+            f"({pixels('l1', 'dead_inputs_lt_1e-2')} at < 1e-2); `none` "
+            f"{pixels('none', 'dead_inputs_lt_1e-3')}."
+            + (" MNIST's border pixels are zero in (almost) every image, so part of this "
+               "selection is of inputs that carry no information at all." if mnist else ""))
+    if parts[0].level not in (SUPPORTED, NO_DATA):
+        claim.notes.append(f"Why not at exactly 0: the optimizer ({ev.setting('optimizer')}) "
+                           "applies the L1 subgradient with no proximal or truncation step, "
+                           "so weights oscillate around zero instead of landing on it.")
+    return claim
+
+
+def claim_3(ev: Evidence) -> Claim:
+    parts = [
+        ev.part("keeps weights small (L2 norm below `none`'s)", "l2", "none", "l2_norm", -1),
+        _zero_part(ev, "l2", "does not drive weights to exactly zero", claim_zero=False),
+        Part("helps with correlated features", fixed=UNTESTABLE,
+             evidence="no correlated-feature manipulation in this study"),
+    ]
+    claim = Claim(3, "L2 shrinks weights without zeroing them",
+                  "L2 adds a penalty proportional to the sum of squared weights, keeps weights "
+                  "small but does not drive them to exactly zero; it helps with correlated "
+                  "features.", parts)
+    note = _penalty_note(ev, "l2", "l2.factor", "l2")
+    if note:
+        claim.notes.append(note)
+    near = ev.values("l2", "sparsity_lt_1e-3")
+    if len(near):
+        claim.notes.append(f"Not exactly zero, but `l2` leaves {100 * near.mean():.3g}% of "
+                           f"weights below 1e-3 in |w| (`none`: "
+                           f"{100 * ev.mean('none', 'sparsity_lt_1e-3'):.3g}%).")
+    return claim
+
+
+def claim_4(ev: Evidence) -> Claim:
+    parts = [
+        ev.part("L1 gives more near-zero weights than L2", "l1", "l2", "sparsity_lt_1e-3", +1),
+        ev.part("L1 deselects more input pixels than L2", "l1", "l2", "dead_inputs_lt_1e-3",
+                +1),
+        Part("L2 when all features may be relevant", fixed=UNTESTABLE,
+             evidence="advice; which features are relevant is not controlled here"),
+    ]
+    claim = Claim(4, "choose L1 for sparsity, L2 when all features matter",
+                  "Choose L1 when feature selection and sparsity matter, L2 when all features "
+                  "may be relevant.", parts)
+    if ev.has("l1", "l2", "none"):
+        claim.notes += [ev.compare("l1", "none", "test_acc", +1),
+                        ev.compare("l2", "none", "test_acc", +1),
+                        "Both coefficients are the tutorial's 0.01, untuned: the accuracy cost "
+                        "of each depends on that choice."]
+    return claim
+
+
+def claim_5(ev: Evidence) -> Claim:
+    arm = "early_stopping"
+    parts = [_stopping_part(ev, arm),
+             ev.part("prevents overfitting (smaller gap than `none`)", arm, "none", "gap_acc",
+                     -1)]
+    claim = Claim(5, "early stopping stops when validation loss stalls; prevents overfitting",
+                  "Early stopping stops training when validation loss stops improving and so "
+                  "prevents overfitting.", parts)
+    restore = ev.setting("early_stopping.restore_best_weights")
+    patience = ev.setting("early_stopping.patience")
+    if restore is not None:
+        claim.notes.append(
+            f"restore_best_weights = {bool(restore)}: the evaluated weights are those of "
+            + ("the best epoch." if restore else f"the stop epoch, {patience} epochs past the "
+               "best (Keras's default, as in the tutorial)."))
+    if ev.has(arm, "none"):
+        claim.notes += [ev.compare(arm, "none", "test_acc", +1),
+                        ev.compare(arm, "none", "fit_s", -1)]
+    return claim
+
+
+def _stopping_part(ev: Evidence, arm: str) -> Part:
+    text = "stops when the validation loss stops improving"
+    rows = ev.ok[ev.ok["arm"] == arm]
+    patience = ev.setting("early_stopping.patience")
+    epochs = ev.setting("epochs")
+    if rows.empty or patience is None or epochs is None:
+        return Part(text, fixed=NO_DATA, evidence=f"no ok cells of `{arm}`")
+    ran, best = rows["epochs_run"].astype(int), rows["best_epoch"].astype(int)
+    stopped = (rows["stopped_epoch"].notna() if "stopped_epoch" in rows
+               else ran < epochs).to_numpy()
+    # Keras stops `patience` epochs after the best one; a run that never stalled runs out.
+    consistent = np.where(stopped, ran - best == patience, ran - best < patience)
+    evidence = (f"epochs run per seed: {', '.join(map(str, ran))} of {epochs}; best epoch "
+                f"(lowest validation cross-entropy): {', '.join(map(str, best))}; patience "
+                f"{patience}; {int(stopped.sum())}/{len(rows)} seeds stopped early, each "
+                f"{patience} epochs after its best" if stopped.any() else
+                f"epochs run per seed: {', '.join(map(str, ran))}; no seed stopped early")
+    return Part(text, fixed=SUPPORTED if consistent.all() else CONTRADICTED,
+                evidence=evidence + " (monitor: validation cross-entropy, the tutorial's "
+                "val_loss without the penalty)")
+
+
+def claim_6(ev: Evidence) -> Claim:
+    parts = [ev.part("prevents overfitting (smaller gap than `none`)", "dropout", "none",
+                     "gap_acc", -1),
+             Part("reduces co-adaptation of units", fixed=UNTESTABLE,
+                  evidence="co-adaptation is not measured")]
+    claim = Claim(6, "dropout prevents overfitting",
+                  "Dropout randomly zeroes units during training, reduces co-adaptation and "
+                  "prevents overfitting.", parts)
+    if ev.has("dropout", "none"):
+        claim.notes += [ev.compare("dropout", "none", "test_acc", +1),
+                        ev.compare("dropout", "none", "gap_xent", -1)]
+    return claim
+
+
+def claim_7(ev: Evidence) -> Claim:
+    arm = "augmentation"
+    parts = [ev.part("improves generalization (higher test accuracy than `none`)", arm, "none",
+                     "test_acc", +1),
+             Part("increases the size and diversity of the training data", fixed=UNTESTABLE,
+                  evidence="each epoch sees the same number of (transformed) images; "
+                           "diversity is not measured")]
+    claim = Claim(7, "data augmentation improves generalization",
+                  "Data augmentation increases the size and diversity of the training data "
+                  "and improves generalization, especially for images.", parts)
+    if ev.has(arm, "none"):
+        claim.notes.append(ev.compare(arm, "none", "gap_acc", -1))
+        flip = ev.setting("augmentation.flip")
+        claim.notes.append(
+            f"Augmentation settings: rotation {ev.setting('augmentation.rotation')}°, shift "
+            f"{ev.setting('augmentation.shift')}, flip = {flip!r} (\"auto\" leaves the "
+            "horizontal flip out for digits, which a mirror image can turn into another or "
+            "no digit; the tutorial flipped). The test set is not augmented.")
+    return claim
+
+
+def claim_8(ev: Evidence) -> Claim:
+    rates = ev.rows["learning_rate"].dropna().unique() if "learning_rate" in ev.rows else []
+    parts = [
+        Part("allows higher learning rates", fixed=UNTESTABLE,
+             evidence=f"one learning rate in this study ({', '.join(map(str, rates))})"),
+        ev.part("better training (lower train cross-entropy than `none`)", "batchnorm", "none",
+                "train_xent", -1),
+        ev.part("regularizing effect (smaller gap than `none`)", "batchnorm", "none",
+                "gap_acc", -1),
+    ]
+    claim = Claim(8, "batch normalization trains better and regularizes",
+                  "Batch normalization allows higher learning rates and better training, and "
+                  "has a regularizing effect.", parts)
+    if ev.has("batchnorm", "none"):
+        claim.notes.append(ev.compare("batchnorm", "none", "test_acc", +1))
+    return claim
+
+
+def claim_9(ev: Evidence) -> Claim:
+    combos = [a for a in arms_of(ev.rows) if len(stats.technique_set(a)) >= 2]
+    parts, notes = [], []
+    for combo in combos:
+        members = sorted(stats.technique_set(combo))
+        for member in members:
+            if member in set(ev.rows["arm"]):
+                parts.append(ev.part(f"`{combo}` beats `{member}` on test accuracy", combo,
+                                     member, "test_acc", +1))
+        if ev.has(combo, "none"):
+            notes += [ev.compare(combo, "none", "test_acc", +1),
+                      ev.compare(combo, "none", "gap_acc", -1)]
+        if not ev.has(combo):
+            notes.append(f"`{combo}` has no ok cells: the combination is untested.")
+    if not combos:
+        parts.append(Part("a combination beats its parts", fixed=NO_DATA,
+                          evidence="no arm combines techniques"))
+    claim = Claim(9, "combining techniques generalizes better",
+                  "Combining techniques (e.g. L2 + dropout + early stopping) gives better "
+                  "generalization.", parts, notes)
+    claim.notes.insert(0, "Read as: the combination reaches a higher test accuracy than each "
+                          "of its techniques alone, at the same seed.")
+    return claim
+
+
+CLAIMS = (claim_1, claim_2, claim_3, claim_4, claim_5, claim_6, claim_7, claim_8, claim_9)
+
+
+def evaluate(rows: pd.DataFrame) -> tuple[list[Claim], Evidence]:
+    """Every claim with its parts' verdicts, Holm-corrected over all comparisons made."""
+    ev = Evidence(rows)
+    claims = [make(ev) for make in CLAIMS]
+    ev.correct()
+    return claims, ev
+
+
+# --- the report ------------------------------------------------------------------------------
+
+def claims_blocks(rows: pd.DataFrame, results: str | Path, out_dir: str | Path) -> tuple:
+    claims, ev = evaluate(rows)
+    m = len(ev.tests)
+    n = max((len(t.diffs) for t in ev.tests.values()), default=0)
+    floor = stats.min_p_value(n)
+    regenerate = (f"regbench claims {report.display_path(results)} "
+                  f"--out {report.display_path(out_dir)}")
+    counts = rows["status"].value_counts()
+    blocks = [
+        report.Heading("The tutorial's claims, tested", 1),
+        report.Para("Each claim of the Keras regularization tutorial "
+                    "(`shared/reference/tutorial.md`), tested on its own configurations "
+                    f"(`{', '.join(sorted(rows['study'].dropna().unique()))}`: "
+                    f"{len(rows)} cells, " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                    + f"). Generated by `{regenerate}`; the verdicts are computed from the "
+                    "results by the rules below, not written by hand."),
+        report.Table(("#", "claim", "verdict", "parts"),
+                     tuple((str(c.number), c.short, f"**{c.verdict}**", c.summary())
+                           for c in claims)),
+        report.Heading("How verdicts are reached", 2),
+        report.Bullets((
+            "A claim is split into parts. A *paired* part compares two arms seed by seed (same "
+            "split, data order and initial weights): exact permutation test of the mean "
+            f"difference (two-sided, all 2^n sign flips), Holm-corrected over all {m} "
+            "comparisons in this report.",
+            f"**{SUPPORTED}** / **{CONTRADICTED}**: significant at alpha = {ALPHA} after Holm "
+            "in / against the claimed direction; for a measured part, the measurement passes "
+            "/ fails in every seed.",
+            f"**{DIRECTION}** / **{AGAINST}**: every seed moves in / against the claimed "
+            "direction, but the test does not reach significance.",
+            f"**{MIXED}**: the seeds disagree. **{UNTESTABLE}**: nothing in this study "
+            f"measures it. **{NO_DATA}** / **{TOO_FEW}**: the arms involved share no / only "
+            "one seed with ok cells.",
+            "A claim is *supported* (or *supported in direction*) when all its testable parts "
+            "are, *contradicted* likewise, *partly supported* when some parts are supported "
+            "and others are not, *not supported* otherwise.",
+        )),
+    ]
+    if n and floor * m >= ALPHA:
+        blocks.append(report.Para(
+            f"**Resolution limit.** With n = {n} seeds the smallest two-sided p is "
+            f"2/2^{n} = {floor:.4f}; after Holm over {m} comparisons at least "
+            f"{min(1.0, floor * m):.4f}. No paired part can be significant, so none can be "
+            f"*{SUPPORTED}* or *{CONTRADICTED}*: the best the data can say is that every seed "
+            f"agrees. Significance here needs at least {stats.seeds_needed(m)} seeds."))
+    for c in claims:
+        blocks += [report.Heading(f"{c.number}. {c.short}", 2),
+                   report.Para(f"*Claim:* {c.text}"),
+                   report.Para(f"**Verdict: {c.verdict}.**"),
+                   report.Table(("part", "verdict", "evidence"),
+                                tuple((p.text, p.level, p.describe()) for p in c.parts))]
+        if c.notes:
+            blocks.append(report.Bullets(tuple(c.note_lines())))
+    blocks += [report.Heading("Figures", 2), *_figures(rows)]
+    blocks += report.reproducibility_blocks(rows, results, out_dir, regenerate)
+    return blocks, claims
+
+
+def _figures(rows: pd.DataFrame) -> list:
+    from regbench import plots
+
+    ok = rows[rows["status"] == "ok"]
+    if ok.empty or stats.NONE not in set(ok["arm"]):
+        return [report.Para("No `ok` cells of `none`: no figures.")]
+    palette = plots.arm_palette(plots.arms_of(rows))
+    tall = max(3.0, 0.45 * (rows["arm"].nunique() - 1) + 1.2)
+
+    def differences(fig, axes):
+        plots.plot_paired_differences(rows, "gap_acc", ax=axes[0][0], palette=palette)
+        plots.plot_paired_differences(rows, "test_acc", ax=axes[0][1], palette=palette)
+        axes[0][1].set_yticklabels([])
+    weight_arms = [a for a in ("none", "l1", "l2", "l1_l2") if a in set(ok["arm"])]
+    weights = ok[ok["arm"].isin(weight_arms)]
+    return [
+        report.draw("claims_differences", "Each arm minus `none` at the same seed: accuracy "
+                    "gap (left; below 0 = less overfitting) and test accuracy (right; above 0 "
+                    "= better generalization). One dot per seed, black tick the mean.",
+                    differences, size=(13, tall), ncols=2),
+        report.draw("claims_sparsity", "Share of kernel weights below each |w| threshold for "
+                    + ", ".join(f"`{a}`" for a in weight_arms) + " (mean; bars min-max over "
+                    "seeds): exactly zero at the left, near zero further right.",
+                    lambda fig, axes: (plots.plot_sparsity(weights, ax=axes[0][0],
+                                                           palette=palette),
+                                       axes[0][0].legend(fontsize="small")),
+                    size=(8, 4.5)),
+    ]
+
+
+def write_claims(results: str | Path, out_dir: str | Path) -> list[Claim]:
+    """Write README.md, report.html, figures/ and claims.json into `out_dir`."""
+    rows = report.load_results(results)
+    parts = report.sections(rows)
+    if len(parts) > 1:
+        raise RegbenchError(f"{results}: claims take one problem and budget; this store has "
+                            f"{len(parts)} ({'; '.join(t for t, _ in parts)})")
+    if stats.NONE not in set(rows["arm"]):
+        raise RegbenchError(f"{results}: no `none` arm; the claims are tested against the "
+                            "unregularized baseline")
+    out_dir = Path(out_dir)
+    blocks, claims = claims_blocks(rows, results, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report._clear_figures(out_dir)
+    report.write_document(blocks, out_dir, "regbench: the tutorial's claims, tested")
+    data = {"source": report.display_path(results),
+            "claims": [{"number": c.number, "short": c.short, "text": c.text,
+                        "verdict": c.verdict, "summary": c.summary(),
+                        "parts": [{"text": p.text, "verdict": p.level,
+                                   "evidence": p.describe()} for p in c.parts]}
+                       for c in claims]}
+    (out_dir / "claims.json").write_text(json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    return claims

@@ -1,0 +1,284 @@
+"""Packed execution: several cells trained side by side in one compiled training step.
+
+Small networks spend most of a training step in framework overhead, not arithmetic. A pack
+puts K cells that share dataset, model and training settings (the arms and seeds of a study)
+into one Keras model with K independent branches: each member keeps its own weights, optimizer
+state, penalty, dropout masks, batch-norm statistics, augmentation draws, validation split and
+data order. The packed loss is the sum of the members' losses, so each member's gradient is
+exactly the gradient it would get alone, and Adam/SGD/RMSprop update every variable on its own.
+
+Per member, what differs from training alone is only floating-point rounding (a fused XLA
+program may order sums differently): a member starts from the same weights, sees the same
+batches, and gets the same random draws. Keras's EarlyStopping runs once per member on that
+member's validation cross-entropy; a stopped member keeps being computed (its branch is part
+of the compiled program) but its weights are frozen in a snapshot taken when it stopped, as
+they would be had it trained alone. After training, each member is copied into its own plain
+network and evaluated by the same code as a cell trained alone (`train.result_row`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from regbench import data, train
+from regbench.study import Cell
+
+MAX_PACK = 16                # more members add compile time and little throughput on a CPU
+PACK_MAC_BUDGET = 1e6        # packs grow while members' multiply-adds per example fit this:
+                             # packing pays where framework overhead, not arithmetic, dominates
+MIN_PACKED_STEPS = 2000      # a pack compiles for longer: not worth it for shorter trainings
+
+
+def pack_key(cell: Cell) -> tuple:
+    """Cells with equal keys can share one compiled step."""
+    return (cell.dataset, cell.model, cell.training)
+
+
+def pack_size(cell: Cell) -> int:
+    """How many cells like this one to pack: many small networks, few (or one) large ones."""
+    info = data.DATASETS[cell.dataset]
+    t = cell.training
+    examples = t.train_subset or info.train_size * (1 - t.validation_fraction)
+    if math.ceil(examples / t.batch_size) * t.epochs < MIN_PACKED_STEPS:
+        return 1
+    return int(max(1, min(MAX_PACK, PACK_MAC_BUDGET // macs_per_example(cell.model, info))))
+
+
+def macs_per_example(model, info) -> int:
+    """Multiply-adds of one forward pass through the model's Dense and Conv2D layers."""
+    macs = 0
+    side, channels = info.image_shape[0], info.image_shape[-1]
+    if model.name == "cnn":
+        for filters in model.filters:  # 3x3 'same' convolution, then 2x2 pooling
+            macs += side * side * 9 * channels * filters
+            side, channels = side // 2, filters
+    width = side * side * channels if model.name == "cnn" else int(np.prod(info.image_shape))
+    for units in (*model.hidden, info.classes):
+        macs += width * units
+        width = units
+    return macs
+
+
+def plan_packs(cells: list[Cell], limit: int | None = None) -> list[list[Cell]]:
+    """Group cells into packs, keeping the study's order within each group."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(pack_key(cell), []).append(cell)
+    packs = []
+    for members in groups.values():
+        size = limit or pack_size(members[0])
+        packs += [members[i:i + size] for i in range(0, len(members), size)]
+    return packs
+
+
+class _Member:
+    """The view of one member that Keras's EarlyStopping needs: weights and a stop flag."""
+
+    def __init__(self, layers: list):
+        self.layers = [layer for layer in layers if layer.weights]
+        self.stop_training = False
+
+    def get_weights(self) -> list:
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, weights: list) -> None:
+        weights = list(weights)
+        for layer in self.layers:
+            n = len(layer.weights)
+            layer.set_weights(weights[:n])
+            weights = weights[n:]
+
+
+def build_packed(cells: list[Cell], info):
+    """One model over input (batch, K, *image): member k reads slice k, outputs `m{k}`."""
+    import keras
+
+    from regbench.models import model_layers
+
+    image = keras.Input(shape=(len(cells), *info.image_shape), name="images")
+    outputs, members = [], []
+    for k, cell in enumerate(cells):
+        layers = model_layers(cell.model, cell.arm, info.classes, cell.seed, info.flip_ok,
+                              prefix=f"m{k}_")
+        h = image[:, k]
+        for layer in layers:
+            h = layer(h)
+        outputs.append(keras.layers.Identity(name=f"m{k}")(h))
+        members.append(_Member(layers))
+    return keras.Model(image, outputs, name="pack"), members
+
+
+def _batches(x, y, index: np.ndarray, batch_size: int):
+    """Batches of (x: (b, K, *image), y: K-tuple of (b,)) from an (n, K) index matrix:
+    member k's example i of the stream is x[index[i, k]]."""
+    import tensorflow as tf
+
+    k = index.shape[1]
+    return (tf.data.Dataset.from_tensor_slices(index).batch(batch_size)
+            .map(lambda idx: (tf.gather(x, idx),
+                              tuple(tf.gather(y, idx[:, j]) for j in range(k))))
+            .prefetch(4))
+
+
+def evaluate_pack(net, members: list, x_all, y_all, x_test, y_test, fit_idx, val_idx) -> list:
+    """Per member, what `train.evaluate` gives for a cell alone, in three passes in all."""
+    from regbench.models import kernels
+
+    k = len(members)
+    scores = {}
+    for name, x, y, index in (("train", x_all, y_all, fit_idx.T), ("val", x_all, y_all, val_idx.T),
+                              ("test", x_test, y_test,
+                               np.tile(np.arange(len(y_test))[:, None], (1, k)))):
+        logs = net.evaluate(_batches(x, y, index, train.EVAL_BATCH), verbose=0,
+                            return_dict=True)
+        scores[name] = (logs, len(index))
+    out = []
+    for j, member in enumerate(members):
+        evaluation = {}
+        for name, split in (("train", "fit"), ("val", "val"), ("test", "test")):
+            logs, n = scores[name]
+            evaluation[f"{name}_acc"] = float(logs[f"m{j}_acc"])
+            evaluation[f"{name}_xent"] = float(logs[f"m{j}_xent"])
+            evaluation[f"n_{split}"] = n
+        named = kernels(member.layers)
+        evaluation["kernels"] = {name.split("_", 1)[1]: w for name, w in named.items()}
+        evaluation["penalty"] = _member_penalty(member)
+        out.append(evaluation)
+    return out
+
+
+
+def _stoppers(cells: list[Cell], members: list[_Member]) -> list:
+    import keras
+
+    stoppers = []
+    for cell, member in zip(cells, members):
+        settings = cell.arm.get("early_stopping")
+        if settings is None:
+            stoppers.append(None)
+            continue
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="val_xent", mode="min", patience=settings.patience,
+            min_delta=settings.min_delta, restore_best_weights=settings.restore_best_weights)
+        stopper.set_model(member)
+        stopper.on_train_begin()
+        stoppers.append(stopper)
+    return stoppers
+
+
+def _member_penalty(member: _Member) -> float:
+    import keras
+
+    return float(sum(float(keras.ops.convert_to_numpy(loss))
+                     for layer in member.layers for loss in layer.losses))
+
+
+def fit_pack(net, members: list[_Member], cells: list[Cell], x_all, y_all,
+             fit_idx: np.ndarray, val_idx: np.ndarray, on_epoch=None) -> list[dict]:
+    """Train the pack epoch by epoch; per member, the same record `train.fit_epochs` returns."""
+    t = cells[0].training
+    stoppers = _stoppers(cells, members)
+    records = [{"history": {}, "epoch_s": [], "diverged_epoch": None, "stopped_epoch": None,
+                "snapshot": None} for _ in cells]
+    val = _batches(x_all, y_all, val_idx.T, train.EVAL_BATCH)
+    n_fit = fit_idx.shape[1]
+    for epoch in range(t.epochs):
+        active = [r["snapshot"] is None for r in records]
+        if not any(active):
+            break
+        order = np.stack([idx[train.epoch_order(n_fit, cell.seed, epoch)]
+                          for idx, cell in zip(fit_idx, cells)], axis=1)
+        began = time.perf_counter()
+        logs = net.fit(_batches(x_all, y_all, order, t.batch_size), validation_data=val,
+                       epochs=1, shuffle=False, verbose=0).history
+        seconds = time.perf_counter() - began
+        logs = {k: float(v[-1]) for k, v in logs.items()}
+        for k, (member, stopper, record) in enumerate(zip(members, stoppers, records)):
+            if not active[k]:
+                continue
+            mine = _member_logs(logs, k, _member_penalty(member))
+            for name, value in mine.items():
+                record["history"].setdefault(name, []).append(value)
+            record["epoch_s"].append(seconds)
+            if not math.isfinite(mine["loss"]):
+                record["diverged_epoch"] = epoch + 1
+                record["snapshot"] = member.get_weights()
+                continue
+            if stopper:
+                stopper.on_epoch_end(epoch, mine)
+                if member.stop_training:
+                    stopper.on_train_end()  # restores the best weights if asked to
+                    record["stopped_epoch"] = stopper.stopped_epoch + 1
+                    record["snapshot"] = member.get_weights()
+        if on_epoch:
+            on_epoch(epoch + 1, t.epochs, {"val_acc": float(np.mean(
+                [logs[f"val_m{k}_acc"] for k in range(len(cells))]))})
+    for member, stopper, record in zip(members, stoppers, records):
+        if record["snapshot"] is not None:
+            member.set_weights(record.pop("snapshot"))
+        else:
+            record.pop("snapshot")
+            if stopper:
+                stopper.on_train_end()
+    return records
+
+
+def _member_logs(logs: dict, k: int, penalty: float) -> dict:
+    """Member k's epoch logs under the names a cell trained alone has.
+
+    `loss`/`val_loss` are the data cross-entropy plus the penalty at the end of the epoch
+    (alone, `loss` averages the penalty over the epoch's steps instead).
+    """
+    out = {}
+    for prefix in ("", "val_"):
+        out[f"{prefix}acc"] = logs[f"{prefix}m{k}_acc"]
+        out[f"{prefix}xent"] = logs[f"{prefix}m{k}_xent"]
+        out[f"{prefix}loss"] = out[f"{prefix}xent"] + penalty
+    return out
+
+
+def run_pack(cells: list[Cell], data_dir: str | None = None, deterministic: bool = True,
+             on_epoch=None) -> list[dict]:
+    """Train cells as one pack and return one result row per cell, in order."""
+    if len(cells) == 1:
+        return [train.run_cell(cells[0], data_dir, deterministic, on_epoch)]
+    import keras
+    import tensorflow as tf
+
+    info = data.DATASETS[cells[0].dataset]
+    arrays = train._arrays(cells[0].dataset, data_dir)
+    indices = [train.member_indices(cell, arrays.y_train) for cell in cells]
+    x_all = tf.constant(train.scaled(arrays.x_train))
+    y_all = tf.constant(arrays.y_train.astype(np.int32))
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cells[0].seed)
+    net, members = build_packed(cells, info)
+    t = cells[0].training
+    net.compile(
+        optimizer=train.make_optimizer(t),
+        loss=[keras.losses.SparseCategoricalCrossentropy() for _ in cells],
+        metrics=[[keras.metrics.SparseCategoricalAccuracy(name="acc"),
+                  keras.metrics.SparseCategoricalCrossentropy(name="xent")] for _ in cells],
+        steps_per_execution=train.STEPS_PER_EXECUTION,
+        jit_compile="auto",
+    )
+    started = time.perf_counter()
+    records = fit_pack(net, members, cells, x_all, y_all,
+                       np.stack([fit for fit, _ in indices]),
+                       np.stack([val for _, val in indices]), on_epoch)
+    fit_s = time.perf_counter() - started
+
+    evaluations = evaluate_pack(net, members, x_all, y_all,
+                                tf.constant(train.scaled(arrays.x_test)),
+                                tf.constant(arrays.y_test.astype(np.int32)),
+                                np.stack([fit for fit, _ in indices]),
+                                np.stack([val for _, val in indices]))
+    rows = []
+    for cell, record, evaluation in zip(cells, records, evaluations):
+        record.update(fit_s=fit_s, pack_size=len(cells))
+        rows.append(train.build_row(cell, evaluation, record, deterministic))
+    return rows

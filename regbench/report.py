@@ -1,0 +1,925 @@
+"""Results store -> report folder: `README.md` with PNG figures, and one self-contained
+`report.html` (figures embedded as data URIs, no external resources).
+
+A report is a list of blocks (headings, paragraphs, tables, figures) rendered twice, to
+Markdown and to HTML, so both always say the same thing. Tables are deterministic: the same
+store gives byte-identical tables (bootstrap resampling uses a fixed seed, rows keep a fixed
+order, no timestamps). Figures are drawn on `matplotlib.figure.Figure` objects, so no display
+or global backend is needed.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from regbench import stats, store, summary
+from regbench.errors import RegbenchError
+from regbench.plots import arms_of
+
+# metric -> (heading, higher is better); the paired comparisons and their Holm families
+COMPARED = {
+    "test_acc": ("test accuracy", True),
+    "gap_acc": ("gap (train acc − test acc)", False),
+    "test_xent": ("test cross-entropy", False),
+    "gap_xent": ("gap (test xent − train xent)", False),
+}
+EFFECT_METRICS = ("test_acc", "gap_acc")
+FIGURE_DPI = 110
+FIGURES_DIR = "figures"
+ERROR_CHARS = 160  # of a failed cell's error message in the table
+
+
+# --- document model --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Heading:
+    text: str
+    level: int = 2
+
+
+@dataclass(frozen=True)
+class Para:
+    text: str  # `code` spans allowed
+
+
+@dataclass(frozen=True)
+class Bullets:
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Code:
+    text: str
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+
+
+@dataclass(frozen=True)
+class Figure:
+    path: str  # relative to the report folder
+    caption: str
+    png: bytes = field(repr=False)
+
+
+def render_markdown(blocks: list) -> str:
+    out = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            out.append("#" * b.level + " " + b.text)
+        elif isinstance(b, Para):
+            out.append(b.text)
+        elif isinstance(b, Bullets):
+            out.append("\n".join(f"- {item}" for item in b.items))
+        elif isinstance(b, Code):
+            out.append(f"```\n{b.text}\n```")
+        elif isinstance(b, Table):
+            cells = [[c.replace("|", "\\|") for c in row] for row in (b.headers, *b.rows)]
+            lines = ["| " + " | ".join(row) + " |" for row in cells]
+            lines.insert(1, "|" + "|".join("---" for _ in b.headers) + "|")
+            out.append("\n".join(lines))
+        elif isinstance(b, Figure):
+            out.append(f"![{b.caption}]({b.path})\n\n*{b.caption}*")
+    return "\n\n".join(out) + "\n"
+
+
+CSS = """
+body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 75em;
+       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+th { background: #f3f3f3; }
+td.num { white-space: nowrap; font-variant-numeric: tabular-nums; }
+div.scroll { overflow-x: auto; }
+tr:nth-child(even) td { background: #fafafa; }
+code, pre { background: #f5f5f5; font-family: ui-monospace, monospace; font-size: 0.9em; }
+pre { padding: 0.6em; overflow-x: auto; }
+figure { margin: 1.5em 0; }
+figure img { max-width: 100%; height: auto; }
+figcaption { font-style: italic; color: #555; }
+"""
+
+
+def render_html(blocks: list, title: str) -> str:
+    body = []
+    for b in blocks:
+        if isinstance(b, Heading):
+            body.append(f"<h{b.level}>{_inline(b.text)}</h{b.level}>")
+        elif isinstance(b, Para):
+            body.append(f"<p>{_inline(b.text)}</p>")
+        elif isinstance(b, Bullets):
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>")
+        elif isinstance(b, Code):
+            body.append(f"<pre><code>{html.escape(b.text)}</code></pre>")
+        elif isinstance(b, Table):
+            head = "".join(f"<th>{_inline(h)}</th>" for h in b.headers)
+            rows = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in b.rows)
+            body.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
+                        f"<tbody>{rows}</tbody></table></div>")
+        elif isinstance(b, Figure):
+            data = base64.b64encode(b.png).decode("ascii")
+            body.append(f'<figure><img alt="{html.escape(b.caption)}" '
+                        f'src="data:image/png;base64,{data}">'
+                        f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
+            + "\n".join(body) + "\n</body>\n</html>\n")
+
+
+def _inline(text: str) -> str:
+    """The Markdown this module writes, as HTML: `code`, **bold**, *emphasis*, [text](link).
+    Code spans are taken verbatim (an error message may hold `*` or `[`)."""
+    out = []
+    for i, piece in enumerate(re.split(r"`([^`]+)`", text)):
+        piece = html.escape(piece, quote=False)
+        if i % 2:
+            out.append(f"<code>{piece}</code>")
+            continue
+        piece = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", piece)
+        piece = re.sub(r"\*([^*\s][^*]*)\*", r"<em>\1</em>", piece)
+        out.append(re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', piece))
+    return "".join(out)
+
+
+NUMERIC = re.compile(r"^[-+–\d.,±%\[\] /e]+$")  # table cells kept on one line
+
+
+def _cell(text: str) -> str:
+    numeric = ' class="num"' if NUMERIC.match(text) else ""
+    return f"<td{numeric}>{_inline(text)}</td>"
+
+
+def write_document(blocks: list, out_dir: Path, title: str) -> None:
+    """README.md beside its figures/*.png, and report.html with the figures inside."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = out_dir / FIGURES_DIR
+    for b in blocks:
+        if isinstance(b, Figure):
+            figures.mkdir(exist_ok=True)
+            (out_dir / b.path).write_bytes(b.png)
+    (out_dir / "README.md").write_text(render_markdown(blocks))
+    (out_dir / "report.html").write_text(render_html(blocks, title))
+
+
+# --- loading and grouping --------------------------------------------------------------------
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """A results store as a DataFrame; a missing or empty store is a one-line error."""
+    path = Path(path)
+    if not path.is_file():
+        raise RegbenchError(f"{path}: no such results file")
+    rows = store.load(path)
+    if rows.empty or "arm" not in rows:
+        raise RegbenchError(f"{path}: no result rows")
+    if "status" not in rows:
+        rows["status"] = "ok"
+    return rows
+
+
+def sections(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(title, rows) per problem, and per budget setting where the store holds several."""
+    keys = [c for c in summary.group_columns(rows) if c != "arm"]
+    out = []
+    for values, part in rows.groupby(keys, sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        title = ", ".join(f"{k}={v}" if k != "problem" else str(v) for k, v in zip(keys, values))
+        out.append((title, part))
+    return out
+
+
+def ok_rows(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows[rows["status"] == "ok"]
+
+
+def baseline_arm(rows: pd.DataFrame) -> str:
+    """`none` when present, else the first arm."""
+    return arms_of(rows)[0]
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+def arm_statistics(rows: pd.DataFrame, metrics) -> pd.DataFrame:
+    """Per arm (order of appearance, `none` first) and metric: n, mean, std, t-interval."""
+    ok = ok_rows(rows)
+    out = []
+    for arm in arms_of(rows):
+        part = ok[ok["arm"] == arm]
+        for metric in metrics:
+            values = part[metric] if metric in part else pd.Series(dtype=float)
+            out.append({"arm": arm, "metric": metric, **stats.describe(values.astype(float))})
+    return pd.DataFrame(out)
+
+
+def status_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    """Cells per arm and status: ok, diverged, failed, then any other status stored."""
+    counts = rows.groupby("arm")["status"].value_counts().unstack(fill_value=0)
+    columns = ["ok", "diverged", "failed"]
+    columns += sorted(set(counts.columns) - set(columns))
+    return counts.reindex(index=arms_of(rows), columns=columns, fill_value=0)
+
+
+def paired_comparisons(rows: pd.DataFrame, metric: str, higher_is_better: bool,
+                       baseline: str, alpha: float = stats.ALPHA) -> pd.DataFrame:
+    """Each arm against `baseline` on seeds where both are `ok`: mean difference (arm −
+    baseline), bootstrap CI, exact paired permutation p, Holm over the arms, verdict."""
+    ok = ok_rows(rows)
+    wide = ok.pivot_table(index="seed", columns="arm", values=metric, aggfunc="first",
+                          dropna=False)
+    out = []
+    for arm in arms_of(rows):
+        if arm == baseline:
+            continue
+        if arm in wide and baseline in wide:
+            pair = wide[[arm, baseline]].astype(float).dropna()
+        else:
+            pair = pd.DataFrame({arm: [], baseline: []}, dtype=float)
+        d = (pair[arm] - pair[baseline]).to_numpy()
+        low, high = stats.bootstrap_ci(d)
+        agree, n = stats.sign_agreement(d)
+        out.append({"arm": arm, "metric": metric, "n_pairs": len(d),
+                    "mean_diff": float(np.mean(d)) if len(d) else math.nan,
+                    "ci_low": low, "ci_high": high,
+                    "p": stats.paired_permutation_test(pair[arm], pair[baseline]),
+                    "seeds_agreeing": agree})
+    table = pd.DataFrame(out, columns=["arm", "metric", "n_pairs", "mean_diff", "ci_low",
+                                       "ci_high", "p", "seeds_agreeing"])
+    table["p_holm"] = stats.holm(table["p"]) if len(table) else []
+    table["verdict"] = [stats.verdict(m, p, higher_is_better, alpha) if n else "no pairs"
+                        for m, p, n in zip(table["mean_diff"], table["p_holm"],
+                                           table["n_pairs"])]
+    return table
+
+
+def design_effects(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Main effects and two-way interactions (factorial) or leave-one-out effects of the
+    techniques, per seed on seeds where every arm is `ok`, then summarized across seeds."""
+    arms = arms_of(rows)
+    contrasts = stats.effect_contrasts(arms)
+    if not contrasts:
+        return pd.DataFrame()
+    wide = ok_rows(rows).pivot_table(index="seed", columns="arm", values=metric,
+                                     aggfunc="first", dropna=False)
+    wide = wide.reindex(columns=arms).astype(float).dropna()
+    out = []
+    for name, weights in contrasts.items():
+        per_seed = wide.to_numpy() @ weights
+        low, high = stats.bootstrap_ci(per_seed)
+        agree, n = stats.sign_agreement(per_seed)
+        out.append({"effect": name, "metric": metric, "n_seeds": n,
+                    "mean": float(np.mean(per_seed)) if n else math.nan,
+                    "ci_low": low, "ci_high": high,
+                    "p": stats.paired_permutation_test(per_seed, np.zeros(n)),
+                    "seeds_agreeing": agree})
+    table = pd.DataFrame(out)
+    table["p_holm"] = stats.holm(table["p"])
+    return table
+
+
+def fmt(x, digits: int = 4, sign: bool = False) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def fmt_p(p: float) -> str:
+    if p is None or math.isnan(p):
+        return "–"
+    return f"{p:.4f}" if p >= 1e-4 else f"{p:.1e}"
+
+
+def fmt_pct(mean: float, std: float) -> str:
+    """A fraction as a percentage, with enough digits to show a handful of weights."""
+    if math.isnan(mean):
+        return "–"
+    if mean == 0 and (math.isnan(std) or std == 0):
+        return "0"
+    if math.isnan(std):
+        return f"{100 * mean:.3g} %"
+    return f"{100 * mean:.3g} ± {100 * std:.2g} %"
+
+
+def _mean_std(s: dict, digits: int = 4) -> str:
+    if math.isnan(s["mean"]):
+        return "–"
+    if math.isnan(s["std"]):  # a single seed
+        return f"{s['mean']:.{digits}f}"
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def _ci(s: dict, digits: int = 4) -> str:
+    if math.isnan(s["ci_low"]):
+        return "–"
+    return f"[{s['ci_low']:.{digits}f}, {s['ci_high']:.{digits}f}]"
+
+
+ARM_METRICS = ("test_acc", "train_acc", "gap_acc", "gap_xent", "test_xent", "sparsity_zero",
+               "sparsity_lt_1e-3", "sparsity_lt_1e-2", "sparsity_rel_1pct", "l2_norm",
+               "epochs_run", "best_epoch", "epoch_s", "fit_s")
+
+
+def arm_tables(rows: pd.DataFrame) -> list:
+    st = arm_statistics(rows, ARM_METRICS)
+    counts = status_counts(rows)
+
+    def get(arm, metric):
+        hit = st[(st["arm"] == arm) & (st["metric"] == metric)]
+        if hit.empty:
+            return {"n": 0, "mean": math.nan, "std": math.nan, "ci_low": math.nan,
+                    "ci_high": math.nan}
+        return hit.iloc[0].to_dict()
+
+    quality, weights = [], []
+    for arm in counts.index:
+        c = counts.loc[arm]
+        not_ok = ", ".join(f"{c[k]} {k}" for k in counts.columns if k != "ok" and c[k]) or "–"
+        quality.append((arm, str(c["ok"]), not_ok, _mean_std(get(arm, "test_acc")),
+                        _ci(get(arm, "test_acc")), _mean_std(get(arm, "train_acc")),
+                        _mean_std(get(arm, "gap_acc")), _mean_std(get(arm, "gap_xent")),
+                        _mean_std(get(arm, "test_xent"))))
+        sp = [fmt_pct(get(arm, m)["mean"], get(arm, m)["std"]) for m in
+              ("sparsity_zero", "sparsity_lt_1e-3", "sparsity_lt_1e-2", "sparsity_rel_1pct")]
+        weights.append((arm, *sp, _mean_std(get(arm, "l2_norm"), 2),
+                        _mean_std(get(arm, "epochs_run"), 1), _mean_std(get(arm, "best_epoch"), 1),
+                        _mean_std(get(arm, "epoch_s"), 2), fmt(get(arm, "fit_s")["mean"], 1)))
+    return [
+        Para("Mean ± std over seeds (std with ddof=1); the 95% CI of test accuracy is a "
+             "Student-t interval of the mean. Only cells with status `ok` enter the "
+             "statistics; the others are counted in *not ok*."),
+        Table(("arm", "n ok", "not ok", "test acc", "test acc 95% CI", "train acc",
+               "gap (acc)", "gap (xent)", "test xent"), tuple(quality)),
+        Para("Sparsity: share of all kernel weights (every layer pooled) with |w| exactly 0, "
+             "below 1e-3, below 1e-2, and below 1% of its layer's largest |w|. Epochs run and "
+             "best epoch (lowest validation cross-entropy) per cell; time per epoch is the "
+             "median epoch after the first (which includes tracing); fit is wall-clock "
+             "seconds per cell."),
+        Table(("arm", "|w| = 0", "|w| < 1e-3", "|w| < 1e-2", "< 1% of max", "L2 norm",
+               "epochs run", "best epoch", "s / epoch", "fit s (mean)"), tuple(weights)),
+    ]
+
+
+def comparison_blocks(rows: pd.DataFrame, baseline: str,
+                      level: int = 3) -> tuple[list, pd.DataFrame]:
+    tables = [paired_comparisons(rows, m, better, baseline)
+              for m, (_, better) in COMPARED.items() if m in rows]
+    every = pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+    if every.empty:
+        return [Para(f"No arm besides `{baseline}`: nothing to compare.")], every
+    n = int(every["n_pairs"].max())
+    m = int(every.groupby("metric").size().max())
+    floor = stats.min_p_value(n)
+    blocks = [Para(
+        f"Each arm against `{baseline}` on the seeds where both cells are `ok`, paired by seed "
+        "(same validation split, data order and initial weights). Difference = arm − "
+        f"{baseline}. CI: 95% bootstrap (BCa, {stats.BOOTSTRAP_RESAMPLES} resamples, fixed "
+        "seed) of the mean difference. p: exact paired permutation test, two-sided (all 2^n "
+        "swaps within pairs, i.e. sign flips of the differences). Holm: correction over the "
+        f"{m} arms within each metric. Verdict at alpha = {stats.ALPHA} after Holm. "
+        "*Agree*: seeds whose difference has the sign of the mean difference.")]
+    if not math.isnan(floor) and floor * m >= stats.ALPHA:
+        blocks.append(Para(
+            f"**Resolution limit.** With n = {n} paired seeds the permutation test has "
+            f"2^{n} = {2 ** n} equally likely sign patterns, so the smallest two-sided p it can "
+            f"give is 2/2^{n} = {floor:.4f}"
+            + (f" (after Holm over {m} arms at least {min(1.0, floor * m):.4f})" if m > 1
+               else "")
+            + f". No arm can be declared better or worse at alpha = {stats.ALPHA} with this "
+            "many seeds, however large its effect: *indistinguishable* here means *not "
+            "resolvable*, not *equal*. Read the mean differences, their intervals (which, "
+            "from so few seeds, are too narrow) and the per-seed agreement instead. "
+            f"Resolving every arm needs at least {stats.seeds_needed(m)} seeds "
+            f"(2/2^n × {m} < {stats.ALPHA})."))
+    for metric, (heading, better) in COMPARED.items():
+        part = every[every["metric"] == metric]
+        if part.empty:
+            continue
+        blocks.append(Heading(f"{heading} ({'higher' if better else 'lower'} is better)",
+                              level))
+        blocks.append(Table(
+            ("arm", "pairs", f"mean diff vs {baseline}", "95% bootstrap CI", "p", "p (Holm)",
+             "agree", "verdict"),
+            tuple((r.arm, str(r.n_pairs), fmt(r.mean_diff, sign=True),
+                   "–" if math.isnan(r.ci_low) else
+                   f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]",
+                   fmt_p(r.p), fmt_p(r.p_holm), f"{r.seeds_agreeing}/{r.n_pairs}", r.verdict)
+                  for r in part.itertuples())))
+    return blocks, every
+
+
+def effect_blocks(rows: pd.DataFrame, level: int = 3) -> tuple[list, pd.DataFrame]:
+    design = stats.infer_design(arms_of(rows))
+    if design not in ("factorial", "leave_one_out"):
+        return [], pd.DataFrame()
+    tables = [design_effects(rows, m) for m in EFFECT_METRICS if m in rows]
+    if not tables:
+        return [Para(f"Design: {design}; no metrics stored, no effects.")], pd.DataFrame()
+    every = pd.concat(tables, ignore_index=True)
+    if design == "factorial":
+        text = ("Design: full factorial over the techniques (inferred from the arms). Main "
+                "effect of T = mean over arms with T − mean over arms without T; interaction "
+                "A×B = mean over arms where A and B are both in or both out − mean over arms "
+                "where exactly one is in (Yates convention: half the change in A's effect "
+                "when B is added). ")
+    else:
+        text = ("Design: leave-one-out (inferred from the arms). Effect of T = all "
+                "techniques − all but T: what T adds given all the others. Two-way "
+                "interactions are not identifiable from these arms (that needs the arms "
+                "without each pair). ")
+    text += ("Effects are computed per seed on seeds where every arm is `ok`, then averaged; "
+             "CI: 95% bootstrap; p: exact sign-flip test; Holm over the effects of each "
+             "metric.")
+    blocks = [Para(text)]
+    for metric in EFFECT_METRICS:
+        part = every[every["metric"] == metric]
+        if part.empty:
+            continue
+        blocks.append(Heading(f"Effects on {COMPARED[metric][0]}", level))
+        blocks.append(Table(
+            ("effect", "seeds", "mean", "95% bootstrap CI", "p", "p (Holm)", "agree"),
+            tuple((r.effect, str(r.n_seeds), fmt(r.mean, sign=True),
+                   "–" if math.isnan(r.ci_low) else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]",
+                   fmt_p(r.p), fmt_p(r.p_holm), f"{r.seeds_agreeing}/{r.n_seeds}")
+                  for r in part.itertuples())))
+    return blocks, every
+
+
+def not_ok_blocks(rows: pd.DataFrame) -> list:
+    bad = rows[rows["status"] != "ok"]
+    if bad.empty:
+        return [Para("Every cell finished with status `ok`.")]
+    lines = []
+    for (arm, status), part in bad.groupby(["arm", "status"], sort=False):
+        seeds = ", ".join(str(s) for s in sorted(part["seed"]))
+        if status == "diverged" and "diverged_epoch" in part:
+            detail = "at epoch " + ", ".join(str(int(e)) for e in part["diverged_epoch"]
+                                              if pd.notna(e))
+        else:
+            errors = part.get("error", pd.Series(dtype=str)).dropna()
+            first = str(errors.iloc[0])[:ERROR_CHARS].replace("`", "'") if len(errors) else ""
+            detail = f"`{first}`" if first else "no error message stored"
+            if errors.nunique() > 1:
+                detail += f" (and {errors.nunique() - 1} other messages)"
+        lines.append((arm, status, seeds, detail))
+    counts = bad["status"].value_counts()
+    return [Para(f"{len(bad)} of {len(rows)} cells are not `ok` ("
+                 + ", ".join(f"{v} {k}" for k, v in counts.items())
+                 + "). They are left out of every statistic above; diverged cells are stored "
+                 "with their history, failed cells with their error (first message shown)."),
+            Table(("arm", "status", "seeds", "detail"), tuple(lines))]
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+def draw(name: str, caption: str, plot, size=(8, 4.5), ncols: int = 1, nrows: int = 1,
+         prefix: str = "") -> Figure:
+    """Run `plot(axes)` on a fresh Agg figure and return it as PNG bytes."""
+    import seaborn as sns
+    from matplotlib.figure import Figure as MplFigure
+
+    with sns.axes_style("whitegrid"):
+        fig = MplFigure(figsize=size, layout="constrained")
+        axes = fig.subplots(nrows, ncols, squeeze=False)
+        plot(fig, axes)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
+    path = f"{FIGURES_DIR}/{prefix}{name}.png"
+    return Figure(path, caption, buffer.getvalue())
+
+
+def figure_blocks(rows: pd.DataFrame, baseline: str, prefix: str = "") -> list:
+    from regbench import plots
+
+    ok = ok_rows(rows)
+    if ok.empty:
+        return [Para("No `ok` cells: no figures.")]
+    arms = plots.arms_of(rows)
+    trained = plots.arms_of(ok)  # arms with at least one ok cell
+    palette = plots.arm_palette(arms)
+    tall = max(3.0, 0.45 * len(arms) + 1.2)
+    out = []
+
+    def single(plot):
+        return lambda fig, axes: plot(ax=axes[0][0])
+
+    out.append(draw("test_accuracy", "Test accuracy per arm: every seed a dot, mean (black "
+                    "tick) and 95% t-interval (bar).",
+                    single(lambda ax: plots.plot_test_accuracy(rows, ax=ax, palette=palette)),
+                    size=(8, tall), prefix=prefix))
+
+    def gaps(fig, axes):
+        plots.plot_gap(rows, ax=axes[0][0], metric="gap_acc", palette=palette)
+        plots.plot_gap(rows, ax=axes[0][1], metric="gap_xent", palette=palette)
+        axes[0][1].set_yticklabels([])
+    out.append(draw("gap", "Generalization gap per arm, in accuracy (left) and "
+                    "cross-entropy (right); train set re-evaluated in inference mode.", gaps,
+                    size=(12, tall), ncols=2, prefix=prefix))
+    if len(arms) > 1:
+        out.append(draw("paired_differences", f"Test accuracy minus `{baseline}`'s at the same "
+                        "seed: one dot per seed, black tick the mean.",
+                        single(lambda ax: plots.plot_paired_differences(
+                            rows, "test_acc", baseline, ax=ax, palette=palette)),
+                        size=(8, max(3.0, 0.45 * (len(arms) - 1) + 1.2)), prefix=prefix))
+    if "history" in ok:
+        ncols = min(3, len(trained))
+        nrows = math.ceil(len(trained) / ncols)
+
+        def curves(fig, axes):
+            flat = axes.ravel()
+            for ax, arm in zip(flat, trained):
+                plots.plot_learning_curves(ok[ok["arm"] == arm], ax=ax, palette=palette,
+                                           reference=baseline if arm != baseline else None)
+                ax.set_title(arm, fontsize="medium")
+                ax.legend(fontsize="x-small", loc="upper right")
+            for ax in flat[len(trained):]:
+                ax.set_visible(False)
+            lows = [a.get_ylim()[0] for a in flat[:len(trained)]]
+            highs = [a.get_ylim()[1] for a in flat[:len(trained)]]
+            for ax in flat[:len(trained)]:
+                ax.set_ylim(min(lows), max(highs))
+        out.append(draw("learning_curves", "Cross-entropy per epoch (log scale): train "
+                        "(dashed, running average in training mode: dropout on, augmented "
+                        "inputs, no penalty) and validation (solid, inference mode); line = "
+                        "mean over seeds, band = min-max over seeds. Grey dotted: "
+                        f"`{baseline}`'s validation curve for reference. Early-stopped seeds "
+                        "end early, so later epochs average fewer seeds.", curves,
+                        size=(4.2 * ncols, 3.2 * nrows), ncols=ncols, nrows=nrows,
+                        prefix=prefix))
+    weight_arms = [a for a in trained if a in ("none", "l1", "l2", "l1_l2")] or trained
+    weight_rows = ok[ok["arm"].isin(weight_arms)]
+    out.append(draw("sparsity", "Sparsity vs threshold for "
+                    + ", ".join(f"`{a}`" for a in weight_arms)
+                    + ": share of kernel weights (pooled over layers) below each |w| "
+                    "threshold; mean over seeds, bars min-max. The last point is relative to "
+                    "each layer's largest |w|.",
+                    lambda fig, axes: (plots.plot_sparsity(weight_rows, ax=axes[0][0],
+                                                           palette=palette),
+                                       axes[0][0].legend(fontsize="small")),
+                    size=(8, 4.5), prefix=prefix))
+    layers = _layer_names(weight_rows)
+    if layers:
+        ncols = min(3, len(layers))
+        nrows = math.ceil(len(layers) / ncols)
+
+        def magnitudes(fig, axes):
+            flat = axes.ravel()
+            for ax, layer in zip(flat, layers):
+                plots.plot_magnitude_bins(weight_rows, layer, ax=ax, palette=palette)
+            for ax in flat[len(layers):]:
+                ax.set_visible(False)
+            flat[0].legend(fontsize="small")
+        out.append(draw("weight_magnitudes", "Weight-magnitude histogram per layer, coarse: "
+                        "rows store each layer's share of weights below the thresholds, not "
+                        "the weights, so the bins are exactly 0, (0, 1e-3), [1e-3, 1e-2) and "
+                        "≥ 1e-2 (mean over seeds).", magnitudes,
+                        size=(4.5 * ncols, 4 * nrows), ncols=ncols, nrows=nrows,
+                        prefix=prefix))
+    if "epoch_s" in ok and "fit_s" in ok:
+        def cost(fig, axes):
+            plots.plot_cost(ok, ax=axes[0][0], palette=palette, time="epoch_s")
+            plots.plot_cost(ok, ax=axes[0][1], palette=palette, time="fit_s")
+            axes[0][1].set_ylabel("")
+        out.append(draw("cost", "Test accuracy against time per epoch (left; median epoch "
+                        "after the first) and whole training time per cell (right; early "
+                        "stopping saves here), on the hardware in Reproducibility; mean ± std "
+                        "over seeds.", cost, size=(13, 5), ncols=2, prefix=prefix))
+    return out
+
+
+def _layer_names(rows: pd.DataFrame) -> list[str]:
+    if "layers" not in rows:
+        return []
+    names = [name for s in rows["layers"] if isinstance(s, dict) for name in s]
+    return list(dict.fromkeys(names))
+
+
+# --- reproducibility -------------------------------------------------------------------------
+
+def _distinct(rows: pd.DataFrame, column: str) -> str:
+    if column not in rows:
+        return "–"
+    values = rows[column].dropna().map(_plain)
+    counts = values.value_counts(sort=False)
+    if len(counts) == 0:
+        return "–"
+    if len(counts) == 1:
+        return counts.index[0]
+    return "; ".join(f"{v} ({c} cells)" for v, c in counts.items())
+
+
+def _plain(value) -> str:
+    """A stored setting as text; integers that NaN padding turned into floats stay integers."""
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def display_path(path: str | Path) -> str:
+    """A path relative to the working directory when inside it, so commands are portable."""
+    rel = os.path.relpath(Path(path).resolve(), Path.cwd())
+    return str(Path(path).resolve()) if rel.startswith("..") else rel
+
+
+def reproducibility_blocks(rows: pd.DataFrame, results: str | Path, out_dir: str | Path,
+                           regenerate: str) -> list:
+    studies = sorted(rows["study"].dropna().unique()) if "study" in rows else []
+    settings = ["model", "model_hidden", "model_activation", "model_filters", "optimizer",
+                "learning_rate", "momentum", "batch_size", "epochs", "validation_fraction",
+                "train_subset", "deterministic"]
+    technique_cols = sorted(c for c in rows.columns if "." in c)
+    seeds = sorted({int(s) for s in rows["seed"].dropna()})
+    blocks = [Heading("Reproducibility", 2),
+              Para("Regenerate this report (no training) from the stored results:"),
+              Code(regenerate)]
+    if studies:
+        blocks += [Para("Train the cells again (skips cells already in the store; the "
+                        "settings below are those of the study file when it ran):"),
+                   Code("\n".join(f"regbench run ablations/{s}.toml" for s in studies))]
+    blocks += [
+        Heading("Selection rule", 3),
+        Para(_selection_rule(rows)),
+        Heading("Settings", 3),
+        Table(("setting", "value"), tuple((c, _distinct(rows, c)) for c in
+                                          [*settings, *technique_cols] if c in rows)),
+        Para(f"Seeds: {', '.join(map(str, seeds))} ({len(seeds)}). At one seed every arm "
+             "shares the validation split, the per-epoch data order and the initial weights "
+             "of every shared layer."),
+        Heading("Data", 3),
+    ]
+    hashes = []
+    if "dataset_sha256" in rows:
+        for dataset, part in rows.groupby("dataset", sort=False):
+            seen = {json.dumps(h, sort_keys=True) for h in part["dataset_sha256"]
+                    if isinstance(h, dict)}
+            for h in sorted(seen):
+                for array, digest in json.loads(h).items():
+                    hashes.append((str(dataset), array, f"`{digest}`"))
+    blocks.append(Table(("dataset", "array", "sha256"), tuple(hashes)) if hashes
+                  else Para("No dataset hashes stored."))
+    blocks += [
+        Heading("Software and hardware", 3),
+        Table(("field", "value"), tuple(
+            (c, _distinct(rows, c)) for c in ("regbench_version", "git_commit", "keras_version",
+                                              "backend", "backend_version", "python_version",
+                                              "device", "cpu_count", "host") if c in rows)),
+    ]
+    if "fit_s" in rows:
+        fit = rows["fit_s"].dropna().astype(float)
+        epochs = rows["epochs_run"].dropna().astype(int).sum() if "epochs_run" in rows else 0
+        blocks.append(Para(
+            f"Total compute: {fit.sum():.0f} s ({fit.sum() / 3600:.2f} h) of training "
+            f"(sum of `fit_s` over {len(fit)} trained cells, {epochs} epochs; evaluation and "
+            "start-up not included). Times per epoch were measured on the device above and "
+            "compare only within this store."))
+    if "finished_at" in rows:
+        finished = rows["finished_at"].dropna().sort_values()
+        if len(finished):
+            blocks.append(Para(f"Cells finished between {finished.iloc[0]} and "
+                               f"{finished.iloc[-1]}."))
+    blocks.append(Para(f"Source: `{display_path(results)}` ({len(rows)} cells, newest attempt "
+                       "per cell)."))
+    return blocks
+
+
+def _selection_rule(rows: pd.DataFrame) -> str:
+    text = ("The validation set is carved from the training set per seed (`validation_fraction` "
+            "above); the test set is evaluated once, after training, and never used for any "
+            "choice. Arms without early stopping keep the weights after the last epoch "
+            "(their best epoch by validation cross-entropy is recorded, not used).")
+    if "early_stopping.patience" in rows and rows["early_stopping.patience"].notna().any():
+        stopping = rows[rows["early_stopping.patience"].notna()]
+        restore = _distinct(stopping, "early_stopping.restore_best_weights")
+        text += (" Arms with early stopping stop when the validation cross-entropy (not the "
+                 "penalized `val_loss`) has not improved for "
+                 f"{_distinct(stopping, 'early_stopping.patience')} epochs (`patience`), and ")
+        text += {"True": "restore the weights of their best epoch.",
+                 "False": "keep the weights of the epoch they stopped at "
+                          "(`restore_best_weights = false`, Keras's default)."}.get(
+            restore, f"restore_best_weights = {restore}.")
+    return text
+
+
+# --- the report ------------------------------------------------------------------------------
+
+def build_report(rows: pd.DataFrame, results: str | Path, out_dir: str | Path) -> list:
+    """All blocks of a study report; writes nothing."""
+    studies = sorted(rows["study"].dropna().unique()) if "study" in rows else []
+    name = ", ".join(studies) or Path(results).stem
+    counts = rows["status"].value_counts()
+    regenerate = f"regbench report {display_path(results)} --out {display_path(out_dir)}"
+    blocks = [
+        Heading(f"Report: {name}", 1),
+        Para(f"{len(rows)} cells: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+             + f"; {rows['arm'].nunique()} arms × {rows['seed'].nunique()} seeds"
+             + (f" on {', '.join(rows['problem'].unique())}" if "problem" in rows else "")
+             + f". Design: {stats.infer_design(arms_of(rows))}. Generated by `{regenerate}`; "
+             "edit nothing here by hand."),
+    ]
+    parts = sections(rows)
+    for title, part in parts:
+        level = 2
+        prefix = ""
+        if len(parts) > 1:
+            blocks.append(Heading(title, 2))
+            level = 3
+            prefix = re.sub(r"[^A-Za-z0-9_.-]+", "_", title) + "_"
+        baseline = baseline_arm(part)
+        compare, _ = comparison_blocks(part, baseline, level + 1)
+        effect, _ = effect_blocks(part, level + 1)
+        blocks += [Heading("Per arm", level), *arm_tables(part),
+                   Heading(f"Paired comparisons with `{baseline}`", level), *compare]
+        if effect:
+            blocks += [Heading("Technique effects", level), *effect]
+        blocks += [Heading("Figures", level), *figure_blocks(part, baseline, prefix),
+                   Heading("Cells not ok", level), *not_ok_blocks(part)]
+    blocks += reproducibility_blocks(rows, results, out_dir, regenerate)
+    return blocks
+
+
+def write_report(results: str | Path, out_dir: str | Path) -> Path:
+    """Read a store, write README.md, report.html, figures/ and CSV tables into `out_dir`."""
+    rows = load_results(results)
+    out_dir = Path(out_dir)
+    blocks = build_report(rows, results, out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _clear_figures(out_dir)
+    write_document(blocks, out_dir, f"regbench report: {_title(blocks)}")
+    _write_csv(rows, out_dir)
+    return out_dir
+
+
+def _title(blocks: list) -> str:
+    return next((b.text for b in blocks if isinstance(b, Heading)), "")
+
+
+def _clear_figures(out_dir: Path) -> None:
+    """Old PNGs of a previous report would otherwise linger beside the new ones."""
+    figures = out_dir / FIGURES_DIR
+    if figures.is_dir():
+        for png in figures.glob("*.png"):
+            png.unlink()
+
+
+def _write_csv(rows: pd.DataFrame, out_dir: Path) -> None:
+    """Machine-readable tables: per-arm statistics and paired comparisons, all sections."""
+    stats_parts, compare_parts = [], []
+    for title, part in sections(rows):
+        stats_parts.append(arm_statistics(part, ARM_METRICS).assign(section=title))
+        baseline = baseline_arm(part)
+        for metric, (_, better) in COMPARED.items():
+            if metric in part:
+                compare_parts.append(paired_comparisons(part, metric, better, baseline)
+                                     .assign(section=title, baseline=baseline))
+    pd.concat(stats_parts).to_csv(out_dir / "arms.csv", index=False, float_format="%.6g")
+    if compare_parts:
+        pd.concat(compare_parts).to_csv(out_dir / "comparisons.csv", index=False,
+                                        float_format="%.6g")
+
+
+# --- index of reports ------------------------------------------------------------------------
+
+def key_numbers(rows: pd.DataFrame) -> list[str]:
+    """A few sentences with numbers, computed from a study's rows (per section)."""
+    out = []
+    for title, part in sections(rows):
+        ok = ok_rows(part)
+        if ok.empty:
+            out.append(f"{title}: no `ok` cells.")
+            continue
+        baseline = baseline_arm(part)
+        means = ok.groupby("arm")["test_acc"].agg(["mean", "std", "count"])
+        best = means["mean"].idxmax()
+        gaps = ok.groupby("arm")["gap_acc"].mean()
+
+        text = f"{title}: best mean test accuracy `{best}` {_acc(means.loc[best])}"
+        if baseline in means.index and best != baseline:
+            text += f", vs `{baseline}` {_acc(means.loc[baseline])}"
+        text += (f"; smallest accuracy gap `{gaps.idxmin()}` {gaps.min():+.4f}"
+                 f" (`{baseline}` {gaps.get(baseline, math.nan):+.4f}).")
+        compare = paired_comparisons(part, "test_acc", True, baseline)
+        resolved = compare[compare["verdict"].isin(["better", "worse"])]
+        if len(compare):
+            text += (f" Paired tests vs `{baseline}` (Holm, alpha {stats.ALPHA}): "
+                     + (", ".join(f"`{r.arm}` {r.verdict}" for r in resolved.itertuples())
+                        if len(resolved) else "no arm resolved")
+                     + f" at n = {int(compare['n_pairs'].max())} seeds.")
+        bad = part["status"].ne("ok").sum()
+        if bad:
+            text += f" {bad} of {len(part)} cells not ok."
+        out.append(text)
+    return out
+
+
+def _acc(m: pd.Series) -> str:
+    return _mean_std({"mean": m["mean"], "std": m["std"]}) + f" (n={int(m['count'])})"
+
+
+def write_index(root: str | Path) -> Path:
+    """reports/README.md: every report under `root`, key numbers computed from its results,
+    the hand-written `FINDINGS.md` of a report folder where there is one, and claim verdicts."""
+    root = Path(root)
+    blocks = [Heading("Reports", 1),
+              Para("Generated by `regbench report " + display_path(root) + "` from each "
+                   "`<study>/results.jsonl`; the key numbers are computed, the findings are "
+                   "written by hand in `<study>/FINDINGS.md`.")]
+    for folder in sorted(p.parent for p in root.glob("*/results.jsonl")):
+        rows = load_results(folder / "results.jsonl")
+        blocks += [Heading(folder.name, 2),
+                   Para(f"[Markdown]({folder.name}/README.md) · "
+                        f"[HTML]({folder.name}/report.html) · "
+                        f"[results]({folder.name}/results.jsonl)"),
+                   Bullets(tuple(key_numbers(rows)))]
+        findings = folder / "FINDINGS.md"
+        if findings.is_file():
+            blocks.append(Para("**Findings.** " + findings.read_text().strip()))
+    others = sorted(p.parent.name for p in root.glob("*/README.md")
+                    if not (p.parent / "results.jsonl").is_file() and p.parent.name != "claims")
+    if others:
+        blocks += [Heading("Other reports", 2),
+                   Bullets(tuple(f"[{name}]({name}/README.md)" for name in others))]
+    claims_file = root / "claims" / "claims.json"
+    if claims_file.is_file():
+        claims = json.loads(claims_file.read_text())
+        blocks += [Heading("claims", 2),
+                   Para("The tutorial's claims tested on its own configurations: "
+                        "[Markdown](claims/README.md) · [HTML](claims/report.html)"),
+                   Bullets(tuple(f"Claim {c['number']}, {c['short']}: **{c['verdict']}**. "
+                                 f"{c['summary']}." for c in claims["claims"]))]
+    root.mkdir(parents=True, exist_ok=True)
+    path = root / "README.md"
+    path.write_text(render_markdown(blocks))
+    return path
+
+
+# --- command line ----------------------------------------------------------------------------
+
+def add_commands(subparsers) -> None:
+    """Add `report` and `claims` to the CLI's subparsers; each sets `func(args) -> int`."""
+    report = subparsers.add_parser(
+        "report", help="write the Markdown and HTML report of a results store (no training)",
+        description="Write README.md, report.html, figures/ and CSV tables of one results "
+                    "store; given a folder, do so for every <folder>/<study>/results.jsonl "
+                    "and write <folder>/README.md, the index.")
+    report.add_argument("results", help="a results .jsonl file, or a folder of reports")
+    report.add_argument("--out", help="report folder (default: reports/<study>/, or the "
+                                      "results file's folder when it is results.jsonl)")
+    report.set_defaults(func=cmd_report)
+    claims = subparsers.add_parser(
+        "claims", help="test the Keras tutorial's claims on its study's results",
+        description="Verdict and evidence for each claim of shared/reference/tutorial.md, "
+                    "computed from the results of the mnist_tutorial study.")
+    claims.add_argument("results", help="results .jsonl of the tutorial study")
+    claims.add_argument("--out", default="reports/claims", help="default: reports/claims/")
+    claims.set_defaults(func=cmd_claims)
+
+
+def cmd_report(args) -> int:
+    path = Path(args.results)
+    if path.is_dir():
+        if args.out:
+            raise RegbenchError("--out: not used with a folder of reports (each report is "
+                                "written beside its results.jsonl)")
+        stores = sorted(path.glob("*/results.jsonl"))
+        if not stores:
+            raise RegbenchError(f"{path}: no <study>/results.jsonl under this folder")
+        for results in stores:
+            write_report(results, results.parent)
+            print(f"wrote {display_path(results.parent)}/README.md and report.html")
+        print(f"wrote {display_path(write_index(path))}")
+        return 0
+    out = args.out
+    if out is None:
+        if path.name == "results.jsonl":
+            out = path.parent
+        else:
+            studies = load_results(path)["study"].dropna().unique()
+            if len(studies) != 1:
+                raise RegbenchError(f"{path}: rows of {len(studies)} studies; give --out")
+            out = Path("reports") / studies[0]
+    out = Path(out)
+    write_report(path, out)
+    print(f"wrote {display_path(out)}/README.md and report.html")
+    return 0
+
+
+def cmd_claims(args) -> int:
+    from regbench import claims
+
+    out = Path(args.out)
+    claims.write_claims(args.results, out)
+    print(f"wrote {display_path(out)}/README.md and report.html")
+    return 0

@@ -1,0 +1,267 @@
+"""The benchmark library: FLOP counts by hand, round planning, ratio intervals, Holm, compare,
+report. Timing itself is exercised by `benchmarks/`; here samples are synthetic."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+
+import numpy as np
+import pytest
+
+from regbench import bench
+from regbench.errors import RegbenchError
+
+# --- FLOP counts ----------------------------------------------------------------------------
+
+
+def test_dense_and_conv_macs_closed_forms():
+    assert bench.dense_macs(784, 64) == 50_176
+    assert bench.dense_macs(3, 5, positions=7) == 105
+    # 4x5 output positions, 3x2 kernel over 2 input channels, 3 filters.
+    assert bench.conv2d_macs(4, 5, 3, 2, 2, 3) == 4 * 5 * 3 * 2 * 2 * 3
+    assert bench.conv2d_macs(4, 4, 3, 3, 8, 8, groups=4) == 4 * 4 * 3 * 3 * 2 * 8
+
+
+def test_train_flops_is_forward_plus_twice_forward():
+    assert bench.train_flops(1) == 2 + 4
+
+
+def test_model_macs_of_a_small_model_by_hand():
+    import keras
+
+    net = keras.Sequential([
+        keras.Input(shape=(8, 8, 3)),
+        keras.layers.Conv2D(4, 3, padding="same"),       # 8*8 positions * 3*3*3 * 4 = 6912
+        keras.layers.MaxPooling2D(2),                    # 4x4x4
+        keras.layers.Conv2D(2, (3, 2), padding="valid"),  # 2*3 positions * 3*2*4 * 2 = 288
+        keras.layers.Flatten(),                          # 12
+        keras.layers.BatchNormalization(),               # not counted
+        keras.layers.Dense(5),                           # 12 * 5 = 60
+        keras.layers.Dropout(0.5),
+        keras.layers.Dense(2),                           # 5 * 2 = 10
+    ])
+    assert bench.model_macs(net) == 6912 + 288 + 60 + 10
+
+
+def test_dense_on_a_sequence_counts_every_position():
+    import keras
+
+    net = keras.Sequential([keras.Input(shape=(7, 3)), keras.layers.Dense(5)])
+    assert bench.model_macs(net) == 7 * 3 * 5
+
+
+@pytest.mark.parametrize(("problem", "macs"), [
+    ("mnist_mlp", 784 * 64 + 64 * 10),
+    ("mnist_mlp_wide", 784 * 1024 + 1024 * 1024 + 1024 * 2048 + 2048 * 10),
+    # conv 32x32 x 3x3x3 x 32, pool, conv 16x16 x 3x3x32 x 64, pool, 8*8*64 -> 128 -> 10
+    ("cifar10_cnn", 32 * 32 * 27 * 32 + 16 * 16 * 288 * 64 + 4096 * 128 + 128 * 10),
+])
+@pytest.mark.parametrize("technique", ["none", "l2+dropout+batchnorm+augmentation", "max_norm"])
+def test_problem_macs_do_not_depend_on_the_technique(problem, macs, technique):
+    assert bench.model_macs(bench.make_model(problem, technique)) == macs
+
+
+# --- rounds ---------------------------------------------------------------------------------
+
+PROFILE = bench.Profile("test", target_s=1.0, min_rounds=5, max_rounds=100, warmup_steps=1,
+                        min_round_s=0.002)
+
+
+@pytest.mark.parametrize(("step_s", "expected"), [
+    (0.1, (10, 1)),      # 1 s of 0.1 s steps
+    (0.5, (5, 1)),       # min_rounds wins over the target
+    (0.001, (100, 10)),  # 1,000 steps fit: capped at 100 rounds of 10 steps
+    (0.0005, (100, 20)),
+    (0.003, (83, 4)),    # 333 steps fit: 4 per round keeps rounds <= 100
+])
+def test_plan_rounds(step_s, expected):
+    assert bench.plan_rounds(step_s, PROFILE) == expected
+
+
+def test_profile_from_environment(monkeypatch):
+    monkeypatch.setenv("REGBENCH_BENCH_PROFILE", "full")
+    assert bench.profile().name == "full"
+    assert bench.profile("default").name == "default"
+    with pytest.raises(RegbenchError, match="unknown benchmark profile 'fast'"):
+        bench.profile("fast")
+
+
+# --- statistics -----------------------------------------------------------------------------
+
+
+def test_summarize():
+    assert bench.summarize([5, 1, 4, 2, 3]) == {"median": 3.0, "q1": 2.0, "q3": 4.0, "iqr": 2.0,
+                                                  "rounds": 5}
+
+
+def test_ratio_of_constant_samples_is_exact():
+    ratio, low, high = bench.ratio_of_medians([2.0] * 10, [1.0] * 8)
+    assert (ratio, low, high) == (2.0, 2.0, 2.0)
+
+
+def test_ratio_interval_covers_the_true_ratio():
+    """Percentile bootstrap of a ratio of medians: about 95% coverage on lognormal noise."""
+    rng = np.random.default_rng(0)
+    trials, covered, widths = 60, 0, []
+    for seed in range(trials):
+        a = 1.3 * rng.lognormal(0.0, 0.1, 40)  # true ratio of medians: 1.3
+        b = rng.lognormal(0.0, 0.1, 40)
+        ratio, low, high = bench.ratio_of_medians(a, b, n_resamples=500, seed=seed)
+        assert low <= ratio <= high
+        covered += low <= 1.3 <= high
+        widths.append(high - low)
+    assert 0.85 <= covered / trials <= 1.0
+    assert 0.05 < np.median(widths) < 0.3
+
+
+def test_ratio_with_one_round_has_no_interval():
+    ratio, low, high = bench.ratio_of_medians([2.0], [1.0, 1.0])
+    assert ratio == 2.0 and math.isnan(low) and math.isnan(high)
+
+
+def test_holm_by_hand():
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.06, 0.04)
+    adjusted = bench.holm([0.01, 0.04, 0.03, 0.005])
+    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
+    assert bench.holm([0.9, 0.8]).tolist() == [1.0, 1.0]
+
+
+# --- synthetic runs -------------------------------------------------------------------------
+
+
+def _benchmark(name: str, samples, **info) -> dict:
+    return {"name": name, "stats": {"data": list(map(float, samples))}, "extra_info": info}
+
+
+def _write_run(path, benchmarks: list[dict]) -> str:
+    path.write_text(json.dumps({"machine_info": {"regbench": {"cpu_model": "test CPU",
+                                                              "gpu": "none available"}},
+                                "benchmarks": benchmarks}))
+    return str(path)
+
+
+def _step(technique, samples, batch=100, first_call_s=1.0):
+    return _benchmark(f"test_step[cpu-mnist_mlp-b{batch}-{technique}]", samples, kind="step",
+                      backend="tensorflow", device="cpu", problem="mnist_mlp", batch=batch,
+                      technique=technique, flops_per_example=6e6, first_call_s=first_call_s)
+
+
+def _matmul(n, samples):
+    return _benchmark(f"test_matmul[cpu-{n}]", samples, kind="matmul", backend="tensorflow",
+                      device="cpu", n=n, flops=2 * n ** 3, first_call_s=0.1)
+
+
+def test_derive_ratios_throughput_and_roofline(tmp_path):
+    path = _write_run(tmp_path / "run.json", [
+        _step("none", [0.01] * 5), _step("l2", [0.015] * 5, first_call_s=2.0),
+        _matmul(1000, [0.02] * 5), _matmul(2000, [0.2] * 5)])
+    df = bench.derive(bench.load_runs([path])[0]).set_index("name")
+    l2 = df.loc["test_step[cpu-mnist_mlp-b100-l2]"]
+    assert l2["ratio"] == pytest.approx(1.5)
+    assert (l2["ratio_low"], l2["ratio_high"]) == pytest.approx((1.5, 1.5))
+    assert l2["examples_per_s"] == pytest.approx(100 / 0.015)
+    assert l2["gflops"] == pytest.approx(6e6 * 100 / 0.015 / 1e9)          # 40
+    assert l2["peak_gflops"] == pytest.approx(100.0)  # max(2e9 / 0.02, 16e9 / 0.2) / 1e9
+    assert l2["roofline"] == pytest.approx(0.4)
+    assert l2["compile_s"] == pytest.approx(2.0 - 0.015)
+    assert df.loc["test_step[cpu-mnist_mlp-b100-none]", "ratio"] == 1.0
+
+
+def _runs(tmp_path, slower=1.2, faster=0.8, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def noise(scale):
+        return scale * rng.lognormal(0.0, 0.02, 50)
+
+    base = _write_run(tmp_path / "base.json", [
+        _step("none", noise(1.0)), _step("l2", noise(1.0)), _step("dropout", noise(1.0)),
+        _step("l1", noise(1.0))])
+    new = _write_run(tmp_path / "new.json", [
+        _step("none", noise(1.0)), _step("l2", noise(slower)), _step("dropout", noise(faster)),
+        _step("batchnorm", noise(1.0))])
+    return base, new
+
+
+def test_compare_finds_what_got_slower_or_faster(tmp_path):
+    base, new = _runs(tmp_path)
+    result = bench.compare(bench.load_runs([base])[0], bench.load_runs([new])[0])
+    change = dict(zip(result["name"], result["change"]))
+    assert change == {"test_step[cpu-mnist_mlp-b100-l2]": "slower",
+                      "test_step[cpu-mnist_mlp-b100-dropout]": "faster",
+                      "test_step[cpu-mnist_mlp-b100-none]": "same"}
+    slower = result.iloc[0]
+    assert slower["ratio_low"] < 1.2 < slower["ratio_high"]
+    assert (result["p_holm"] >= result["p"]).all()
+
+
+def test_compare_of_a_run_with_itself_reports_no_change(tmp_path):
+    base, _ = _runs(tmp_path)
+    runs = bench.load_runs([base])[0]
+    assert (bench.compare(runs, runs)["change"] == "same").all()
+
+
+def _cli(argv):
+    parser = argparse.ArgumentParser()
+    bench.add_commands(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_bench_compare_command(tmp_path, capsys):
+    base, new = _runs(tmp_path)
+    assert _cli(["bench-compare", base, new]) == 0
+    out = capsys.readouterr().out
+    assert "slower (1, Holm-corrected Mann-Whitney U p < 0.05):" in out
+    assert "  test_step[cpu-mnist_mlp-b100-l2] [tensorflow]:" in out
+    assert "faster (1," in out
+    assert "no significant change: 1 of 3 compared" in out
+    assert "only in baseline: 1 (test_step[cpu-mnist_mlp-b100-l1])" in out
+    assert "only in new: 1 (test_step[cpu-mnist_mlp-b100-batchnorm])" in out
+    assert _cli(["bench-compare", base, new, "--fail-on-slower"]) == 1
+
+
+def test_bench_compare_bad_input(tmp_path):
+    with pytest.raises(RegbenchError, match="missing.json: no such file"):
+        _cli(["bench-compare", str(tmp_path / "missing.json"), str(tmp_path / "x.json")])
+    (tmp_path / "bad.json").write_text("{}")
+    with pytest.raises(RegbenchError, match="bad.json: not a pytest-benchmark JSON file"):
+        bench.load_run(tmp_path / "bad.json")
+    nodata = tmp_path / "nodata.json"
+    nodata.write_text(json.dumps({"benchmarks": [
+        {"name": "test_step[x]", "stats": {"median": 1.0}, "extra_info": {"kind": "step"}}]}))
+    with pytest.raises(RegbenchError, match=r"test_step\[x\] has no per-round samples"):
+        bench.load_run(nodata)
+    base, _ = _runs(tmp_path)
+    with pytest.raises(RegbenchError, match="--alpha must be in"):
+        _cli(["bench-compare", base, base, "--alpha", "2"])
+
+
+def test_bench_report_command(tmp_path, capsys):
+    raw = _write_run(tmp_path / "tensorflow.json", [
+        *[_step(t, np.full(5, 0.01 * (1 + i / 10)), batch=b) for i, t in
+          enumerate(bench.TECHNIQUES) for b in bench.BATCH_SIZES],
+        _matmul(1000, [0.02] * 5)])
+    assert _cli(["bench-report", raw, "--out", str(tmp_path / "out")]) == 0
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["README.md", "fingerprint.json", "overhead.png", "summary.csv"]
+    text = (tmp_path / "out" / "README.md").read_text()
+    assert "## mnist_mlp: 784-64-10 on CPU (tensorflow)" in text
+    assert "| 32 | l2 | 12 | 0 | 5 | 1.20 [1.20, 1.20] |" in text
+    assert "GPU: none available. No GPU was visible" in text
+    assert "Early stopping has no per-step cost" in text
+    fingerprint = json.loads((tmp_path / "out" / "fingerprint.json").read_text())
+    assert fingerprint[0]["cpu_model"] == "test CPU"
+
+
+def test_plot_overhead_axes():
+    import pandas as pd
+
+    rows = pd.DataFrame([{"technique": t, "batch": b, "ratio": 1.1, "ratio_low": 1.0,
+                          "ratio_high": 1.2} for t in bench.TECHNIQUES for b in bench.BATCH_SIZES])
+    ax = bench.plot_overhead(rows)
+    assert ax.get_ylabel() == "step time / step time of none"
+    assert len(ax.get_xticklabels()) == len(bench.TECHNIQUES) - 1
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["batch 32", "batch 128",
+                                                                   "batch 512"]
