@@ -247,6 +247,28 @@ def time_calls(fn, n: int) -> list[float]:
     return out
 
 
+class Interleaved:
+    """Rounds of a baseline interleaved with a benchmark's rounds, for pytest-benchmark's
+    `pedantic(setup=..., teardown=...)`: one call of `baseline` per round, before the round on
+    even rounds and after it on odd ones (ABBA order, so neither position biases the pairs).
+    `samples[i]` is paired with round i of the benchmark."""
+
+    def __init__(self, baseline):
+        self.baseline, self.samples, self.round = baseline, [], 0
+
+    def _time(self):
+        self.samples.append(time_calls(self.baseline, 1)[0])
+
+    def setup(self):
+        if self.round % 2 == 0:
+            self._time()
+
+    def teardown(self):
+        if self.round % 2 == 1:
+            self._time()
+        self.round += 1
+
+
 def plan_rounds(step_s: float, prof: Profile, single: bool = False) -> tuple[int, int]:
     """(rounds, iterations per round) that fill about `prof.target_s`; `single`: one step
     per round (rounds interleaved with a baseline's)."""
@@ -456,17 +478,19 @@ def derive(df):
     to the `none` benchmark's rounds (unpaired). Pipelines compare to `plain`, fed steps to
     augmentation in the `model`.
     """
+    import pandas as pd
+
     df = df.copy()
+    for column in ("batch", "n", "flops", "flops_per_example", "first_call_s"):
+        df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
+    is_matmul = df["kind"] == "matmul"
     df["examples_per_s"] = df["batch"] / df["median"]
-    df["gflops"] = df["flops_per_example"] * df["batch"] / df["median"] / 1e9
+    df["gflops"] = (df["flops"].where(is_matmul, df["flops_per_example"] * df["batch"])
+                    / df["median"] / 1e9)
     df["compile_s"] = (df["first_call_s"] - df["median"]).clip(lower=0.0)
-    matmul = df[df["kind"] == "matmul"]
-    matmul_gflops = matmul["flops"] / matmul["median"] / 1e9
-    peak = matmul_gflops.groupby([matmul["backend"], matmul["device"]]).max()
-    df.loc[df["kind"] == "matmul", "gflops"] = matmul_gflops
+    peak = df[is_matmul].groupby(["backend", "device"])["gflops"].max()
     df["peak_gflops"] = [peak.get((b, d), math.nan) for b, d in zip(df["backend"], df["device"])]
-    df["roofline"] = df["gflops"] / df["peak_gflops"]
-    df.loc[df["kind"] == "matmul", "roofline"] = math.nan
+    df["roofline"] = (df["gflops"] / df["peak_gflops"]).where(~is_matmul)
     for column in ("ratio", "ratio_low", "ratio_high", "baseline_rounds"):
         df[column] = math.nan
     base_of = {"step": ("technique", BASELINE), "fed_step": ("where", "model"),
@@ -495,10 +519,11 @@ def _ms(seconds: float) -> str:
     return "" if seconds is None or not math.isfinite(seconds) else f"{seconds * 1e3:.3g}"
 
 
-def _ratio(row) -> str:
+def _ratio(row, n: bool = False) -> str:
     if not math.isfinite(row["ratio"]):
         return ""
-    return f"{row['ratio']:.2f} [{row['ratio_low']:.2f}, {row['ratio_high']:.2f}]"
+    text = f"{row['ratio']:.2f} [{row['ratio_low']:.2f}, {row['ratio_high']:.2f}]"
+    return text + (f" n={row['rounds']}" if n else "")
 
 
 def _num(value: float, digits: int = 3) -> str:
@@ -540,7 +565,7 @@ def headline_table(df) -> str:
         for p, b in columns:
             hit = steps[(steps["problem"] == p) & (steps["batch"] == b)
                         & (steps["technique"] == technique)]
-            line.append(_ratio(hit.iloc[0]) if not hit.empty else "")
+            line.append(_ratio(hit.iloc[0], n=True) if not hit.empty else "")
         lines.append(line)
     return _table(header, lines)
 
@@ -550,7 +575,7 @@ def augmentation_table(df, device: str) -> str:
 
     `df`: rows of one backend; steps on `device`, the tf.data pipeline always on the host CPU.
     """
-    header = ["problem", "batch", "in model: step(augmentation) - step(none), ms",
+    header = ["problem", "batch", "in model: step(augmentation) - paired step(none), ms",
               "tf.data: augmented - plain batch, ms", "fed step, aug. in model, ms",
               "fed step, aug. in tf.data, ms", "tf.data / model [95% CI]"]
 
@@ -560,6 +585,8 @@ def augmentation_table(df, device: str) -> str:
         return hit.iloc[0] if not hit.empty else None
 
     def difference(a, b) -> str:
+        if a is not None and isinstance(a.get("baseline_samples"), list):  # paired `none`
+            return _ms(a["median"] - float(np.median(a["baseline_samples"])))
         return _ms(a["median"] - b["median"]) if a is not None and b is not None else ""
 
     lines = []
@@ -666,11 +693,15 @@ def render_report(df, machines: list[dict]) -> str:
         "call (build, tracing/compilation and one step) and the warm-up steps are not timed; "
         "`compile s` = first call - median step. Each call returns only when the device has "
         "finished (the logs come back as Python floats).",
-        "- A round times one or more consecutive steps and stores their mean; `median`, `IQR` "
-        "and `rounds` are over rounds. `overhead` = median step of the technique / median step of "
-        "`none` at the same problem, batch, device and backend; the interval is a 95% "
-        "percentile bootstrap of that ratio of medians, resampling the rounds of each side "
-        "independently (2,000 resamples).",
+        "- A round times one step (or, without a baseline, several consecutive steps and "
+        "stores their mean); `median`, `IQR` and `rounds` are over rounds. Each round of a step "
+        "benchmark is paired with one step of a separate `none` model of the same problem and "
+        "batch, run right before or right after it (alternating, ABBA), so load from other "
+        "processes that changes over seconds hits both. `overhead` = median step of the "
+        "technique / median of its paired `none` steps (for `none` itself this is a null check "
+        "and should include 1); the interval is a 95% percentile bootstrap of that ratio of "
+        "medians over pairs of rounds (2,000 resamples). Pipeline and fed-step ratios are "
+        "unpaired (rounds of each side resampled independently).",
         "- FLOPs: multiply-adds of every Dense and Conv2D layer; forward = 2 x MACs, backward "
         "= 2 x forward, so a step counts 6 x MACs per example. Techniques add no counted FLOPs. "
         "`of peak` = achieved GFLOP/s / the best median GFLOP/s of square float32 matmuls "
@@ -678,15 +709,15 @@ def render_report(df, machines: list[dict]) -> str:
         "- Early stopping has no per-step cost: it is a callback that reads the validation "
         "loss once per epoch, so it is not in the grid (its cost is the validation pass each "
         "epoch, which regbench runs for every arm anyway).",
-        "- The machine was shared with other jobs while these numbers were taken unless the "
-        "fingerprint says otherwise; rounds of a technique and of `none` are not interleaved, so "
-        "load drift between them shows up in the ratio.",
+        "- Other processes on the machine still add noise within a step (preemption), which "
+        "widens intervals and inflates medians, and differ between runs: compare runs with "
+        "`regbench bench-compare`, on the same machine only.",
         "",
         "## Machine",
         "",
         _machine_section(machines),
         "",
-        "## Overhead ratio to `none` (median step time, 95% CI)",
+        "## Overhead ratio to `none` (median step time, 95% CI, n = pairs of rounds)",
         "",
     ]
     steps = df[df["kind"] == "step"]
@@ -712,7 +743,8 @@ def render_report(df, machines: list[dict]) -> str:
         "alternative maps the same Keras layers over a tf.data pipeline on the host CPU "
         "(parallel map, prefetch), overlapping augmentation with the training step.",
         "",
-        "- `in model`: extra step time of the augmentation model over `none` (fixed batch).",
+        "- `in model`: extra step time of the augmentation model over its paired `none` steps "
+        "(fixed batch).",
         "- `tf.data`: time per batch of the pipeline with the augmentation layers mapped over it "
         "minus the same pipeline without them (throughput of a parallel map, no training).",
         "- `fed step`: one step fed from a prefetching pipeline, augmentation in the model "

@@ -61,14 +61,14 @@ def run_ray(todo, path, options, progress, address=None, cpus_per_cell=1) -> Non
     flight as the cluster has room for (its CPUs // `cpus_per_cell`), so the rest stay
     unclaimed for other runners.
     """
+    if isinstance(cpus_per_cell, bool) or not (
+            isinstance(cpus_per_cell, int | float) and 0 < cpus_per_cell < float("inf")):
+        raise RegbenchError(f"--cpus-per-cell: expected a number > 0, got {cpus_per_cell!r}")
     try:
         import ray
     except ImportError:
         raise RegbenchError("--executor ray needs Ray, which is not installed: "
                             "pip install 'ray>=2.9'") from None
-    if isinstance(cpus_per_cell, bool) or not (
-            isinstance(cpus_per_cell, int | float) and 0 < cpus_per_cell < float("inf")):
-        raise RegbenchError(f"--cpus-per-cell: expected a number > 0, got {cpus_per_cell!r}")
     started_here = not ray.is_initialized()
     if started_here:
         try:

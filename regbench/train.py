@@ -220,10 +220,12 @@ def build_row(cell: Cell, evaluation: dict, fitted: dict, deterministic: bool) -
     row["gap_acc"] = row["train_acc"] - row["test_acc"]
     row["gap_xent"] = row["test_xent"] - row["train_xent"]
     epochs_run = len(history.get("loss", []))
-    val_xent = history.get("val_xent", [])
+    val_xent = np.asarray(history.get("val_xent", []), dtype=float)
+    finite = np.isfinite(val_xent)
     row.update({
         "epochs_run": epochs_run,
-        "best_epoch": int(np.nanargmin(val_xent)) + 1 if val_xent else None,
+        "best_epoch": int(np.argmin(np.where(finite, val_xent, np.inf))) + 1
+        if finite.any() else None,
         "stopped_epoch": fitted["stopped_epoch"],
     })
     row.update(_weight_metrics(weights, cell.model.name))

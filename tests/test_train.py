@@ -232,10 +232,6 @@ def test_a_cnn_cell_trains(mnist):
     assert "dead_inputs_lt_1e-3" not in row  # only for an MLP's input pixels
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "train.build_row (called by run_cell): when the loss is NaN in the first epoch, "
-    "history val_xent is all NaN and np.nanargmin raises 'All-NaN slice encountered', so the "
-    "CLI stores the cell as failed (ValueError), not diverged"))
 def test_a_cell_diverging_in_its_first_epoch_is_stored_as_diverged(mnist):
     diverging = dataclasses.replace(cell(epochs=2, train_subset=200), training=Training(
         optimizer="sgd", learning_rate=1e30, epochs=2, train_subset=200))
