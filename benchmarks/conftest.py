@@ -26,14 +26,24 @@ def pytest_addoption(parser):
                      help="regbench: the full benchmark profile (longer timing per benchmark)")
 
 
+DETERMINISTIC = True  # as `regbench run` trains by default
+
+
+LOAD_AT_START = bench.load_average()
+
+
 def pytest_configure(config):
     from regbench import train
 
-    train.configure(deterministic=True)  # as `regbench run` trains by default
+    train.configure(DETERMINISTIC)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):
-    machine_info["regbench"] = bench.machine_fingerprint()
+    machine_info["regbench"] = {
+        **bench.machine_fingerprint(), "load_average_at_start": LOAD_AT_START,
+        "deterministic": DETERMINISTIC,
+        "optimizer": f"{bench.TRAINING.optimizer} lr={bench.TRAINING.learning_rate}",
+        "profile": bench.profile("full" if config.getoption("full") else None).name}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -84,26 +94,23 @@ def baseline_step(profile):
 @pytest.fixture
 def timed(benchmark, profile):
     """timed(fn, info, baseline=None): the first call and warm-up untimed, then the profile's
-    rounds. With `baseline`, each round of fn is preceded by one untimed-by-pytest-benchmark
-    call of baseline whose time is stored as `baseline_samples`: interleaved rounds, so load
-    from other processes hits both. The case, the first call's seconds and the plan go into
-    extra_info (and the JSON)."""
+    rounds, interleaved with rounds of `baseline` if given (its times go into extra_info as
+    `baseline_samples`), so load from other processes hits both. The case, the first call's
+    seconds and the plan go into extra_info (and the JSON)."""
     def run(fn, info: dict, baseline=None) -> None:
         first = bench.time_calls(fn, 1)[0]
         warm = sorted(bench.time_calls(fn, profile.warmup_steps))
         rounds, iterations = bench.plan_rounds(warm[len(warm) // 2], profile,
                                                single=baseline is not None)
-        paired: list[float] = []
-        setup = None
-        if baseline is not None:
-            def setup():
-                paired.append(bench.time_calls(baseline, 1)[0])
         benchmark.extra_info.update(info)
         benchmark.extra_info.update({
             "backend": bench.backend(), "device_name": bench.device_name(info["device"]),
             "first_call_s": first, "warmup_steps": profile.warmup_steps,
             "iterations": iterations, "profile": profile.name, "seed": bench.SEED})
-        benchmark.pedantic(fn, setup=setup, rounds=rounds, iterations=iterations)
-        if baseline is not None:
-            benchmark.extra_info["baseline_samples"] = [float(f"{t:.4g}") for t in paired]
+        if baseline is None:
+            benchmark.pedantic(fn, rounds=rounds, iterations=iterations)
+            return
+        pairs = bench.Interleaved(baseline)
+        benchmark.pedantic(fn, setup=pairs.setup, teardown=pairs.teardown, rounds=rounds)
+        benchmark.extra_info["baseline_samples"] = [float(f"{t:.4g}") for t in pairs.samples]
     return run

@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import importlib.metadata
-import importlib.util
 import json
 import math
 import os
@@ -340,6 +339,14 @@ def nvidia_driver() -> str | None:
     return out.strip().splitlines()[0] if out.strip() else None
 
 
+def load_average() -> str:
+    """The 1, 5 and 15-minute load averages: above the core count, other processes compete."""
+    try:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
+
+
 def _version(package: str) -> str | None:
     try:
         return importlib.metadata.version(package)
@@ -360,6 +367,7 @@ def machine_fingerprint() -> dict:
         "gpu": gpu or "none available",
         "gpu_driver": nvidia_driver() or "none",
         "keras_backend": keras.backend.backend(),
+        "load_average": load_average(),
     })
     for package in ("numpy", "scipy", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "torch",
                     "pytest-benchmark"):
@@ -552,16 +560,15 @@ def step_table(df) -> str:
 
 
 def headline_table(df) -> str:
-    """Markdown: overhead ratio [95% CI] per technique (rows) and problem/batch (columns)."""
-    steps = df[(df["kind"] == "step") & (df["technique"] != BASELINE)]
+    """Markdown: overhead ratio [95% CI] per technique (rows) and problem/batch (columns);
+    the `none` row is the null check (`none` against its own paired `none` model)."""
+    steps = df[df["kind"] == "step"]
     columns = [(p, b) for p in PROBLEMS for b in BATCH_SIZES
                if not steps[(steps["problem"] == p) & (steps["batch"] == b)].empty]
     header = ["technique"] + [f"{p} b{b}" for p, b in columns]
     lines = []
     for technique in TECHNIQUES:
-        if technique == BASELINE:
-            continue
-        line = [technique]
+        line = [f"{technique} (null check)" if technique == BASELINE else technique]
         for p, b in columns:
             hit = steps[(steps["problem"] == p) & (steps["batch"] == b)
                         & (steps["technique"] == technique)]
@@ -608,7 +615,8 @@ def augmentation_table(df, device: str) -> str:
 
 
 def plot_overhead(df, ax=None):
-    """Overhead ratio to `none` per technique (x), one colour per batch size, with 95% intervals.
+    """Overhead ratio to `none` per technique (x), one colour per batch size, with 95% intervals
+    (`none` itself: the null check).
 
     `df`: step rows of one problem, device and backend, as returned by `derive`.
     """
@@ -620,20 +628,18 @@ def plot_overhead(df, ax=None):
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
-    techniques = [t for t in TECHNIQUES if t != BASELINE]
+    techniques = list(TECHNIQUES)
     colours = dict(zip(BATCH_SIZES, sns.color_palette("colorblind", len(BATCH_SIZES))))
     width = 0.8 / len(BATCH_SIZES)
     for i, batch in enumerate(BATCH_SIZES):
-        rows = df[(df["batch"] == batch) & (df["technique"] != BASELINE)]
-        rows = rows.set_index("technique").reindex(techniques)
+        rows = df[df["batch"] == batch].set_index("technique").reindex(techniques)
         x = np.arange(len(techniques)) + (i - (len(BATCH_SIZES) - 1) / 2) * width
         errors = np.vstack([rows["ratio"] - rows["ratio_low"], rows["ratio_high"] - rows["ratio"]])
         ax.errorbar(x, rows["ratio"], yerr=errors, fmt="o", color=colours[batch], capsize=2,
                     label=f"batch {batch}")
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xticks(np.arange(len(techniques)))
-    ax.set_xticklabels([t.replace("+", "+\n") for t in techniques], rotation=45, ha="right",
-                       fontsize=7)
+    ax.set_xticklabels([t.replace("+", "+\n") for t in techniques], fontsize=7)
     ax.set_ylabel("step time / step time of none")
     ax.legend(fontsize=7)
     return ax
@@ -711,7 +717,9 @@ def render_report(df, machines: list[dict]) -> str:
         "epoch, which regbench runs for every arm anyway).",
         "- Other processes on the machine still add noise within a step (preemption), which "
         "widens intervals and inflates medians, and differ between runs: compare runs with "
-        "`regbench bench-compare`, on the same machine only.",
+        "`regbench bench-compare`, on the same machine only. `load_average_at_start` and "
+        "`load_average` (at the end) in the machine table say how busy it was (1, 5 and "
+        "15-minute averages; above the core count, other processes were competing).",
         "",
         "## Machine",
         "",

@@ -77,6 +77,8 @@ def fingerprint() -> dict:
         "backend_version": backend_version(backend),
         "device": gpu or f"CPU: {cpu_model()}",
         "cpu_count": os.cpu_count(),
+        # Timings taken while other work loads the machine are slower: keep the load beside them.
+        "load_average_1min": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None,
         "python_version": platform.python_version(),
         "host": platform.node(),
     }

@@ -262,6 +262,40 @@ def test_plot_overhead_axes():
                           "ratio_high": 1.2} for t in bench.TECHNIQUES for b in bench.BATCH_SIZES])
     ax = bench.plot_overhead(rows)
     assert ax.get_ylabel() == "step time / step time of none"
-    assert len(ax.get_xticklabels()) == len(bench.TECHNIQUES) - 1
+    assert len(ax.get_xticklabels()) == len(bench.TECHNIQUES)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["batch 32", "batch 128",
                                                                    "batch 512"]
+
+
+def test_interleaved_baseline_runs_in_abba_order():
+    calls = []
+    pairs = bench.Interleaved(lambda: calls.append("none"))
+    for _ in range(4):  # what pytest-benchmark's pedantic does per round
+        pairs.setup()
+        calls.append("technique")
+        pairs.teardown()
+    assert calls == ["none", "technique", "technique", "none"] * 2
+    assert len(pairs.samples) == 4
+
+
+def test_paired_ratio_cancels_shared_load():
+    """Load that both rounds of a pair share widens the unpaired interval, not the paired one."""
+    rng = np.random.default_rng(1)
+    load = rng.lognormal(0.0, 0.5, 60)  # per pair, shared
+    a = 1.5 * load * rng.lognormal(0.0, 0.01, 60)
+    b = load * rng.lognormal(0.0, 0.01, 60)
+    _, low, high = bench.ratio_of_medians(a, b, paired=True)
+    _, unpaired_low, unpaired_high = bench.ratio_of_medians(a, b)
+    assert low < 1.5 < high
+    assert high - low < 0.1 * (unpaired_high - unpaired_low)
+    with pytest.raises(ValueError, match="paired samples differ in length: 60 and 59"):
+        bench.ratio_of_medians(a, b[:-1], paired=True)
+
+
+def test_derive_prefers_the_interleaved_baseline(tmp_path):
+    technique = _step("l2", [0.03] * 6)
+    technique["extra_info"]["baseline_samples"] = [0.02] * 6  # load doubled while l2 ran
+    path = _write_run(tmp_path / "run.json", [_step("none", [0.01] * 6), technique])
+    df = bench.derive(bench.load_runs([path])[0]).set_index("technique")
+    assert df.loc["l2", "ratio"] == pytest.approx(1.5)
+    assert df.loc["none", "ratio"] == 1.0  # no interleaved rounds: the `none` benchmark

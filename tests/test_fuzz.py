@@ -200,7 +200,7 @@ def run_args():
     """`run` options, well-formed or not (counts bounded: a plan lists every cell)."""
     number = st.one_of(st.integers(-3, 6), st.sampled_from(["0", "x", "1.5", "", "-1", "1e3"]))
     option = st.one_of(
-        st.tuples(st.sampled_from(["--seeds", "--epochs", "--train-subset"]),
+        st.tuples(st.sampled_from(["--seeds", "--epochs", "--train-subset", "--pack-size"]),
                   number.map(str)),
         st.tuples(st.sampled_from(["--data-dir"]), text),
         st.tuples(st.sampled_from(["--retry-failed", "--nondeterministic", "--quiet",
@@ -276,7 +276,7 @@ STORES = st.sampled_from([None, "results/stored.jsonl", "results/missing.jsonl",
                           "nowhere/s.jsonl", "study.toml"])
 
 
-@settings(FUZZ, max_examples=400)
+@settings(FUZZ, max_examples=250)
 @given(data=study_data(), store=STORES)
 def test_generated_study_files_give_a_plan_or_one_line_of_error(work, data, store):
     path = write(work, "study.toml", toml_document(data))
@@ -286,7 +286,7 @@ def test_generated_study_files_give_a_plan_or_one_line_of_error(work, data, stor
         assert str(path) in stderr or "--store" in stderr
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=200)
 @given(source=broken_text())
 def test_broken_toml_gives_a_plan_or_one_line_of_error(work, source):
     path = write(work, "broken.toml", source)
@@ -303,7 +303,7 @@ def test_random_bytes_give_one_line_of_error(work, raw):
 SMOKE = (REPO / "ablations" / "smoke.toml").read_text()
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=200)
 @given(args=run_args(), study=st.sampled_from(["smoke.toml", "missing.toml", "folder"]))
 def test_generated_command_lines_give_a_plan_or_one_line_of_error(work, args, study):
     write(work, "smoke.toml", SMOKE)

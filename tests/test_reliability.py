@@ -7,7 +7,7 @@ same cell keys, same metrics (training is deterministic), each cell stored once.
   and restarted each time ends with the reference store, and the store reads after every kill.
 - A process appending large rows in a tight loop, SIGKILLed mid-write: readers never see a torn
   row and the next append cuts the partial line.
-- Two runners on one store train each cell once; if one is SIGKILLed the other or a rerun
+- Two runners on one store train each cell once; when one is SIGKILLed the other or a rerun
   finishes its cells.
 - A diverging cell is stored as `diverged` with its epoch, a cell that raises as `failed` with
   its message, the study goes on, `show` lists them, `--retry-failed` trains them again.
@@ -18,7 +18,9 @@ names a JSON file, merged into it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import math
 import os
@@ -32,7 +34,7 @@ from pathlib import Path
 
 import pytest
 
-from regbench import store, summary
+from regbench import cli, store, summary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,6 +104,14 @@ def start(*args, cwd: Path, log: Path) -> subprocess.Popen:
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "regbench.cli", *map(str, args)],
                                 cwd=cwd, env=env(), stdout=out, stderr=subprocess.STDOUT)
+
+
+def in_process(*args) -> tuple[int, str, str]:
+    """`regbench ARGS` in this process (for commands that train nothing): code, out, err."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
 
 
 def comparable(row: dict) -> dict:
@@ -181,7 +191,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(work, reference, tmp_p
     path = tmp_path / "killed.jsonl"
     rng = random.Random(20240607)
     # Moments: start-up (TensorFlow still loading), mid-training, the instant a row lands.
-    plan = ["startup", "row", "training", "row", "startup", "row", "training", "row"]
+    plan = ["startup", "row", "startup", "training", "startup", "row", "row", "training"]
     kills, runs, torn_tails, began = 0, 0, 0, time.monotonic()
     while kills < KILLS:
         assert time.monotonic() - began < 600, "kill loop is taking too long"
@@ -191,7 +201,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(work, reference, tmp_p
                      log=tmp_path / "killed.log")
         try:
             if moment == "startup":
-                time.sleep(rng.uniform(0.2, 2.5))
+                time.sleep(rng.uniform(0.2, 2.0))
             elif moment == "training":
                 time.sleep(rng.uniform(3.0, 6.0))
             else:
@@ -206,7 +216,7 @@ def test_a_killed_run_resumes_to_the_uninterrupted_result(work, reference, tmp_p
         if path.exists():  # readable after every kill: whole rows only, each the reference's
             torn_tails += not path.read_bytes().endswith(b"\n") and path.stat().st_size > 0
             assert_matches(path, reference, complete=False)
-            assert len(store.load(path)) == len(stored(path))
+            assert in_process("show", path)[0] == 0
 
     partial = len(stored(path)) if path.exists() else 0
     result = regbench("run", work / "study.toml", "--store", path, "--quiet", cwd=tmp_path)
@@ -326,116 +336,131 @@ def test_a_partial_line_longer_than_a_mebibyte_is_cut_whole(tmp_path):
 # --- concurrent runners -------------------------------------------------------------------
 
 @needs_mnist
-def test_two_runners_on_one_store_train_each_cell_once(work, reference, tmp_path):
+def test_two_runners_share_a_store_and_when_one_dies_the_other_and_a_rerun_finish(
+        work, reference, tmp_path):
+    """Two runners split the cells; one is SIGKILLed mid-cell; the survivor goes on, and a rerun
+    trains what the dead one held when the survivor passed it. No cell is trained twice."""
     path = tmp_path / "shared.jsonl"
-    runners = [start("run", work / "study.toml", "--store", path, cwd=tmp_path,
-                     log=tmp_path / f"runner{i}.log") for i in range(2)]
-    for runner in runners:
-        assert runner.wait(timeout=300) == 0
-    logs = [(tmp_path / f"runner{i}.log").read_text() for i in range(2)]
-    trained = [len(TRAINED_LINE.findall(log)) for log in logs]
-    assert sum(trained) == CELLS, logs  # no cell trained twice, none left out
-    assert_matches(path, reference)
-    figure("concurrent_runners", 2)
-    figure("concurrent_cells_per_runner", trained)
-
-
-@needs_mnist
-def test_when_one_of_two_runners_dies_the_other_and_a_rerun_finish(work, reference, tmp_path):
-    path = tmp_path / "shared.jsonl"
-    runners = [start("run", work / "study.toml", "--store", path, cwd=tmp_path,
-                     log=tmp_path / f"runner{i}.log") for i in range(2)]
+    logs = [tmp_path / f"runner{i}.log" for i in range(3)]
+    runners = [start("run", work / "study.toml", "--store", path, cwd=tmp_path, log=log)
+               for log in logs[:2]]
     try:
-        _wait_for_growth(runners[0], path)
-        _wait_for_growth(runners[0], path)  # two rows landed: both runners are training
+        _wait_for_growth(runners[0], path)  # a row landed: both runners are past start-up
+        time.sleep(random.Random(3).uniform(0.3, 1.5))  # the first runner is most likely mid-cell
         runners[0].send_signal(signal.SIGKILL)
     finally:
         runners[0].kill()
         runners[0].wait(timeout=60)
     assert runners[0].returncode == -signal.SIGKILL
     assert runners[1].wait(timeout=300) == 0
-    survivor = assert_matches(path, reference, complete=False)
-    # The killed runner's cell in flight was claimed while the survivor passed it: a rerun
-    # (or the survivor, had it come later) trains it; nothing else is trained twice.
-    rerun = regbench("run", work / "study.toml", "--store", path, cwd=tmp_path)
-    assert rerun.returncode == 0, rerun.stderr
-    assert len(TRAINED_LINE.findall(rerun.stderr)) == CELLS - len(survivor)
+    survived = assert_matches(path, reference, complete=False)
+    rerun = start("run", work / "study.toml", "--store", path, cwd=tmp_path, log=logs[2])
+    assert rerun.wait(timeout=300) == 0
     assert_matches(path, reference)
-    figure("concurrent_kill_cells_left_to_rerun", CELLS - len(survivor))
+    trained = [len(TRAINED_LINE.findall(log.read_text())) for log in logs]
+    assert sum(trained) == CELLS, trained  # each cell trained and stored once, by one runner
+    assert trained[1] >= 1 and trained[2] == CELLS - len(survived)
+    figure("concurrent_runners", 2)
+    figure("concurrent_cells_trained_by_killed_survivor_rerun", trained)
 
 
 # --- divergence and failures --------------------------------------------------------------
 
-# Both cells of MNIST raise in Keras when the model is built: six 2x2 poolings shrink 28x28 to
-# nothing ("Computed output size would be zero or negative"); CIFAR-10's 32x32 ends at 1x1, so
-# its cells train. The l2 arm's factor is a valid (finite) float, but the penalty is infinite in
-# float32: its CIFAR-10 cell diverges in epoch 1.
+# Four arms at one seed, in this order:
+# - l1: the factor passes validation (a finite float) but Keras cannot make a float32 of it; the
+#   cell raises at fit time ("Can't convert Python sequence with a value out of range ...").
+# - none: trains normally (the study goes on after a failed cell).
+# - l2: plain SGD with a penalty factor > 1/(2 * learning_rate) doubles the weights' size every
+#   step; the loss overflows in epoch 2.
+# - l1_l2: a penalty that is infinite in float32 from the first step: diverges in epoch 1.
 FAULTS = """\
 name = "faults"
-datasets = ["mnist", "cifar10"]
+datasets = ["mnist"]
 seeds = 1
 
 [model]
-name = "cnn"
-filters = [1, 1, 1, 1, 1, 1]
-hidden = [4]
+hidden = [16]
 
 [training]
-batch_size = 50
+optimizer = "sgd"
+learning_rate = 1.0
+batch_size = 16
 epochs = 3
-train_subset = 100
+train_subset = 500
 
-[techniques.l2]
+[techniques.l1]
 factor = 1e300
 
+[techniques.l2]
+factor = 1.25
+
+[techniques.l1_l2]
+l1 = 0.0
+l2 = 3e38
+
 [design]
-arms = ["none", "l2"]
+arms = ["l1", "none", "l2", "l1_l2"]
 """
 
 
-@pytest.mark.skipif(DATA_DIR is None or not (DATA_DIR / "cifar10.npz").is_file(),
-                    reason="MNIST and CIFAR-10 not found: set REGBENCH_DATA_DIR")
-def test_diverged_and_failed_cells_are_stored_shown_and_retried(tmp_path):
-    (tmp_path / "faults.toml").write_text(FAULTS)
-    path = tmp_path / "faults.jsonl"
-    result = regbench("run", "faults.toml", "--store", path, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr  # failed cells do not stop the study
+@pytest.fixture(scope="module")
+def faults(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
+    """The FAULTS study run once: (store, the run's result)."""
+    if DATA_DIR is None:
+        pytest.skip("MNIST not found: set REGBENCH_DATA_DIR to the folder with mnist.npz")
+    folder = tmp_path_factory.mktemp("faults")
+    (folder / "faults.toml").write_text(FAULTS)
+    path = folder / "faults.jsonl"
+    return path, regbench("run", "faults.toml", "--store", path, cwd=folder)
+
+
+def test_diverged_and_failed_cells_are_stored_shown_and_retried(faults):
+    path, result = faults
+    assert result.returncode == 0, result.stderr  # a failed cell does not stop the study
     assert "Traceback" not in result.stderr
-    rows = store.read_rows(path)
-    assert [(r["dataset"], r["arm"], r["status"]) for r in rows] == [
-        ("mnist", "none", "failed"), ("mnist", "l2", "failed"),
-        ("cifar10", "none", "ok"), ("cifar10", "l2", "diverged")]
-    for row in rows[:2]:
-        assert row["error"].startswith("ValueError: ")
-        assert "Computed output size would be zero or negative" in row["error"]
-    ok, diverged = rows[2], rows[3]
-    assert ok["diverged_epoch"] is None and ok["epochs_run"] == 3
-    assert diverged["diverged_epoch"] == 1 and diverged["epochs_run"] == 1
-    assert not math.isfinite(diverged["history"]["loss"][0])
+    rows = {row["arm"]: row for row in store.read_rows(path)}
+    assert list(rows) == ["l1", "none", "l2", "l1_l2"]
+    failed, ok, diverged = rows["l1"], rows["none"], rows["l2"]
+    assert failed["status"] == "failed"
+    assert failed["error"] == ("ValueError: Can't convert Python sequence with a value out of "
+                               "range for a double-precision float.")
+    assert ok["status"] == "ok" and ok["diverged_epoch"] is None and ok["epochs_run"] == 3
+    assert diverged["status"] == "diverged"
+    assert diverged["diverged_epoch"] == 2 and diverged["epochs_run"] == 2
+    assert math.isfinite(diverged["history"]["loss"][0])
+    assert not math.isfinite(diverged["history"]["loss"][1])
 
     # `show` counts them instead of crashing.
-    shown = regbench("show", path, cwd=tmp_path)
-    assert shown.returncode == 0, shown.stderr
-    table = shown.stdout.splitlines()
-    assert re.search(r"^mnist_cnn\s+none\s+0\s.*1 failed$", shown.stdout, re.M), table
-    assert re.search(r"^cifar10_cnn\s+l2\s+0\s.*1 diverged$", shown.stdout, re.M), table
-    assert re.search(r"^cifar10_cnn\s+none\s+1\s", shown.stdout, re.M), table
+    code, shown, _ = in_process("show", path)
+    assert code == 0
+    assert re.search(r"^mnist_mlp\s+l1\s+0\s.*\s1 failed$", shown, re.M), shown
+    assert re.search(r"^mnist_mlp\s+none\s+1\s", shown, re.M), shown
+    assert re.search(r"^mnist_mlp\s+l2\s+0\s.*\s1 diverged$", shown, re.M), shown
 
     # Failed cells are done until asked for; `--retry-failed` trains them (and only them) again.
-    plan = regbench("run", "faults.toml", "--store", path, "--dry-run", cwd=tmp_path)
-    assert plan.stdout.splitlines()[-1] == f"4 cells, 0 to train, store {path}"
-    plan = regbench("run", "faults.toml", "--store", path, "--dry-run", "--retry-failed",
-                    cwd=tmp_path)
-    assert plan.stdout.splitlines()[-1] == f"4 cells, 2 to train, store {path}"
-    retried = regbench("run", "faults.toml", "--store", path, "--retry-failed", cwd=tmp_path)
+    study = path.parent / "faults.toml"
+    n_failed = sum(row["status"] == "failed" for row in rows.values())
+    _, plan, _ = in_process("run", study, "--store", path, "--dry-run")
+    assert plan.splitlines()[-1] == f"4 cells, 0 to train, store {path}"
+    _, plan, _ = in_process("run", study, "--store", path, "--dry-run", "--retry-failed")
+    assert plan.splitlines()[-1] == f"4 cells, {n_failed} to train, store {path}"
+    retried = regbench("run", study, "--store", path, "--retry-failed", cwd=path.parent)
     assert retried.returncode == 0, retried.stderr
-    assert len(TRAINED_LINE.findall(retried.stderr)) == 2
-    again = store.read_rows(path)
-    assert [(r["dataset"], r["arm"], r["status"]) for r in again[4:]] == [
-        ("mnist", "none", "failed"), ("mnist", "l2", "failed")]
+    assert len(TRAINED_LINE.findall(retried.stderr)) == n_failed
+    again = store.read_rows(path)[4:]
+    assert [r["arm"] for r in again if r["status"] == "failed"][:1] == ["l1"]
+    assert len(again) == n_failed
     assert len(store.load(path)) == 4  # one row per cell: the newest attempt
-    figure("fault_cells_failed", 2)
-    figure("fault_cells_diverged", 1)
+    figure("fault_cells_failed", n_failed)
+    figure("fault_cells_diverged", sum(r["status"] == "diverged" for r in rows.values()))
+
+
+def test_a_cell_that_diverges_in_its_first_epoch_is_stored_as_diverged(faults):
+    """No finite validation loss at all: still `diverged` (not a failure), and no best epoch."""
+    path, _ = faults
+    row = next(r for r in store.read_rows(path) if r["arm"] == "l1_l2")
+    assert (row["status"], row["diverged_epoch"], row.get("error")) == ("diverged", 1, None)
+    assert row["epochs_run"] == 1 and row["best_epoch"] is None
 
 
 @needs_mnist
@@ -451,8 +476,8 @@ def test_retry_failed_trains_a_failed_cell_to_the_reference_result(work, referen
                                    "error": "ResourceExhaustedError: OOM when allocating"})
     assert summary.summarize(store.load(path))["failed"].sum() == 1
 
-    plan = regbench("run", work / "study.toml", "--store", path, "--dry-run", cwd=tmp_path)
-    assert plan.stdout.splitlines()[-1] == f"{CELLS} cells, 0 to train, store {path}"
+    _, plan, _ = in_process("run", work / "study.toml", "--store", path, "--dry-run")
+    assert plan.splitlines()[-1] == f"{CELLS} cells, 0 to train, store {path}"
     result = regbench("run", work / "study.toml", "--store", path, "--retry-failed", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert len(TRAINED_LINE.findall(result.stderr)) == 1
