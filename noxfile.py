@@ -4,6 +4,8 @@ Each session installs what it needs into its own virtual environment (reused bet
 Data come from $REGBENCH_DATA_DIR, else the user cache, else the canonical download.
 """
 
+import os
+
 import nox
 
 nox.options.default_venv_backend = "uv|virtualenv"  # uv when present: much faster installs
@@ -40,3 +42,30 @@ def tests(session):
 def lint(session):
     session.install("ruff")
     session.run("ruff", "check", ".")
+
+
+@nox.session
+def benchmarks(session):
+    """Training-step time of every technique, CPU and any visible GPU -> reports/benchmarks/.
+
+    Each Keras backend importable in this venv is timed (tensorflow; jax/torch when installed,
+    e.g. `pip install -e .[jax]`). `nox -s benchmarks -- --full` (or REGBENCH_BENCH_PROFILE=full)
+    for the long profile; other arguments go to pytest.
+    """
+    session.install("-e", ".[test]")
+    os.makedirs("reports/benchmarks/raw", exist_ok=True)
+    written = []
+    for backend in ("tensorflow", "jax", "torch"):
+        found = session.run("python", "-c", "import importlib.util; "
+                            f"print(importlib.util.find_spec({backend!r}) is not None)",
+                            silent=True).strip()
+        if found != "True":
+            session.log(f"KERAS_BACKEND={backend}: not installed, skipped")
+            continue
+        raw = f"reports/benchmarks/raw/{backend}.json"
+        session.run("python", "-m", "pytest", "benchmarks", "-p", "no:cacheprovider",
+                    f"--benchmark-json={raw}", "--benchmark-columns=median,iqr,rounds,iterations",
+                    "--benchmark-sort=fullname", *session.posargs,
+                    env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
+        written.append(raw)
+    session.run("regbench", "bench-report", *written)

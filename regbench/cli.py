@@ -49,8 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="n and mean ± std per arm of stored results")
     show.add_argument("results", help="a results .jsonl file, or a study file")
 
-    from regbench import report
+    from regbench import bench, report
     report.add_commands(commands)
+    bench.add_commands(commands)
     return parser
 
 
