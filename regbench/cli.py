@@ -6,7 +6,6 @@ Bad input (study file, arguments, data) prints one line `regbench: error: ...` a
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -40,6 +39,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pack-size", type=int, metavar="K",
                      help="train up to K cells together in one compiled step "
                           "(default: chosen from the model size; 1 = one cell at a time)")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="where cells are trained: this process, or a Ray cluster")
+    run.add_argument("--address", metavar="HOST:PORT",
+                     help="Ray cluster to join (default: a local Ray instance, or $RAY_ADDRESS)")
+    run.add_argument("--cpus-per-cell", type=float, default=1, metavar="N",
+                     help="CPUs Ray reserves per cell or pack (default: 1)")
     run.add_argument("--nondeterministic", action="store_true",
                      help="allow nondeterministic kernels (faster on some devices)")
     run.add_argument("--quiet", action="store_true", help="no progress output")
@@ -82,12 +87,16 @@ def cmd_run(args) -> int:
 
     study = load_study(args.study).with_overrides(args.seeds, args.epochs, args.train_subset)
     path = args.store or default_store(study)
+    if path.is_dir() or not path.name:
+        raise RegbenchError(f"--store: {path} is a folder; expected a results .jsonl file")
+    if args.executor == "local" and (args.address or args.cpus_per_cell != 1):
+        raise RegbenchError("--address and --cpus-per-cell need --executor ray")
     cells = study.cells()
     done = store.finished_keys(path, retry_failed=args.retry_failed)
     todo = [c for c in cells if c.key not in done]
     if args.dry_run:
         for cell in cells:
-            state = "todo" if cell in todo else "done"
+            state = "done" if cell.key in done else "todo"
             print(f"{cell.key}  {state}  {cell.dataset}  {cell.model.name}  "
                   f"{cell.arm.label}  seed={cell.seed}")
         print(f"{len(cells)} cells, {len(todo)} to train, store {path}")
@@ -96,47 +105,13 @@ def cmd_run(args) -> int:
     progress.say(f"{study.name}: {len(cells)} cells, {len(cells) - len(todo)} stored, "
                  f"{len(todo)} to train -> {path}")
     if todo:
-        _train(todo, path, args, progress)
+        from regbench import executors
+        if args.executor == "ray":
+            executors.run_ray(todo, path, args, progress, address=args.address,
+                              cpus_per_cell=args.cpus_per_cell)
+        else:
+            executors.run_local(todo, path, args, progress)
     return cmd_show(argparse.Namespace(results=str(path)))
-
-
-def _train(todo, path, args, progress) -> None:
-    from regbench import pack, store, train
-
-    if args.pack_size is not None and args.pack_size < 1:
-        raise RegbenchError(f"--pack-size: expected an integer >= 1, got {args.pack_size}")
-    deterministic = not args.nondeterministic
-    train.configure(deterministic)
-    data_dir = args.data_dir or os.environ.get("REGBENCH_DATA_DIR")
-    for members in pack.plan_packs(todo, args.pack_size):
-        with contextlib.ExitStack() as claims:
-            # Another runner on this store may hold a cell, or have finished it meanwhile.
-            finished = store.finished_keys(path, args.retry_failed)
-            mine = [cell for cell in members if cell.key not in finished
-                    and claims.enter_context(store.claim(path, cell.key))]
-            for _ in range(len(members) - len(mine)):
-                progress.skip()
-            if not mine:
-                continue
-            progress.start(mine)
-            for row in _train_pack(mine, data_dir, deterministic, progress):
-                store.append(path, row)
-                progress.finish(row)
-
-
-def _train_pack(cells, data_dir, deterministic, progress) -> list[dict]:
-    """Rows for the cells; a pack that raises is retried cell by cell to isolate the cause."""
-    from regbench import pack, train
-
-    try:
-        return pack.run_pack(cells, data_dir, deterministic, on_epoch=progress.epoch)
-    except RegbenchError:
-        raise
-    except Exception as error:  # one broken cell must not stop the study
-        if len(cells) == 1:
-            return [train.failed_row(cells[0], error, deterministic)]
-    return [row for cell in cells for row in _train_pack([cell], data_dir, deterministic,
-                                                         progress)]
 
 
 def cmd_list(args) -> int:
@@ -166,7 +141,7 @@ def cmd_show(args) -> int:
     if path.suffix == ".toml":
         from regbench.study import load_study
         path = default_store(load_study(path))
-    if not path.exists():
+    if not path.is_file():
         raise RegbenchError(f"{path}: no such results file")
     print(summary.format_table(summary.summarize(store.load(path))))
     return 0

@@ -35,17 +35,40 @@ def append(path: str | Path, row: dict) -> None:
     line = (json.dumps(row, allow_nan=True, separators=(",", ":")) + "\n").encode()
     with _locked(Path(path)) as fd:
         size = os.lseek(fd, 0, os.SEEK_END)
-        if size:
-            end = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
-            if not end.endswith(b"\n"):
-                tail = end[end.rfind(b"\n") + 1:]
-                if _row(tail) is not None:  # a whole row that lacks its newline: keep it
-                    os.write(fd, b"\n")
-                else:  # a killed writer's partial line: drop it
-                    os.ftruncate(fd, size - len(tail))
-                    os.lseek(fd, 0, os.SEEK_END)
-        os.write(fd, line)
+        start = _last_line_start(fd, size)
+        if start < size:  # the last line has no newline
+            tail = os.pread(fd, size - start, start)
+            if _row(tail) is not None:  # a whole row that lacks its newline: keep it
+                _write_all(fd, b"\n", size)
+                size += 1
+            else:  # a killed writer's partial line: drop it
+                os.ftruncate(fd, start)
+                size = start
+        _write_all(fd, line, size)
         os.fsync(fd)
+
+
+def _last_line_start(fd: int, size: int, chunk: int = 1 << 16) -> int:
+    """Offset just after the file's last newline (0 if it has none)."""
+    end = size
+    while end > 0:
+        begin = max(0, end - chunk)
+        found = os.pread(fd, end - begin, begin).rfind(b"\n")
+        if found >= 0:
+            return begin + found + 1
+        end = begin
+    return 0
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    """Write all of `data` at `offset`; on failure cut the file back so no partial row stays."""
+    written = 0
+    try:
+        while written < len(data):
+            written += os.pwrite(fd, data[written:], offset + written)
+    except OSError:
+        os.ftruncate(fd, offset)
+        raise
 
 
 def read_rows(path: str | Path) -> list[dict]:
@@ -59,14 +82,14 @@ def read_rows(path: str | Path) -> list[dict]:
 
 
 def _row(line: bytes) -> dict | None:
-    """One stored row, or None for a blank or partial line."""
+    """One stored row, or None for a blank, partial or foreign line (no `key`)."""
     if not line.strip():
         return None
     try:
         row = json.loads(line)
     except (json.JSONDecodeError, UnicodeDecodeError):
         return None
-    return row if isinstance(row, dict) else None
+    return row if isinstance(row, dict) and "key" in row else None
 
 
 def finished_keys(path: str | Path, retry_failed: bool = False) -> set[str]:

@@ -38,6 +38,8 @@ DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
 STUDY_KEYS = ("name", "description", "datasets", "seeds", "model", "training", "techniques",
               "design")
 KEY_VERSION = 1  # bump when training code changes what a cell's result is
+MAX_SEEDS = 10_000  # seeds per study
+MAX_SEED = 2**31 - 1  # the largest seed the backends accept
 
 
 @dataclass(frozen=True)
@@ -88,8 +90,9 @@ class Study:
         """Command-line overrides: the first `seeds` seeds, other epochs or training size."""
         study = self
         if seeds is not None:
-            if seeds < 1:
-                raise RegbenchError(f"--seeds: expected an integer >= 1, got {seeds}")
+            if not 1 <= seeds <= MAX_SEEDS:
+                raise RegbenchError(f"--seeds: expected an integer in [1, {MAX_SEEDS}], "
+                                    f"got {seeds}")
             study = replace(study, seeds=tuple(range(seeds)) if seeds > len(self.seeds)
                             else self.seeds[:seeds])
         for name, value in (("epochs", epochs), ("train_subset", train_subset)):
@@ -154,15 +157,17 @@ def _datasets(value, where: str) -> tuple[str, ...]:
 
 def _seeds(value, where: str) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
-        if value < 1:
-            raise RegbenchError(f"{where}: seeds: expected a count >= 1, got {value}")
+        if not 1 <= value <= MAX_SEEDS:
+            raise RegbenchError(f"{where}: seeds: expected a count in [1, {MAX_SEEDS}], "
+                                f"got {value}")
         return tuple(range(value))
-    if (isinstance(value, list) and value
-            and all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+    if (isinstance(value, list) and 0 < len(value) <= MAX_SEEDS
+            and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED
+                    for s in value)
             and len(set(value)) == len(value)):  # after the type check: lists are unhashable
         return tuple(value)
     raise RegbenchError(f"{where}: seeds: expected a count or a list of distinct integers "
-                        f">= 0, got {value!r}")
+                        f"in [0, {MAX_SEED}], got {value!r}")
 
 
 def _techniques(table, where: str) -> dict:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime
 import functools
 import math
+import re
 import time
 
 import numpy as np
@@ -281,5 +282,7 @@ def _identity(cell: Cell, deterministic: bool) -> dict:
 def failed_row(cell: Cell, error: BaseException, deterministic: bool) -> dict:
     """A cell that raised: stored so the study goes on and reports can show it."""
     row = _identity(cell, deterministic)
-    row.update({"status": "failed", "error": f"{type(error).__name__}: {error}"[:500]})
+    # Keras messages span lines and carry terminal colours: keep one plain line.
+    message = " ".join(re.sub(r"\x1b\[[0-9;]*m", "", str(error)).split())
+    row.update({"status": "failed", "error": f"{type(error).__name__}: {message}"[:500]})
     return row

@@ -192,7 +192,7 @@ BAD = {  # case: (study file text or None for no file, extra arguments, message 
 BAD_ARGS = {  # case: (extra arguments, the whole message)
     "zero epochs": (["--epochs", "0"], "--epochs: Invalid value for argument `epochs`. "
                                        "Expected an integer > 0. Received: epochs=0"),
-    "zero seeds": (["--seeds", "0"], "--seeds: expected an integer >= 1, got 0"),
+    "zero seeds": (["--seeds", "0"], "--seeds: expected an integer in [1, 10000], got 0"),
     "negative subset": (["--train-subset", "-5"], "--train-subset: Invalid value for argument "
                                                   "`train_subset`. Expected an integer >= 0 "
                                                   "(0 = all). Received: train_subset=-5"),

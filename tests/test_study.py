@@ -169,7 +169,7 @@ def test_overrides_change_only_what_they_name(seeded):
 
 
 @pytest.mark.parametrize("overrides, message", [
-    (dict(seeds=0), "--seeds: expected an integer >= 1, got 0"),
+    (dict(seeds=0), "--seeds: expected an integer in [1, 10000], got 0"),
     (dict(epochs=0), "--epochs: Invalid value for argument `epochs`. Expected an integer > 0. "
                      "Received: epochs=0"),
     # The flag named is the one that is wrong, not the first one given.
@@ -289,16 +289,16 @@ ERRORS = {
         'datasets = ["mnist", "svhn"]\n',
         "datasets: unknown dataset `svhn`. Valid datasets: mnist, fashion_mnist, cifar10"),
     "empty datasets": ("datasets = []\n", "datasets: expected a non-empty list of names"),
-    "zero seeds": ('datasets = ["mnist"]\nseeds = 0\n', "seeds: expected a count >= 1, got 0"),
+    "zero seeds": ('datasets = ["mnist"]\nseeds = 0\n', "seeds: expected a count in [1, 10000], got 0"),
     "repeated seeds": (
         'datasets = ["mnist"]\nseeds = [1, 1]\n',
-        "seeds: expected a count or a list of distinct integers >= 0, got [1, 1]"),
+        "seeds: expected a count or a list of distinct integers in [0, 2147483647], got [1, 1]"),
     "negative seed": (
         'datasets = ["mnist"]\nseeds = [-1]\n',
-        "seeds: expected a count or a list of distinct integers >= 0, got [-1]"),
+        "seeds: expected a count or a list of distinct integers in [0, 2147483647], got [-1]"),
     "seeds of the wrong type": (
         'datasets = ["mnist"]\nseeds = [[1], [2]]\n',
-        "seeds: expected a count or a list of distinct integers >= 0, got [[1], [2]]"),
+        "seeds: expected a count or a list of distinct integers in [0, 2147483647], got [[1], [2]]"),
     "bad name": (
         HEAD + 'name = "my study"\n',
         "name: expected letters, digits, '_', '-' or '.', got 'my study'"),
@@ -417,7 +417,7 @@ def test_binary_file(tmp_path):
 def test_parse_study_names_its_source():
     with pytest.raises(RegbenchError) as raised:
         parse_study({"datasets": ["mnist"], "seeds": -2}, "<inline>")
-    assert str(raised.value) == "<inline>: seeds: expected a count >= 1, got -2"
+    assert str(raised.value) == "<inline>: seeds: expected a count in [1, 10000], got -2"
 
 
 # --- the shipped study files -----------------------------------------------------------------
