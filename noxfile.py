@@ -34,7 +34,8 @@ def reports(session):
 
 @nox.session
 def tests(session):
-    session.install("-e", ".[test]")
+    """The test suite; Ray comes along so the executor test runs a real local cluster."""
+    session.install("-e", ".[test,ray]")
     session.run("pytest", *session.posargs)
 
 
