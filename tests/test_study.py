@@ -289,7 +289,8 @@ ERRORS = {
         'datasets = ["mnist", "svhn"]\n',
         "datasets: unknown dataset `svhn`. Valid datasets: mnist, fashion_mnist, cifar10"),
     "empty datasets": ("datasets = []\n", "datasets: expected a non-empty list of names"),
-    "zero seeds": ('datasets = ["mnist"]\nseeds = 0\n', "seeds: expected a count in [1, 10000], got 0"),
+    "zero seeds": ('datasets = ["mnist"]\nseeds = 0\n',
+                   "seeds: expected a count in [1, 10000], got 0"),
     "repeated seeds": (
         'datasets = ["mnist"]\nseeds = [1, 1]\n',
         "seeds: expected a count or a list of distinct integers in [0, 2147483647], got [1, 1]"),
