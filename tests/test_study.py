@@ -299,7 +299,8 @@ ERRORS = {
         "seeds: expected a count or a list of distinct integers in [0, 2147483647], got [-1]"),
     "seeds of the wrong type": (
         'datasets = ["mnist"]\nseeds = [[1], [2]]\n',
-        "seeds: expected a count or a list of distinct integers in [0, 2147483647], got [[1], [2]]"),
+        "seeds: expected a count or a list of distinct integers in [0, 2147483647], "
+        "got [[1], [2]]"),
     "bad name": (
         HEAD + 'name = "my study"\n',
         "name: expected letters, digits, '_', '-' or '.', got 'my study'"),
