@@ -646,9 +646,9 @@ def reproducibility_blocks(rows: pd.DataFrame, results: str | Path, out_dir: str
               Para("Regenerate this report (no training) from the stored results:"),
               Code(regenerate)]
     if studies:
-        blocks += [Para("Train the cells again (skips cells already in the store; the "
-                        "settings below are those of the study file when it ran):"),
-                   Code("\n".join(f"regbench run ablations/{s}.toml" for s in studies))]
+        blocks += [Para("Train the cells again into this store (cells already stored are "
+                        "skipped; the budget flags restate the stored cells' settings):"),
+                   Code("\n".join(_run_command(rows, s, results) for s in studies))]
     blocks += [
         Heading("Selection rule", 3),
         Para(_selection_rule(rows)),
@@ -693,6 +693,19 @@ def reproducibility_blocks(rows: pd.DataFrame, results: str | Path, out_dir: str
     blocks.append(Para(f"Source: `{display_path(results)}` ({len(rows)} cells, newest attempt "
                        "per cell)."))
     return blocks
+
+
+def _run_command(rows: pd.DataFrame, study: str, results: str | Path) -> str:
+    """`regbench run` for a study's cells, with the budget they were trained at."""
+    mine = rows[rows["study"] == study]
+    seeds = sorted({int(s) for s in mine["seed"].dropna()})
+    flags = [f"--seeds {len(seeds)}"] if seeds == list(range(len(seeds))) else []
+    for column, flag in (("epochs", "--epochs"), ("train_subset", "--train-subset")):
+        values = mine[column].dropna().unique() if column in mine else []
+        if len(values) == 1 and not (column == "train_subset" and values[0] == 0):
+            flags.append(f"{flag} {int(values[0])}")
+    return " ".join([f"regbench run ablations/{study}.toml", *flags,
+                     f"--store {display_path(results)}"])
 
 
 def _selection_rule(rows: pd.DataFrame) -> str:
