@@ -151,24 +151,6 @@ def evaluate_pack(net, members: list, x_all, y_all, x_test, y_test, fit_idx, val
 
 
 
-def _stoppers(cells: list[Cell], members: list[_Member]) -> list:
-    import keras
-
-    stoppers = []
-    for cell, member in zip(cells, members):
-        settings = cell.arm.get("early_stopping")
-        if settings is None:
-            stoppers.append(None)
-            continue
-        stopper = keras.callbacks.EarlyStopping(
-            monitor="val_xent", mode="min", patience=settings.patience,
-            min_delta=settings.min_delta, restore_best_weights=settings.restore_best_weights)
-        stopper.set_model(member)
-        stopper.on_train_begin()
-        stoppers.append(stopper)
-    return stoppers
-
-
 def _member_penalty(member: _Member) -> float:
     import keras
 
@@ -180,7 +162,7 @@ def fit_pack(net, members: list[_Member], cells: list[Cell], x_all, y_all,
              fit_idx: np.ndarray, val_idx: np.ndarray, on_epoch=None) -> list[dict]:
     """Train the pack epoch by epoch; per member, the same record `train.fit_epochs` returns."""
     t = cells[0].training
-    stoppers = _stoppers(cells, members)
+    stoppers = [train.early_stopper(cell, member) for cell, member in zip(cells, members)]
     records = [{"history": {}, "epoch_s": [], "diverged_epoch": None, "stopped_epoch": None,
                 "snapshot": None} for _ in cells]
     val = _batches(x_all, y_all, val_idx.T, train.EVAL_BATCH)

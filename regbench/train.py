@@ -110,6 +110,24 @@ def compile_model(net, training) -> None:
     )
 
 
+def early_stopper(cell: Cell, model):
+    """The cell's Keras EarlyStopping on `val_xent`, started on `model`; None without one.
+
+    `model` needs only `get_weights`, `set_weights` and `stop_training` (a pack member will do).
+    """
+    import keras
+
+    settings = cell.arm.get("early_stopping")
+    if settings is None:
+        return None
+    stopper = keras.callbacks.EarlyStopping(
+        monitor="val_xent", mode="min", patience=settings.patience,
+        min_delta=settings.min_delta, restore_best_weights=settings.restore_best_weights)
+    stopper.set_model(model)
+    stopper.on_train_begin()
+    return stopper
+
+
 def fit_epochs(net, cell: Cell, sets: dict, on_epoch=None) -> dict:
     """Train epoch by epoch: one `fit` call per epoch, each on that epoch's own batches.
 
@@ -118,19 +136,11 @@ def fit_epochs(net, cell: Cell, sets: dict, on_epoch=None) -> dict:
     driven by hand across the calls, so its semantics (patience, stopped epoch, restoring the
     best weights) are exactly Keras's.
     """
-    import keras
     import tensorflow as tf
 
     t = cell.training
     x_fit, y_fit = (tf.constant(a) for a in sets["fit"])
-    settings = cell.arm.get("early_stopping")
-    stopper = None
-    if settings:
-        stopper = keras.callbacks.EarlyStopping(
-            monitor="val_xent", mode="min", patience=settings.patience,
-            min_delta=settings.min_delta, restore_best_weights=settings.restore_best_weights)
-        stopper.set_model(net)
-        stopper.on_train_begin()
+    stopper = early_stopper(cell, net)
     history, epoch_s, diverged_at = {}, [], None
     for epoch in range(t.epochs):
         began = time.perf_counter()
