@@ -231,7 +231,7 @@ def run_pack(cells: list[Cell], data_dir: str | None = None, deterministic: bool
     import tensorflow as tf
 
     info = data.DATASETS[cells[0].dataset]
-    arrays = train._arrays(cells[0].dataset, data_dir)
+    arrays = data.load(cells[0].dataset, data_dir=data_dir)
     indices = [train.member_indices(cell, arrays.y_train) for cell in cells]
     x_all = tf.constant(train.scaled(arrays.x_train))
     y_all = tf.constant(arrays.y_train.astype(np.int32))

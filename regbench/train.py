@@ -14,7 +14,6 @@ batch-norm moving statistics), not taken from the running averages of the last e
 from __future__ import annotations
 
 import datetime
-import functools
 import math
 import re
 import time
@@ -42,11 +41,6 @@ def configure(deterministic: bool = True) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-@functools.lru_cache(maxsize=4)
-def _arrays(dataset: str, data_dir: str | None) -> data.Arrays:
-    return data.load(dataset, data_dir=data_dir)
-
-
 def member_indices(cell: Cell, y_train: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Indices into the training arrays of the cell's fit and validation examples."""
     t = cell.training
@@ -62,7 +56,7 @@ def scaled(x: np.ndarray) -> np.ndarray:
 
 def prepare(cell: Cell, data_dir: str | None = None) -> dict:
     """Float inputs in [0, 1] for the cell's fit / validation / test sets."""
-    arrays = _arrays(cell.dataset, data_dir)
+    arrays = data.load(cell.dataset, data_dir=data_dir)  # verified once per process
     fit, val = member_indices(cell, arrays.y_train)
     y = arrays.y_train.astype(np.int32)
     return {
