@@ -16,7 +16,9 @@ from regbench.data import DATASETS
 from regbench.recipe import L1, Arm, Dropout, EarlyStopping, Model, Training
 from regbench.study import Cell
 
-TIMING = {"fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "finished_at"}
+# Measurements of when and how fast, not of what was learned (load: the machine at write time).
+TIMING = {"fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "finished_at",
+          "load_average_1min"}
 
 
 MLP = Model(hidden=(16,))
