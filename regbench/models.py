@@ -11,6 +11,15 @@ Where each technique goes, for both models:
 - batchnorm: after the activation of every hidden Dense layer and every convolution.
 - augmentation: random rotation, translation and (where allowed) flip layers right after the
   input, so they run on the training device and are inactive at inference.
+- weight_decay: the L2 term factor / 2 * sum w^2 (TensorFlow's `l2_loss` convention), placed
+  as l2.
+- l1_late: an L1 term placed as l1, multiplied by a switch variable that training sets to 1
+  from the technique's first epoch on (`set_epoch`).
+- kl_sparsity: an activity penalty on the output of every hidden Dense layer.
+- random_crop: the model's crop is taken at a random position per image in training.
+
+Input processing (model settings) comes first: the crop (`model.crop`), then per-image
+standardization (`model.standardize`), then augmentation.
 
 Every weight-bearing layer has a fixed name and an initializer seeded from (seed, name), so arms
 at one seed start from identical weights in every layer they share, whatever else they add.
@@ -18,11 +27,16 @@ at one seed start from identical weights in every layer they share, whatever els
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import keras
+from keras import ops
 
 from regbench.recipe import Arm, Model
+
+KL_CLIP = 1e-6  # the mean activation is clipped into [KL_CLIP, 1 - KL_CLIP]
+LRN = dict(depth_radius=4, bias=1.0, alpha=0.001 / 9.0, beta=0.75)  # TF CIFAR-10 tutorial
 
 
 def layer_seed(seed: int, name: str) -> int:
@@ -30,17 +44,121 @@ def layer_seed(seed: int, name: str) -> int:
     return zlib.crc32(f"{seed}/{name}".encode()) & 0x7FFFFFFF
 
 
+class LateL1(keras.regularizers.Regularizer):
+    """`base` (another penalty or None) plus factor * sum|w| times a 0/1 switch variable,
+    so training can turn the L1 term on without rebuilding or retracing the model."""
+
+    def __init__(self, factor: float, base=None):
+        self.factor, self.base = factor, base
+        self.switch = keras.Variable(0.0, trainable=False, name="l1_late_switch")
+
+    def __call__(self, x):
+        late = self.switch * self.factor * ops.sum(ops.abs(x))
+        return late if self.base is None else late + self.base(x)
+
+
+class KLSparsityPenalty(keras.regularizers.Regularizer):
+    """weight * sum_j KL(target || mean over the batch of unit j's activation)."""
+
+    def __init__(self, target: float, weight: float):
+        self.target, self.weight = target, weight
+
+    def __call__(self, x):
+        rho = self.target
+        rho_hat = ops.clip(ops.mean(x, axis=0), KL_CLIP, 1.0 - KL_CLIP)
+        kl = (rho * ops.log(rho / rho_hat)
+              + (1.0 - rho) * ops.log((1.0 - rho) / (1.0 - rho_hat)))
+        # Keras divides an activity penalty by the batch size; undo that, so the penalty is
+        # weight * sum_j KL whatever the batch size (the KL is of a batch mean already).
+        return self.weight * ops.sum(kl) * ops.cast(ops.shape(x)[0], x.dtype)
+
+
 def _penalty(arm: Arm, is_output: bool):
     l1 = l2 = 0.0
     for technique in arm.techniques:
-        if technique.kind in ("l1", "l2", "l1_l2"):
+        if technique.kind in ("l1", "l2", "l1_l2", "weight_decay"):
             if is_output and technique.layers == "hidden":
                 continue
             l1 += technique.l1 if technique.kind == "l1_l2" else (
                 technique.factor if technique.kind == "l1" else 0.0)
             l2 += technique.l2 if technique.kind == "l1_l2" else (
                 technique.factor if technique.kind == "l2" else 0.0)
-    return keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+            l2 += technique.factor / 2 if technique.kind == "weight_decay" else 0.0
+    base = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+    late = arm.get("l1_late")
+    if late is None or (is_output and late.layers == "hidden"):
+        return base
+    return LateL1(late.factor, base)
+
+
+def set_epoch(layers: list, arm: Arm, epoch: int, epochs: int) -> None:
+    """Turn the arm's late L1 term on from its first epoch (0-based `epoch`)."""
+    late = arm.get("l1_late")
+    if late is None:
+        return
+    on = 1.0 if epoch >= late.first_epoch(epochs) else 0.0
+    for layer in layers:
+        penalty = getattr(layer, "kernel_regularizer", None)
+        if isinstance(penalty, LateL1):
+            penalty.switch.assign(on)
+
+
+def _activity_penalty(arm: Arm):
+    kl = arm.get("kl_sparsity")
+    return None if kl is None else KLSparsityPenalty(kl.target, kl.weight)
+
+
+class PerImageStandardization(keras.layers.Layer):
+    """(x - mean) / max(std, 1/sqrt(pixels)) per image, as `tf.image.per_image_standardization`."""
+
+    def call(self, x):
+        mean = ops.mean(x, axis=(1, 2, 3), keepdims=True)
+        std = ops.std(x, axis=(1, 2, 3), keepdims=True)
+        floor = 1.0 / math.sqrt(math.prod(x.shape[1:]))
+        return (x - mean) / ops.maximum(std, floor)
+
+
+class PerImageRandomCrop(keras.layers.Layer):
+    """A size x size crop at a random position per image in training, the centre otherwise.
+
+    (Keras's RandomCrop takes one position per batch.) The crop is a product with one-hot
+    row and column selectors, exact and the same on every backend.
+    """
+
+    def __init__(self, size: int, seed: int, **kwargs):
+        super().__init__(**kwargs)
+        self.size = size
+        self.generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        height, width = x.shape[1], x.shape[2]
+        batch = ops.shape(x)[0]
+        if training:
+            top = keras.random.randint((batch,), 0, height - self.size + 1, seed=self.generator)
+            left = keras.random.randint((batch,), 0, width - self.size + 1, seed=self.generator)
+        else:
+            top = ops.full((batch,), (height - self.size) // 2, dtype="int32")
+            left = ops.full((batch,), (width - self.size) // 2, dtype="int32")
+        steps = ops.arange(self.size, dtype="int32")
+        rows = ops.one_hot(top[:, None] + steps, height, dtype=x.dtype)     # (b, size, H)
+        cols = ops.one_hot(left[:, None] + steps, width, dtype=x.dtype)     # (b, size, W)
+        return ops.einsum("bjw,bhwc->bhjc", cols, ops.einsum("bih,bhwc->biwc", rows, x))
+
+
+class LocalResponseNorm(keras.layers.Layer):
+    """x / (bias + alpha * sum of x^2 over 2r+1 neighbouring channels)^beta, as TensorFlow's
+    `local_response_normalization` (the small AlexNet of Zhang et al. uses it)."""
+
+    def __init__(self, depth_radius=4, bias=1.0, alpha=1e-4, beta=0.75, **kwargs):
+        super().__init__(**kwargs)
+        self.r, self.bias, self.alpha, self.beta = depth_radius, bias, alpha, beta
+
+    def call(self, x):
+        r = self.r
+        squares = ops.pad(ops.square(x), [[0, 0], [0, 0], [0, 0], [r + 1, r]])
+        running = ops.cumsum(squares, axis=-1)
+        window = running[..., 2 * r + 1:] - running[..., :-(2 * r + 1)]
+        return x / ops.power(self.bias + self.alpha * window, self.beta)
 
 
 def _constraint(arm: Arm, conv: bool):
@@ -80,6 +198,19 @@ def _augmentation_layers(arm: Arm, seed: int, flip_ok: bool, prefix: str) -> lis
     return layers
 
 
+def _input_layers(model: Model, arm: Arm, seed: int, prefix: str) -> list:
+    layers = []
+    if model.crop:
+        if arm.get("random_crop") is not None:
+            layers.append(PerImageRandomCrop(model.crop, layer_seed(seed, "crop"),
+                                             name=prefix + "crop"))
+        else:
+            layers.append(keras.layers.CenterCrop(model.crop, model.crop, name=prefix + "crop"))
+    if model.standardize:
+        layers.append(PerImageStandardization(name=prefix + "standardize"))
+    return layers
+
+
 def _after_hidden(arm: Arm, seed: int, index: int, dense: bool, prefix: str) -> list:
     """Batch normalization, then dropout (dense layers only), after a hidden layer."""
     layers = []
@@ -103,7 +234,17 @@ def model_layers(model: Model, arm: Arm, classes: int, seed: int, flip_ok: bool 
     `prefix` renames the layers (for several networks in one packed model) without changing
     their initial weights, which depend on (seed, unprefixed name) only.
     """
-    layers = _augmentation_layers(arm, seed, flip_ok, prefix)
+    layers = _input_layers(model, arm, seed, prefix)
+    layers += _augmentation_layers(arm, seed, flip_ok, prefix)
+    if model.name == "alexnet":
+        for i, filters in enumerate(model.filters):
+            layers.append(keras.layers.Conv2D(
+                filters, 5, padding="same", activation=model.activation,
+                **_weight_args(arm, seed, f"conv_{i}", prefix, conv=True)))
+            layers += _after_hidden(arm, seed, i, dense=False, prefix=prefix)
+            layers.append(keras.layers.MaxPooling2D(3, strides=2, padding="same",
+                                                    name=f"{prefix}pool_{i}"))
+            layers.append(LocalResponseNorm(**LRN, name=f"{prefix}lrn_{i}"))
     if model.name == "cnn":
         for i, filters in enumerate(model.filters):
             layers.append(keras.layers.Conv2D(
@@ -119,6 +260,7 @@ def model_layers(model: Model, arm: Arm, classes: int, seed: int, flip_ok: bool 
             name=f"{prefix}dropout_input"))
     for i, units in enumerate(model.hidden):
         layers.append(keras.layers.Dense(units, activation=model.activation,
+                                         activity_regularizer=_activity_penalty(arm),
                                          **_weight_args(arm, seed, f"hidden_{i}", prefix)))
         layers += _after_hidden(arm, seed, i, dense=True, prefix=prefix)
     layers.append(keras.layers.Dense(classes, activation="softmax",

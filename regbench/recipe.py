@@ -152,9 +152,63 @@ class MaxNorm:
         _check(self.c > 0 and math.isfinite(self.c), "c", "a finite float > 0", self.c)
 
 
+@dataclass(frozen=True)
+class KLSparsity:
+    """Activity penalty weight * sum_j KL(target || mean activation of hidden unit j).
+
+    The mean is over the batch, as in sparse autoencoders (Srivastava et al. 2014, Table 9).
+    ReLU units are unbounded, so the mean is clipped into (0, 1) before the KL divergence.
+    """
+    target: float = 0.05
+    weight: float = 1e-3
+    kind = "kl_sparsity"
+
+    def __post_init__(self):
+        _check(0.0 < self.target < 1.0, "target", "a float in (0, 1)", self.target)
+        _non_negative("weight", self.weight)
+
+
+@dataclass(frozen=True)
+class LateL1:
+    """L1 penalty factor * sum|w| on kernels, switched on after a `start` fraction of epochs."""
+    factor: float = 1e-4
+    start: float = 0.5
+    layers: str = "all"
+    kind = "l1_late"
+
+    def __post_init__(self):
+        _non_negative("factor", self.factor)
+        _rate("start", self.start)
+        _one_of("layers", self.layers, PENALTY_LAYERS)
+
+    def first_epoch(self, epochs: int) -> int:
+        """The first epoch (0-based) trained with the penalty on."""
+        return math.floor(self.start * epochs)
+
+
+@dataclass(frozen=True)
+class WeightDecay:
+    """Weight decay as TensorFlow papers wrote it: factor * sum w^2 / 2 (`tf.nn.l2_loss`),
+    added to the loss, so the gradient is factor * w. Kernels only."""
+    factor: float = 5e-4
+    layers: str = "all"
+    kind = "weight_decay"
+
+    def __post_init__(self):
+        _non_negative("factor", self.factor)
+        _one_of("layers", self.layers, PENALTY_LAYERS)
+
+
+@dataclass(frozen=True)
+class RandomCrop:
+    """Training crops each image at a random position (the model's `crop` size); inference
+    crops the centre. Needs `model.crop`."""
+    kind = "random_crop"
+
+
 TECHNIQUES: dict[str, type] = {
     cls.kind: cls for cls in (L1, L2, L1L2, Dropout, BatchNorm, Augmentation, EarlyStopping,
-                              MaxNorm)
+                              MaxNorm, KLSparsity, LateL1, WeightDecay, RandomCrop)
 }
 NONE = "none"  # the label of the arm without any technique
 
@@ -162,21 +216,40 @@ NONE = "none"  # the label of the arm without any technique
 CONFLICTS = {
     frozenset({"l1_l2", "l1"}): "`l1_l2` already holds an L1 term; use `l1_l2` or `l1`",
     frozenset({"l1_l2", "l2"}): "`l1_l2` already holds an L2 term; use `l1_l2` or `l2`",
+    frozenset({"l1_late", "l1"}): "`l1_late` and `l1` both set the L1 term; use one",
+    frozenset({"l1_late", "l1_l2"}): "`l1_late` and `l1_l2` both set the L1 term; use one",
+    frozenset({"weight_decay", "l2"}): "`weight_decay` and `l2` both set the L2 term; use one",
+    frozenset({"weight_decay", "l1_l2"}): "`weight_decay` and `l1_l2` both set the L2 term; "
+                                          "use one",
 }
 
 
 # --- model and training settings -------------------------------------------------------------
 
+MODEL_NAMES = ("mlp", "cnn", "alexnet")
+
+
 @dataclass(frozen=True)
 class Model:
-    """`mlp`: Flatten -> Dense(hidden...) -> Dense(classes). `cnn`: conv blocks, then a Dense."""
+    """`mlp`: Flatten -> Dense(hidden...) -> Dense(classes). `cnn`: conv blocks, then a Dense.
+    `alexnet`: the small AlexNet of Zhang et al. (2017): per filter count, conv 5x5, max-pool
+    3x3 stride 2, local response normalization; then the Dense layers.
+
+    `crop` > 0 crops every image to crop x crop (the centre; see `random_crop`) and
+    `standardize` rescales each image to mean 0 and std 1 (TensorFlow's
+    `per_image_standardization`), both as the first layers of the network.
+    """
     name: str = "mlp"
     hidden: tuple[int, ...] = (64,)
     activation: str = "relu"
     filters: tuple[int, ...] = (32, 64)
+    crop: int = 0
+    standardize: bool = False
 
     def __post_init__(self):
-        _one_of("name", self.name, ("mlp", "cnn"))
+        _one_of("name", self.name, MODEL_NAMES)
+        _check(_is_int(self.crop) and self.crop >= 0, "crop", "an integer >= 0 (0 = none)",
+               self.crop)
         _one_of("activation", self.activation, ("relu", "sigmoid", "tanh", "elu", "gelu"))
         object.__setattr__(self, "hidden", tuple(self.hidden))
         object.__setattr__(self, "filters", tuple(self.filters))
@@ -190,11 +263,15 @@ class Model:
 class Training:
     optimizer: str = "adam"
     learning_rate: float = 1e-3
-    momentum: float = 0.0          # SGD only
+    momentum: float = 0.0          # SGD only; the final value when momentum_epochs > 0
     batch_size: int = 32
     epochs: int = 20
     validation_fraction: float = 0.1   # carved from the training set; never the test set
     train_subset: int = 0          # 0: the whole (post-split) training set
+    lr_decay: float = 1.0          # the learning rate is multiplied by this after every epoch
+    momentum_start: float = 0.0    # SGD momentum in epoch 1, rising linearly to `momentum`...
+    momentum_epochs: int = 0       # ...over this many epochs (0: constant `momentum`)
+    curve_every: int = 0           # record validation and test accuracy every N steps (0: off)
 
     def __post_init__(self):
         _one_of("optimizer", self.optimizer, ("adam", "sgd", "rmsprop"))
@@ -207,6 +284,27 @@ class Training:
                "a float in (0, 1)", self.validation_fraction)
         _check(_is_int(self.train_subset) and self.train_subset >= 0, "train_subset",
                "an integer >= 0 (0 = all)", self.train_subset)
+        _check(0.0 < self.lr_decay <= 1.0, "lr_decay", "a float in (0, 1]", self.lr_decay)
+        _rate("momentum_start", self.momentum_start)
+        _check(_is_int(self.momentum_epochs) and self.momentum_epochs >= 0, "momentum_epochs",
+               "an integer >= 0 (0 = constant momentum)", self.momentum_epochs)
+        _check(self.momentum_epochs == 0 or self.optimizer == "sgd", "momentum_epochs",
+               "0 unless optimizer = \"sgd\"", self.momentum_epochs)
+        _check(self.momentum_epochs > 0 or self.momentum_start == 0.0, "momentum_start",
+               "0 unless momentum_epochs > 0", self.momentum_start)
+        _check(_is_int(self.curve_every) and self.curve_every >= 0, "curve_every",
+               "an integer >= 0 (0 = off)", self.curve_every)
+
+    def momentum_at(self, epoch: int) -> float:
+        """SGD momentum during `epoch` (0-based): linear from momentum_start to momentum."""
+        if epoch >= self.momentum_epochs:
+            return self.momentum
+        return self.momentum_start + (self.momentum - self.momentum_start) * (
+            epoch / self.momentum_epochs)
+
+    def learning_rate_at(self, epoch: int) -> float:
+        """The learning rate during `epoch` (0-based)."""
+        return self.learning_rate * self.lr_decay ** epoch
 
 
 # --- construction from plain data ------------------------------------------------------------
@@ -267,6 +365,13 @@ def to_dict(settings: Any) -> dict:
     """Plain-data form (tuples become lists) used for keys, rows and round trips."""
     out = dataclasses.asdict(settings)
     return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+
+
+def check_model(techniques: list, model: Model, where: str) -> None:
+    """Techniques that need something of the model."""
+    if any(t.kind == "random_crop" for t in techniques) and not model.crop:
+        raise RegbenchError(f"{where}: technique `random_crop` needs a crop size: set "
+                            "model.crop (e.g. 28)")
 
 
 def check_combination(techniques: list, where: str) -> None:

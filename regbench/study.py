@@ -9,6 +9,10 @@ Designs over the study's techniques T (in file order):
 - one_at_a_time:  none, then each technique alone
 - leave_one_out:  all of T, then T without each one in turn
 - factorial:      every subset of T (2^|T| arms), smallest first
+
+A `sweep` (a list of tables of training settings, e.g. `[{train_subset = 100, epochs = 200},
+{train_subset = 1000, epochs = 40}]`) trains every arm and seed once per entry, each entry
+overriding the study's `[training]` settings.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from regbench.recipe import (
     Model,
     Training,
     check_combination,
+    check_model,
     from_dict,
     technique_from_dict,
     to_dict,
@@ -35,9 +40,15 @@ from regbench.recipe import (
 
 DESIGNS = ("explicit", "one_at_a_time", "leave_one_out", "factorial")
 DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
-STUDY_KEYS = ("name", "description", "datasets", "seeds", "model", "training", "techniques",
-              "design")
+STUDY_KEYS = ("name", "description", "datasets", "seeds", "model", "training", "sweep",
+              "techniques", "design")
 KEY_VERSION = 1  # bump when training code changes what a cell's result is
+# Settings added after cells were first stored: they enter a cell's key only when they differ
+# from their defaults (which reproduce the earlier behaviour), so stored keys stay valid.
+LATER_FIELDS = {
+    "model": ("crop", "standardize"),
+    "training": ("lr_decay", "momentum_start", "momentum_epochs", "curve_every"),
+}
 MAX_SEEDS = 10_000  # seeds per study
 MAX_SEED = 2**31 - 1  # the largest seed the backends accept
 
@@ -55,8 +66,8 @@ class Cell:
         """Everything that determines the result, as plain data."""
         return {
             "dataset": self.dataset,
-            "model": to_dict(self.model),
-            "training": to_dict(self.training),
+            "model": _key_dict(self.model, LATER_FIELDS["model"]),
+            "training": _key_dict(self.training, LATER_FIELDS["training"]),
             "techniques": {t.kind: to_dict(t) for t in
                            sorted(self.arm.techniques, key=lambda t: t.kind)},
             "seed": self.seed,
@@ -69,6 +80,12 @@ class Cell:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+def _key_dict(settings, later: tuple[str, ...]) -> dict:
+    defaults = type(settings)()
+    return {k: v for k, v in to_dict(settings).items()
+            if k not in later or v != getattr(defaults, k)}
+
+
 @dataclass(frozen=True)
 class Study:
     name: str
@@ -79,11 +96,17 @@ class Study:
     model: Model
     training: Training
     arms: tuple[Arm, ...]
+    sweep: tuple[dict, ...] = ()  # training overrides, one set of cells per entry
+
+    def trainings(self) -> list[Training]:
+        """The training settings of each sweep entry (just `training` without a sweep)."""
+        return [replace(self.training, **entry) for entry in self.sweep] or [self.training]
 
     def cells(self) -> list[Cell]:
         """Seed-major order: an interrupted study has whole seeds, balanced across arms."""
-        return [Cell(self.name, dataset, self.model, self.training, arm, seed)
-                for dataset in self.datasets for seed in self.seeds for arm in self.arms]
+        return [Cell(self.name, dataset, self.model, training, arm, seed)
+                for dataset in self.datasets for seed in self.seeds
+                for training in self.trainings() for arm in self.arms]
 
     def with_overrides(self, seeds: int | None = None, epochs: int | None = None,
                        train_subset: int | None = None) -> Study:
@@ -98,6 +121,9 @@ class Study:
         for name, value in (("epochs", epochs), ("train_subset", train_subset)):
             if value is None:
                 continue
+            if any(name in entry for entry in self.sweep):
+                raise RegbenchError(f"--{name.replace('_', '-')}: the study's sweep sets "
+                                    f"{name}; edit the study file instead")
             try:  # one at a time, so the error names the flag that is wrong
                 study = replace(study, training=replace(study.training, **{name: value}))
             except ValueError as error:
@@ -129,16 +155,39 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-." for c in name):
         raise RegbenchError(f"{where}: name: expected letters, digits, '_', '-' or '.', "
                             f"got {name!r}")
+    datasets = _datasets(data.get("datasets"), where)
+    seeds = _seeds(data.get("seeds", 5), where)
+    model = from_dict(Model, data.get("model", {}), f"{where}: model")
+    training = from_dict(Training, data.get("training", {}), f"{where}: training")
+    arms = _arms(data.get("techniques", {}), data.get("design", {}), where)
+    for arm in arms:
+        check_model(list(arm.techniques), model, f"{where}: arm `{arm.label}`")
     return Study(
         name=name,
         path=where,
         description=str(data.get("description", "")),
-        datasets=_datasets(data.get("datasets"), where),
-        seeds=_seeds(data.get("seeds", 5), where),
-        model=from_dict(Model, data.get("model", {}), f"{where}: model"),
-        training=from_dict(Training, data.get("training", {}), f"{where}: training"),
-        arms=_arms(data.get("techniques", {}), data.get("design", {}), where),
+        datasets=datasets,
+        seeds=seeds,
+        model=model,
+        training=training,
+        arms=arms,
+        sweep=_sweep(data.get("sweep", []), training, where),
     )
+
+
+def _sweep(entries, training: Training, where: str) -> tuple[dict, ...]:
+    """Each entry a table of training settings, checked as `[training]` would be."""
+    if not isinstance(entries, list):
+        raise RegbenchError(f"{where}: sweep: expected a list of tables of training settings")
+    out = []
+    for i, entry in enumerate(entries):
+        merged = from_dict(Training, {**to_dict(training), **entry} if isinstance(entry, dict)
+                           else entry, f"{where}: sweep[{i}]")
+        entry = {k: getattr(merged, k) for k in entry}
+        if entry in out:
+            raise RegbenchError(f"{where}: sweep[{i}]: repeats an earlier entry")
+        out.append(entry)
+    return tuple(out)
 
 
 def _datasets(value, where: str) -> tuple[str, ...]:

@@ -84,11 +84,47 @@ def epoch_batches(x, y, batch_size: int, seed: int, epoch: int):
 def make_optimizer(training):
     import keras
 
+    if training.optimizer == "sgd" and training.momentum_epochs:
+        return _scheduled_momentum_sgd(training)
     if training.optimizer == "sgd":
         return keras.optimizers.SGD(training.learning_rate, momentum=training.momentum)
     if training.optimizer == "rmsprop":
         return keras.optimizers.RMSprop(training.learning_rate)
     return keras.optimizers.Adam(training.learning_rate)
+
+
+def _scheduled_momentum_sgd(training):
+    """Keras SGD with its momentum read from a variable (`momentum_value`), which
+    `set_schedules` moves between epochs: Keras bakes a float momentum into the compiled step."""
+    import keras
+    from keras import ops
+
+    class ScheduledMomentumSGD(keras.optimizers.SGD):
+        def __init__(self, learning_rate, momentum):
+            super().__init__(learning_rate, momentum=1.0)  # any value > 0 builds velocities
+            self.momentum_value = keras.Variable(momentum, trainable=False, name="momentum")
+
+        def update_step(self, gradient, variable, learning_rate):
+            velocity = self.momentums[self._get_variable_index(variable)]
+            momentum = ops.cast(self.momentum_value, variable.dtype)
+            step = ops.multiply(ops.cast(gradient, variable.dtype),
+                                ops.cast(learning_rate, variable.dtype))
+            self.assign(velocity, ops.subtract(ops.multiply(velocity, momentum), step))
+            self.assign_add(variable, velocity)
+
+    return ScheduledMomentumSGD(training.learning_rate, training.momentum_at(0))
+
+
+def set_schedules(net, cell: Cell, epoch: int) -> None:
+    """Settings that change between epochs: learning rate, momentum, the late L1 switch."""
+    from regbench.models import set_epoch
+
+    t = cell.training
+    if t.lr_decay != 1.0:
+        net.optimizer.learning_rate = t.learning_rate_at(epoch)
+    if t.momentum_epochs:
+        net.optimizer.momentum_value.assign(t.momentum_at(epoch))
+    set_epoch(net.layers, cell.arm, epoch, t.epochs)
 
 
 def compile_model(net, training) -> None:
@@ -135,12 +171,15 @@ def fit_epochs(net, cell: Cell, sets: dict, on_epoch=None) -> dict:
     t = cell.training
     x_fit, y_fit = (tf.constant(a) for a in sets["fit"])
     stopper = early_stopper(cell, net)
+    curve = _accuracy_curve_class()(net, sets, t.curve_every) if t.curve_every else None
     history, epoch_s, diverged_at = {}, [], None
     for epoch in range(t.epochs):
+        set_schedules(net, cell, epoch)
         began = time.perf_counter()
         logs = net.fit(epoch_batches(x_fit, y_fit, t.batch_size, cell.seed, epoch),
                        validation_data=sets["val"], validation_batch_size=EVAL_BATCH,
-                       epochs=1, shuffle=False, verbose=0).history
+                       epochs=1, shuffle=False, verbose=0,
+                       callbacks=[curve] if curve else None).history
         epoch_s.append(time.perf_counter() - began)
         logs = {k: float(v[-1]) for k, v in logs.items()}
         for k, v in logs.items():
@@ -156,12 +195,54 @@ def fit_epochs(net, cell: Cell, sets: dict, on_epoch=None) -> dict:
                 break
     if stopper:
         stopper.on_train_end()
+    if curve:
+        curve.record()  # the final weights (restored best weights, if early stopping did)
     return {
+        "curve": curve.points if curve else None,
         "history": history,
         "epoch_s": epoch_s,
         "diverged_epoch": diverged_at,
         "stopped_epoch": stopper.stopped_epoch + 1 if stopper and stopper.stopped_epoch else None,
     }
+
+
+def _accuracy_curve_class():
+    import keras
+
+    class AccuracyCurve(keras.callbacks.Callback):
+        """Validation and test accuracy (inference mode) every `every` optimizer steps.
+
+        Keras calls batch callbacks once per `STEPS_PER_EXECUTION` steps, so a point is taken
+        at the first call at or past each multiple of `every`; its exact step is recorded.
+        The test set is only measured here, never used for any choice.
+        """
+
+        def __init__(self, net, sets: dict, every: int):
+            super().__init__()
+            self.net, self.sets, self.every = net, sets, every
+            self.points = {"step": [], "val_acc": [], "test_acc": []}
+
+        def on_train_batch_end(self, batch, logs=None):
+            if int(self.net.optimizer.iterations) >= (len(self.points["step"]) + 1) * self.every:
+                self.record()
+
+        def record(self) -> None:
+            step = int(self.net.optimizer.iterations)
+            if self.points["step"] and self.points["step"][-1] == step:
+                return
+            self.points["step"].append(step)
+            for split, name in (("val", "val_acc"), ("test", "test_acc")):
+                self.points[name].append(_accuracy(self.net, *self.sets[split]))
+
+    return AccuracyCurve
+
+
+def _accuracy(net, x, y) -> float:
+    correct = 0
+    for start in range(0, len(y), 4 * EVAL_BATCH):
+        probabilities = net.predict_on_batch(x[start:start + 4 * EVAL_BATCH])
+        correct += int(np.sum(np.argmax(probabilities, axis=1) == y[start:start + 4 * EVAL_BATCH]))
+    return correct / len(y)
 
 
 def run_cell(cell: Cell, data_dir: str | None = None, deterministic: bool = True,
@@ -187,7 +268,6 @@ def run_cell(cell: Cell, data_dir: str | None = None, deterministic: bool = True
 
 def evaluate(net, sets: dict) -> dict:
     """Accuracy and cross-entropy on each set, in inference mode; plus kernels and penalty."""
-    import keras
 
     from regbench.models import kernels
 
@@ -197,8 +277,17 @@ def evaluate(net, sets: dict) -> dict:
         out[f"{name}_acc"], out[f"{name}_xent"] = float(scores["acc"]), float(scores["xent"])
         out[f"n_{split}"] = len(sets[split][1])
     out["kernels"] = kernels(net.layers)
-    out["penalty"] = float(sum(float(keras.ops.convert_to_numpy(p)) for p in net.losses))
+    out["penalty"] = weight_penalty(net)
     return out
+
+
+def weight_penalty(net) -> float:
+    """The kernel penalties at the current weights, as Keras adds them to `loss`. Activity
+    penalties (kl_sparsity) are a function of a batch, not of the weights: not included."""
+    import keras
+
+    return float(sum(float(keras.ops.convert_to_numpy(v.regularizer(v)))
+                     for v in net.trainable_weights if v.regularizer is not None))
 
 
 def result_row(cell: Cell, net, sets: dict, fitted: dict, deterministic: bool) -> dict:
@@ -243,6 +332,8 @@ def build_row(cell: Cell, evaluation: dict, fitted: dict, deterministic: bool) -
         "pack_size": fitted.get("pack_size", 1),
         "history": history,
     })
+    if fitted.get("curve"):
+        row["curve"] = fitted["curve"]
     return row
 
 

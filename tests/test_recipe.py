@@ -28,7 +28,8 @@ from regbench.recipe import (
 )
 
 WHERE = "study.toml: techniques.x"  # where an error happened, as the study loader names it
-VALID_TECHNIQUES = "l1, l2, l1_l2, dropout, batchnorm, augmentation, early_stopping, max_norm"
+VALID_TECHNIQUES = ("l1, l2, l1_l2, dropout, batchnorm, augmentation, early_stopping, max_norm, "
+                    "kl_sparsity, l1_late, weight_decay, random_crop")
 
 # Every settings object, at its defaults and with every field off its default.
 SETTINGS = [
@@ -69,7 +70,8 @@ def test_technique_round_trip_by_kind(settings):
 
 def test_to_dict_gives_lists_for_tuples():
     assert to_dict(Model(hidden=(64, 32))) == {
-        "name": "mlp", "hidden": [64, 32], "activation": "relu", "filters": [32, 64]}
+        "name": "mlp", "hidden": [64, 32], "activation": "relu", "filters": [32, 64], "crop": 0,
+        "standardize": False}
 
 
 def test_lists_become_tuples_so_settings_stay_hashable_and_equal():
@@ -127,7 +129,8 @@ OUT_OF_RANGE = [
     (MaxNorm, {"c": 0.0},
      "Invalid value for argument `c`. Expected a finite float > 0. Received: c=0.0"),
     (Model, {"name": "resnet"},
-     "Invalid value for argument `name`. Expected one of mlp, cnn. Received: name='resnet'"),
+     "Invalid value for argument `name`. Expected one of mlp, cnn, alexnet. "
+     "Received: name='resnet'"),
     (Model, {"activation": "swish"}, "Invalid value for argument `activation`. Expected one of "
                                      "relu, sigmoid, tanh, elu, gelu. "
                                      "Received: activation='swish'"),
@@ -206,9 +209,9 @@ VALID_KEYS = {
     Augmentation: "rotation, shift, flip",
     EarlyStopping: "patience, min_delta, restore_best_weights",
     MaxNorm: "c",
-    Model: "name, hidden, activation, filters",
+    Model: "name, hidden, activation, filters, crop, standardize",
     Training: "optimizer, learning_rate, momentum, batch_size, epochs, validation_fraction, "
-              "train_subset",
+              "train_subset, lr_decay, momentum_start, momentum_epochs, curve_every",
 }
 
 
@@ -256,7 +259,7 @@ def test_parameters_must_be_a_table():
     assert str(raised.value) == f"{WHERE}: expected a table, got list"
 
 
-@pytest.mark.parametrize("kind", ["weight_decay", "L2", "none", 3, ["l2"]])
+@pytest.mark.parametrize("kind", ["decay", "L2", "none", 3, ["l2"]])
 def test_unknown_technique_lists_the_valid_names(kind):
     with pytest.raises(RegbenchError) as raised:
         technique_from_dict(kind, {}, WHERE)
@@ -293,7 +296,8 @@ def test_every_other_pair_combines(pair):
 
 
 def test_all_compatible_techniques_in_one_arm():
-    check_combination([cls() for kind, cls in TECHNIQUES.items() if kind != "l1_l2"], WHERE)
+    check_combination([cls() for kind, cls in TECHNIQUES.items()
+                       if kind not in ("l1_l2", "l1_late", "weight_decay")], WHERE)
 
 
 def test_arm_get_finds_a_technique_by_kind():

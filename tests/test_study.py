@@ -11,7 +11,8 @@ from regbench.study import Cell, load_study, parse_study
 
 ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
 ABLATIONS = sorted(ABLATIONS_DIR.glob("*.toml"))
-VALID_TECHNIQUES = "l1, l2, l1_l2, dropout, batchnorm, augmentation, early_stopping, max_norm"
+VALID_TECHNIQUES = ("l1, l2, l1_l2, dropout, batchnorm, augmentation, early_stopping, max_norm, "
+                    "kl_sparsity, l1_late, weight_decay, random_crop")
 HEAD = 'datasets = ["mnist"]\nseeds = 1\n'
 THREE = HEAD + """
 [techniques.l1]
@@ -282,7 +283,7 @@ ERRORS = {
     "unknown top-level key": (
         HEAD + "epochs = 3\n",
         "unknown key `epochs`. Valid keys: name, description, datasets, seeds, model, "
-        "training, techniques, design"),
+        "training, sweep, techniques, design"),
     "missing datasets": (
         "seeds = 1\n", "missing key `datasets` (one or more of mnist, fashion_mnist, cifar10)"),
     "unknown dataset": (
@@ -306,7 +307,8 @@ ERRORS = {
         "name: expected letters, digits, '_', '-' or '.', got 'my study'"),
     "model unknown key": (
         HEAD + "[model]\nunits = 64\n",
-        "model: unknown key `units`. Valid keys: name, hidden, activation, filters"),
+        "model: unknown key `units`. Valid keys: name, hidden, activation, filters, crop, "
+        "standardize"),
     "model wrong type": (HEAD + "[model]\nhidden = 64\n", "model.hidden: expected a list, got 64"),
     "training wrong type": (
         HEAD + '[training]\nepochs = "10"\n', "training.epochs: expected an integer, got '10'"),
@@ -333,8 +335,8 @@ ERRORS = {
         HEAD + '[techniques.dropout]\nrate = "high"\n',
         "techniques.dropout.rate: expected a number, got 'high'"),
     "unknown technique": (
-        HEAD + "[techniques.weight_decay]\nfactor = 0.1\n",
-        f"techniques.weight_decay: unknown technique `weight_decay`. "
+        HEAD + "[techniques.decay]\nfactor = 0.1\n",
+        f"techniques.decay: unknown technique `decay`. "
         f"Valid techniques: {VALID_TECHNIQUES}"),
     "unknown technique type": (
         HEAD + '[techniques.wd]\ntype = "decay"\n',
@@ -360,7 +362,8 @@ ERRORS = {
     "unknown technique in an arm": (
         HEAD + '[techniques.dropout]\n[design]\narms = ["none", "l3+dropout"]\n',
         "design.arms: unknown technique `l3` in arm `l3+dropout`. Valid names: none, dropout, "
-        "l1, l2, l1_l2, batchnorm, augmentation, early_stopping, max_norm"),
+        "l1, l2, l1_l2, batchnorm, augmentation, early_stopping, max_norm, kl_sparsity, l1_late, "
+        "weight_decay, random_crop"),
     "arms for a generated design": (
         HEAD + '[techniques.l2]\n[design]\nkind = "factorial"\narms = ["none"]\n',
         'design.arms: only for kind = "explicit"'),
