@@ -54,6 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show", help="n and mean ± std per arm of stored results")
     show.add_argument("results", help="a results .jsonl file, or a study file")
 
+    reproduce = commands.add_parser(
+        "reproduce", help="reproduce a published comparison -> reports/published/NAME/",
+        description="Train the study files of a published comparison (ablations/published/) "
+                    "that are not stored yet, one cell at a time, and write its report beside "
+                    "reports/published/NAME/results.jsonl.")
+    reproduce.add_argument("name", nargs="?", help="a reproduction (see --list)")
+    reproduce.add_argument("--list", action="store_true", help="name the reproductions")
+    reproduce.add_argument("--report-only", action="store_true",
+                           help="rewrite the report from stored results; train nothing")
+    reproduce.add_argument("--all", action="store_true",
+                           help="with --report-only: every reproduction's report")
+    reproduce.add_argument("--data-dir", help="folder with <dataset>.npz "
+                                              "(default: $REGBENCH_DATA_DIR)")
+    reproduce.add_argument("--quiet", action="store_true", help="no progress output")
+
     from regbench import bench, report
     report.add_commands(commands)
     bench.add_commands(commands)
@@ -66,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         command = getattr(args, "func", None) or {"run": cmd_run, "list": cmd_list,
-                                                  "show": cmd_show}[args.command]
+                                                  "show": cmd_show,
+                                                  "reproduce": cmd_reproduce}[args.command]
         return command(args)
     except RegbenchError as error:
         print(f"regbench: error: {error}", file=sys.stderr)
@@ -112,6 +128,49 @@ def cmd_run(args) -> int:
         else:
             executors.run_local(todo, path, args, progress)
     return cmd_show(argparse.Namespace(results=str(path)))
+
+
+def cmd_reproduce(args) -> int:
+    from regbench import reproduce
+
+    if args.list:
+        if args.name or args.all or args.report_only:
+            raise RegbenchError("--list: takes no name and no other option")
+        print("\n".join(reproduce.listing()))
+        return 0
+    if args.all:
+        if args.name or not args.report_only:
+            raise RegbenchError("--all: only with --report-only and no name")
+        names = list(reproduce.REPRODUCTIONS)
+    elif not args.name:
+        raise RegbenchError("reproduce: give a NAME (see `regbench reproduce --list`)")
+    else:
+        reproduce.get(args.name)  # an unknown name fails here, before anything is written
+        names = [args.name]
+    for name in names:
+        if args.report_only:
+            out = reproduce.write(name)
+        else:
+            out = reproduce.run(name, _local_trainer(args), say=Progress(0, args.quiet).say)
+        print(f"wrote {out}/README.md and report.html")
+    return 0
+
+
+def _local_trainer(args):
+    """train(cells, store): the cells not stored yet, one at a time, in this process."""
+    from regbench import executors, store, train
+
+    options = argparse.Namespace(pack_size=1, nondeterministic=False, data_dir=args.data_dir,
+                                 retry_failed=False)
+
+    def run(cells, path):
+        done = store.finished_keys(path)
+        todo = [c for c in cells if c.key not in done]
+        if todo:
+            train.configure(True)
+            executors.run_local(todo, path, options, Progress(len(todo), quiet=args.quiet))
+
+    return run
 
 
 def cmd_list(args) -> int:

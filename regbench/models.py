@@ -8,7 +8,8 @@ Where each technique goes, for both models:
 - dropout: after every hidden Dense layer (after its batch normalization, if any); with
   `input_rate` > 0 also on the flattened input. The CNN's convolutional blocks get no dropout:
   dropout sits on the fully connected part, as in AlexNet and Srivastava et al.
-- batchnorm: after the activation of every hidden Dense layer and every convolution.
+- batchnorm: after the activation of every hidden Dense layer and every convolution; with
+  `position = "before"`, between each hidden Dense layer's affine map and its activation.
 - augmentation: random rotation, translation and (where allowed) flip layers right after the
   input, so they run on the training device and are inactive at inference.
 - weight_decay: the L2 term factor / 2 * sum w^2 (TensorFlow's `l2_loss` convention), placed
@@ -211,11 +212,32 @@ def _input_layers(model: Model, arm: Arm, seed: int, prefix: str) -> list:
     return layers
 
 
+def _bn_before(arm: Arm) -> bool:
+    batchnorm = arm.get("batchnorm")
+    return batchnorm is not None and batchnorm.position == "before"
+
+
+def _hidden_dense(model: Model, arm: Arm, seed: int, index: int, units: int,
+                  prefix: str) -> list:
+    """A hidden Dense layer; with batch norm `before`, Dense (affine), BN, then activation."""
+    if not _bn_before(arm):
+        return [keras.layers.Dense(units, activation=model.activation,
+                                   activity_regularizer=_activity_penalty(arm),
+                                   **_weight_args(arm, seed, f"hidden_{index}", prefix))]
+    batchnorm = arm.get("batchnorm")
+    return [keras.layers.Dense(units, **_weight_args(arm, seed, f"hidden_{index}", prefix)),
+            keras.layers.BatchNormalization(momentum=batchnorm.momentum,
+                                            epsilon=batchnorm.epsilon,
+                                            name=f"{prefix}bn_{index}"),
+            keras.layers.Activation(model.activation, name=f"{prefix}activation_{index}",
+                                    activity_regularizer=_activity_penalty(arm))]
+
+
 def _after_hidden(arm: Arm, seed: int, index: int, dense: bool, prefix: str) -> list:
     """Batch normalization, then dropout (dense layers only), after a hidden layer."""
     layers = []
     batchnorm = arm.get("batchnorm")
-    if batchnorm is not None:
+    if batchnorm is not None and not (dense and _bn_before(arm)):
         layers.append(keras.layers.BatchNormalization(
             momentum=batchnorm.momentum, epsilon=batchnorm.epsilon,
             name=f"{prefix}{'bn' if dense else 'conv_bn'}_{index}"))
@@ -259,9 +281,7 @@ def model_layers(model: Model, arm: Arm, classes: int, seed: int, flip_ok: bool 
             dropout.input_rate, seed=layer_seed(seed, "dropout_input"),
             name=f"{prefix}dropout_input"))
     for i, units in enumerate(model.hidden):
-        layers.append(keras.layers.Dense(units, activation=model.activation,
-                                         activity_regularizer=_activity_penalty(arm),
-                                         **_weight_args(arm, seed, f"hidden_{i}", prefix)))
+        layers += _hidden_dense(model, arm, seed, i, units, prefix)
         layers += _after_hidden(arm, seed, i, dense=True, prefix=prefix)
     layers.append(keras.layers.Dense(classes, activation="softmax",
                                      **_weight_args(arm, seed, "output", prefix, is_output=True)))

@@ -98,14 +98,18 @@ class Dropout:
 
 @dataclass(frozen=True)
 class BatchNorm:
-    """BatchNormalization after every hidden layer's activation (the tutorial's placement)."""
+    """BatchNormalization after every hidden layer's activation (the tutorial's placement);
+    `position = "before"` puts it between each hidden Dense layer's affine map and its
+    nonlinearity, as Ioffe & Szegedy (2015) did (convolutions keep it after)."""
     momentum: float = 0.99
     epsilon: float = 1e-3
+    position: str = "after"
     kind = "batchnorm"
 
     def __post_init__(self):
         _rate("momentum", self.momentum)
         _check(self.epsilon > 0, "epsilon", "a float > 0", self.epsilon)
+        _one_of("position", self.position, ("after", "before"))
 
 
 @dataclass(frozen=True)

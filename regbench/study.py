@@ -48,6 +48,7 @@ KEY_VERSION = 1  # bump when training code changes what a cell's result is
 LATER_FIELDS = {
     "model": ("crop", "standardize"),
     "training": ("lr_decay", "momentum_start", "momentum_epochs", "curve_every"),
+    "batchnorm": ("position",),
 }
 MAX_SEEDS = 10_000  # seeds per study
 MAX_SEED = 2**31 - 1  # the largest seed the backends accept
@@ -68,7 +69,7 @@ class Cell:
             "dataset": self.dataset,
             "model": _key_dict(self.model, LATER_FIELDS["model"]),
             "training": _key_dict(self.training, LATER_FIELDS["training"]),
-            "techniques": {t.kind: to_dict(t) for t in
+            "techniques": {t.kind: _key_dict(t, LATER_FIELDS.get(t.kind, ())) for t in
                            sorted(self.arm.techniques, key=lambda t: t.kind)},
             "seed": self.seed,
             "key_version": KEY_VERSION,

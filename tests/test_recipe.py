@@ -205,7 +205,7 @@ VALID_KEYS = {
     L2: "factor, layers",
     L1L2: "l1, l2, layers",
     Dropout: "rate, input_rate",
-    BatchNorm: "momentum, epsilon",
+    BatchNorm: "momentum, epsilon, position",
     Augmentation: "rotation, shift, flip",
     EarlyStopping: "patience, min_delta, restore_best_weights",
     MaxNorm: "c",
