@@ -1,4 +1,5 @@
-"""Sessions: `nox -s tutorial` (the main job), `tests`, `lint`, `benchmarks`, `reports`.
+"""Sessions: `nox -s tutorial` (the main job), `tests`, `lint`, `benchmarks`, `reports`,
+`reproduce`.
 
 Each session installs what it needs into its own virtual environment (reused between runs).
 Data come from $REGBENCH_DATA_DIR, else the user cache, else the canonical download.
@@ -30,6 +31,18 @@ def reports(session):
     session.run("regbench", "claims", "reports/mnist_tutorial/results.jsonl",
                 "--out", "reports/claims")
     session.run("regbench", "report", "reports")  # each reports/<study>/ and the index
+    session.run("regbench", "reproduce", "--all", "--report-only")  # reports/published/*/
+
+
+@nox.session
+def reproduce(session):
+    """A published comparison: `nox -s reproduce -- NAME` (`-- --list` names them).
+
+    Trains the study files of ablations/published/ that NAME needs and are not stored yet,
+    then writes reports/published/NAME/.
+    """
+    session.install("-e", ".")
+    session.run("regbench", "reproduce", *(session.posargs or ["--list"]))
 
 
 @nox.session

@@ -481,6 +481,7 @@ def table9_claims(repro: Reproduction, final: pd.DataFrame, chosen: dict) -> lis
     published = {r["method"]: r["error"] for r in repro.rows}
     pairs = [(m, "L2") for m in published if m != "L2"]
     pairs += [("Dropout + Max-norm", "Dropout + L2"), ("Dropout + Max-norm", "Max-norm")]
+    pairs = [(a, b) for a, b in pairs if a in published and b in published]
     lines = []
     for a, b in pairs:
         paper = published[a] - published[b]
