@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -63,15 +65,36 @@ def macs_per_example(model, info) -> int:
 
 
 def plan_packs(cells: list[Cell], limit: int | None = None) -> list[list[Cell]]:
-    """Group cells into packs, keeping the study's order within each group."""
+    """Group cells into packs, keeping the study's order within each group.
+
+    Stackable cells (`stack.stackable`) are packed as grids of whole seed rows, so the arms at
+    a seed share their input; other cells as branches of one model (`pack_key`).
+    """
+    from regbench import stack
+
     groups: dict[tuple, list[Cell]] = {}
     for cell in cells:
-        groups.setdefault(pack_key(cell), []).append(cell)
+        key = ("stack", stack.stack_key(cell)) if stack.stackable(cell) else pack_key(cell)
+        groups.setdefault(key, []).append(cell)
     packs = []
-    for members in groups.values():
-        size = limit or pack_size(members[0])
-        packs += [members[i:i + size] for i in range(0, len(members), size)]
+    for key, members in groups.items():
+        if key[0] != "stack":
+            size = limit or pack_size(members[0])
+            packs += [members[i:i + size] for i in range(0, len(members), size)]
+            continue
+        size = limit or (stack.stack_size(members[0], _macs(members[0]))
+                         if pack_size(members[0]) > 1 else 1)
+        for grid in stack.grids(members):
+            cols = min(size, len(grid[0]))
+            rows = max(1, size // cols)
+            for a in range(0, len(grid[0]), cols):
+                for s in range(0, len(grid), rows):
+                    packs.append([cell for row in grid[s:s + rows] for cell in row[a:a + cols]])
     return packs
+
+
+def _macs(cell: Cell) -> int:
+    return macs_per_example(cell.model, data.DATASETS[cell.dataset])
 
 
 class _Member:
@@ -90,6 +113,17 @@ class _Member:
             n = len(layer.weights)
             layer.set_weights(weights[:n])
             weights = weights[n:]
+
+    def kernels(self) -> dict:
+        from regbench.models import kernels
+
+        return {name.split("_", 1)[1]: w for name, w in kernels(self.layers).items()}
+
+    def penalty(self) -> float:
+        import keras
+
+        return float(sum(float(keras.ops.convert_to_numpy(loss))
+                         for layer in self.layers for loss in layer.losses))
 
 
 def build_packed(cells: list[Cell], info):
@@ -111,28 +145,49 @@ def build_packed(cells: list[Cell], info):
     return keras.Model(image, outputs, name="pack"), members
 
 
-def _batches(x, y, index: np.ndarray, batch_size: int):
-    """Batches of (x: (b, K, *image), y: K-tuple of (b,)) from an (n, K) index matrix:
-    member k's example i of the stream is x[index[i, k]]."""
-    import tensorflow as tf
+@dataclass
+class Streams:
+    """A pack's data: per stream (a member of a branch pack, a seed row of a stack) its fit
+    and validation indices into `x`/`y` and its seed, which fixes its data order."""
+    x: Any
+    y: Any
+    fit: np.ndarray            # (streams, n_fit)
+    val: np.ndarray            # (streams, n_val)
+    seeds: list[int]
+    split_labels: bool         # labels as one tensor per stream (branch packs' K outputs)
 
-    k = index.shape[1]
-    return (tf.data.Dataset.from_tensor_slices(index).batch(batch_size)
-            .map(lambda idx: (tf.gather(x, idx),
-                              tuple(tf.gather(y, idx[:, j]) for j in range(k))))
-            .prefetch(4))
+    def batches(self, index: np.ndarray, batch_size: int):
+        """Batches of (x: (b, streams, *image), labels) from an (n, streams) index matrix:
+        stream k's example i is x[index[i, k]]."""
+        import tensorflow as tf
+
+        x, y, k = self.x, self.y, index.shape[1]
+        if self.split_labels:
+            def gather(idx):
+                return tf.gather(x, idx), tuple(tf.gather(y, idx[:, j]) for j in range(k))
+        else:
+            def gather(idx):
+                return tf.gather(x, idx), tf.gather(y, idx)
+        return (tf.data.Dataset.from_tensor_slices(index).batch(batch_size).map(gather)
+                .prefetch(4))
+
+    def epoch(self, epoch: int, batch_size: int):
+        """One epoch's batches, in each stream's own order (`train.epoch_order`)."""
+        n_fit = self.fit.shape[1]
+        return self.batches(np.stack([idx[train.epoch_order(n_fit, seed, epoch)]
+                                      for idx, seed in zip(self.fit, self.seeds)], axis=1),
+                            batch_size)
 
 
-def evaluate_pack(net, members: list, x_all, y_all, x_test, y_test, fit_idx, val_idx) -> list:
+def evaluate_pack(net, members: list, streams: Streams, x_test, y_test) -> list:
     """Per member, what `train.evaluate` gives for a cell alone, in three passes in all."""
-    from regbench.models import kernels
-
-    k = len(members)
+    k = len(streams.seeds)
+    test = Streams(x_test, y_test, streams.fit, streams.val, streams.seeds, streams.split_labels)
     scores = {}
-    for name, x, y, index in (("train", x_all, y_all, fit_idx.T), ("val", x_all, y_all, val_idx.T),
-                              ("test", x_test, y_test,
-                               np.tile(np.arange(len(y_test))[:, None], (1, k)))):
-        logs = net.evaluate(_batches(x, y, index, train.EVAL_BATCH), verbose=0,
+    for name, source, index in (
+            ("train", streams, streams.fit.T), ("val", streams, streams.val.T),
+            ("test", test, np.tile(np.arange(len(y_test))[:, None], (1, k)))):
+        logs = net.evaluate(source.batches(index, train.EVAL_BATCH), verbose=0,
                             return_dict=True)
         scores[name] = (logs, len(index))
     out = []
@@ -143,45 +198,36 @@ def evaluate_pack(net, members: list, x_all, y_all, x_test, y_test, fit_idx, val
             evaluation[f"{name}_acc"] = float(logs[f"m{j}_acc"])
             evaluation[f"{name}_xent"] = float(logs[f"m{j}_xent"])
             evaluation[f"n_{split}"] = n
-        named = kernels(member.layers)
-        evaluation["kernels"] = {name.split("_", 1)[1]: w for name, w in named.items()}
-        evaluation["penalty"] = _member_penalty(member)
+        evaluation["kernels"] = member.kernels()
+        evaluation["penalty"] = member.penalty()
         out.append(evaluation)
     return out
 
 
+def fit_pack(net, members: list, cells: list[Cell], streams: Streams,
+             on_epoch=None) -> list[dict]:
+    """Train the pack epoch by epoch; per member, the same record `train.fit_epochs` returns.
 
-def _member_penalty(member: _Member) -> float:
-    import keras
-
-    return float(sum(float(keras.ops.convert_to_numpy(loss))
-                     for layer in member.layers for loss in layer.losses))
-
-
-def fit_pack(net, members: list[_Member], cells: list[Cell], x_all, y_all,
-             fit_idx: np.ndarray, val_idx: np.ndarray, on_epoch=None) -> list[dict]:
-    """Train the pack epoch by epoch; per member, the same record `train.fit_epochs` returns."""
+    A member needs `get_weights`, `set_weights`, `stop_training` and `penalty()`.
+    """
     t = cells[0].training
     stoppers = [train.early_stopper(cell, member) for cell, member in zip(cells, members)]
     records = [{"history": {}, "epoch_s": [], "diverged_epoch": None, "stopped_epoch": None,
                 "snapshot": None} for _ in cells]
-    val = _batches(x_all, y_all, val_idx.T, train.EVAL_BATCH)
-    n_fit = fit_idx.shape[1]
+    val = streams.batches(streams.val.T, train.EVAL_BATCH)
     for epoch in range(t.epochs):
         active = [r["snapshot"] is None for r in records]
         if not any(active):
             break
-        order = np.stack([idx[train.epoch_order(n_fit, cell.seed, epoch)]
-                          for idx, cell in zip(fit_idx, cells)], axis=1)
         began = time.perf_counter()
-        logs = net.fit(_batches(x_all, y_all, order, t.batch_size), validation_data=val,
+        logs = net.fit(streams.epoch(epoch, t.batch_size), validation_data=val,
                        epochs=1, shuffle=False, verbose=0).history
         seconds = time.perf_counter() - began
         logs = {k: float(v[-1]) for k, v in logs.items()}
         for k, (member, stopper, record) in enumerate(zip(members, stoppers, records)):
             if not active[k]:
                 continue
-            mine = _member_logs(logs, k, _member_penalty(member))
+            mine = _member_logs(logs, k, member.penalty())
             for name, value in mine.items():
                 record["history"].setdefault(name, []).append(value)
             record["epoch_s"].append(seconds)
@@ -225,40 +271,58 @@ def _member_logs(logs: dict, k: int, penalty: float) -> dict:
 def run_pack(cells: list[Cell], data_dir: str | None = None, deterministic: bool = True,
              on_epoch=None) -> list[dict]:
     """Train cells as one pack and return one result row per cell, in order."""
+    from regbench import stack
+
     if len(cells) == 1:
         return [train.run_cell(cells[0], data_dir, deterministic, on_epoch)]
+    if all(map(stack.stackable, cells)) and len(set(map(stack.stack_key, cells))) == 1:
+        rows = {}
+        for grid in stack.grids(cells):
+            flat = [cell for row in grid for cell in row]
+            rows.update(zip(map(id, flat), _train(flat, data_dir, deterministic, on_epoch, grid)))
+        return [rows[id(cell)] for cell in cells]
+    return _train(cells, data_dir, deterministic, on_epoch)
+
+
+def _train(cells: list[Cell], data_dir, deterministic: bool, on_epoch, grid=None) -> list[dict]:
+    """Rows for `cells`: branches of one model, or (with `grid`, the same cells as seed rows)
+    one stacked network."""
     import keras
     import tensorflow as tf
 
     info = data.DATASETS[cells[0].dataset]
     arrays = data.load(cells[0].dataset, data_dir=data_dir)
-    indices = [train.member_indices(cell, arrays.y_train) for cell in cells]
-    x_all = tf.constant(train.scaled(arrays.x_train))
-    y_all = tf.constant(arrays.y_train.astype(np.int32))
+    sources = [row[0] for row in grid] if grid else cells  # one data stream per seed row
+    indices = [train.member_indices(cell, arrays.y_train) for cell in sources]
+    streams = Streams(tf.constant(train.scaled(arrays.x_train)),
+                      tf.constant(arrays.y_train.astype(np.int32)),
+                      np.stack([fit for fit, _ in indices]), np.stack([val for _, val in indices]),
+                      [cell.seed for cell in sources], split_labels=grid is None)
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(cells[0].seed)
-    net, members = build_packed(cells, info)
-    t = cells[0].training
-    net.compile(
-        optimizer=train.make_optimizer(t),
-        loss=[keras.losses.SparseCategoricalCrossentropy() for _ in cells],
-        metrics=[[keras.metrics.SparseCategoricalAccuracy(name="acc"),
-                  keras.metrics.SparseCategoricalCrossentropy(name="xent")] for _ in cells],
-        steps_per_execution=train.STEPS_PER_EXECUTION,
-        jit_compile="auto",
-    )
+    if grid:
+        from regbench import stack_layers
+
+        net = stack_layers.build_stacked(grid, info)
+        net(np.zeros((1, len(grid), *info.image_shape), np.float32))  # creates the weights
+        members = [stack_layers.StackedMember(net, s, a)
+                   for s in range(len(grid)) for a in range(len(grid[0]))]
+        loss = stack_layers.MemberCrossentropy()
+        metrics = [stack_layers.MemberMetrics(len(grid), len(grid[0]))]
+    else:
+        net, members = build_packed(cells, info)
+        loss = [keras.losses.SparseCategoricalCrossentropy() for _ in cells]
+        metrics = [[keras.metrics.SparseCategoricalAccuracy(name="acc"),
+                    keras.metrics.SparseCategoricalCrossentropy(name="xent")] for _ in cells]
+    net.compile(optimizer=train.make_optimizer(cells[0].training), loss=loss, metrics=metrics,
+                steps_per_execution=train.STEPS_PER_EXECUTION, jit_compile="auto")
     started = time.perf_counter()
-    records = fit_pack(net, members, cells, x_all, y_all,
-                       np.stack([fit for fit, _ in indices]),
-                       np.stack([val for _, val in indices]), on_epoch)
+    records = fit_pack(net, members, cells, streams, on_epoch)
     fit_s = time.perf_counter() - started
 
-    evaluations = evaluate_pack(net, members, x_all, y_all,
-                                tf.constant(train.scaled(arrays.x_test)),
-                                tf.constant(arrays.y_test.astype(np.int32)),
-                                np.stack([fit for fit, _ in indices]),
-                                np.stack([val for _, val in indices]))
+    evaluations = evaluate_pack(net, members, streams, tf.constant(train.scaled(arrays.x_test)),
+                                tf.constant(arrays.y_test.astype(np.int32)))
     rows = []
     for cell, record, evaluation in zip(cells, records, evaluations):
         record.update(fit_s=fit_s, pack_size=len(cells))

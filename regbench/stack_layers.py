@@ -1,0 +1,343 @@
+"""Keras layers of a stacked network (see `stack.py`): S x A members' layers as one.
+
+Activations are (S, A, batch, units): member (s, a) is slice [s, a]. A shared first layer reads
+(S, batch, pixels) and stores its kernel as (S, pixels, A, units).
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from regbench import recipe
+from regbench.models import _augmentation_layers, layer_seed
+from regbench.stack import stack_key
+from regbench.study import Cell
+
+# --- per-member settings as arrays over the grid ------------------------------------------
+
+def _penalty_factors(arm: recipe.Arm, is_output: bool) -> tuple[float, float]:
+    """(l1, l2) on one Dense kernel, as `models` sums them for the cell alone."""
+    l1 = l2 = 0.0
+    for t in arm.techniques:
+        if t.kind not in ("l1", "l2", "l1_l2") or (is_output and t.layers == "hidden"):
+            continue
+        l1 += t.l1 if t.kind == "l1_l2" else t.factor if t.kind == "l1" else 0.0
+        l2 += t.l2 if t.kind == "l1_l2" else t.factor if t.kind == "l2" else 0.0
+    return l1, l2
+
+
+def _grid_array(grid, value, dtype=np.float32) -> np.ndarray:
+    return np.array([[value(cell) for cell in row] for row in grid], dtype=dtype)
+
+
+def _setting(kind: str, field: str, default):
+    def value(cell):
+        technique = cell.arm.get(kind)
+        return default if technique is None else getattr(technique, field)
+    return value
+
+
+def build_stacked(grid: list[list[Cell]], info):
+    """The stacked network of a grid: input (batch, S, *image), output (batch, S, A, classes)."""
+    rows, cols = len(grid), len(grid[0])
+    first = grid[0][0]
+    per_member = stack_key(first)[-1]
+
+    def inits(name: str, shape: tuple) -> np.ndarray:  # each member's seeded initial kernel
+        return np.stack([np.stack([ops.convert_to_numpy(keras.initializers.GlorotUniform(
+            seed=layer_seed(cell.seed, name))(shape, dtype="float32")) for cell in row])
+            for row in grid])
+
+    def dense(name: str, fan_in: int, units: int, activation: str, is_output=False,
+              shared=False):
+        return StackedDense(
+            inits(name, (fan_in, units)),
+            l1=_grid_array(grid, lambda cell: _penalty_factors(cell.arm, is_output)[0]),
+            l2=_grid_array(grid, lambda cell: _penalty_factors(cell.arm, is_output)[1]),
+            max_norm=_grid_array(grid, _setting("max_norm", "c", math.inf)),
+            activation=activation, shared_input=shared, name=name)
+
+    def dropout(name: str, field: str):
+        rates = _grid_array(grid, _setting("dropout", field, 0.0))
+        if not rates.any():
+            return None
+        seeds = _grid_array(grid, lambda cell: layer_seed(cell.seed, name), dtype=np.int64)
+        return StackedDropout(rates, seeds, name=name)
+
+    stage = None
+    if per_member:
+        augment = [[_augmentation_layers(cell.arm, cell.seed, info.flip_ok, f"s{s}a{a}_")
+                    for a, cell in enumerate(row)] for s, row in enumerate(grid)]
+        stage = StackedInput(augment, dropout("dropout_input", "input_rate"), name="input")
+
+    width = int(np.prod(info.image_shape))
+    hidden = []
+    for i, units in enumerate(first.model.hidden):
+        layer = [dense(f"hidden_{i}", width, units, first.model.activation,
+                       shared=(i == 0 and not per_member))]
+        enabled = _grid_array(grid, lambda cell: cell.arm.get("batchnorm") is not None, bool)
+        if enabled.any():
+            layer.append(StackedBatchNorm(
+                enabled, _grid_array(grid, _setting("batchnorm", "momentum", 0.99)),
+                _grid_array(grid, _setting("batchnorm", "epsilon", 1e-3)), name=f"bn_{i}"))
+        if (drop := dropout(f"dropout_{i}", "rate")) is not None:
+            layer.append(drop)
+        hidden += layer
+        width = units
+    head = dense("output", width, info.classes, "softmax", is_output=True)
+    return StackedMLP(rows, cols, stage, hidden, head)
+
+
+# --- layers --------------------------------------------------------------------------------
+
+class StackedDense(keras.layers.Layer):
+    """S x A Dense layers. Kernel (S, A, in, out), or (S, in, A, out) with a shared input."""
+
+    def __init__(self, kernels, l1, l2, max_norm, activation, shared_input=False, **kwargs):
+        super().__init__(**kwargs)
+        self.initial = kernels.transpose(0, 2, 1, 3) if shared_input else kernels
+        self.shared_input = shared_input
+        self.l1, self.l2, self.max_norm = l1, l2, max_norm
+        self.activation = keras.activations.get(activation)
+        self.in_axis = 1 if shared_input else 2
+
+    def build(self, input_shape):
+        rows, cols = self.l1.shape
+        initial = self.initial
+        self.kernel = self.add_weight(
+            shape=initial.shape, name="kernel",
+            initializer=lambda shape, dtype=None: ops.convert_to_tensor(initial, dtype),
+            regularizer=MemberPenalty(self.l1, self.l2, self.member_axes())
+            if (self.l1.any() or self.l2.any()) else None,
+            constraint=MemberMaxNorm(self.max_norm, self.in_axis, self.shared_input)
+            if np.isfinite(self.max_norm).any() else None)
+        self.bias = self.add_weight(shape=(rows, cols, initial.shape[-1]),
+                                    initializer="zeros", name="bias")
+        del self.initial  # the variable holds it now
+
+    def member_axes(self) -> tuple:
+        """The kernel axes one member's weights span (the others index the member)."""
+        return (1, 3) if self.shared_input else (2, 3)
+
+    def member_index(self, s: int, a: int) -> tuple:
+        return (s, slice(None), a) if self.shared_input else (s, a)
+
+    def call(self, h):
+        rows, cols = self.l1.shape
+        if self.shared_input:  # (S, B, in) @ (S, in, A * out) -> (S, A, B, out)
+            fan_in, units = self.kernel.shape[1], self.kernel.shape[3]
+            z = ops.matmul(h, ops.reshape(self.kernel, (rows, fan_in, cols * units)))
+            z = ops.transpose(ops.reshape(z, (rows, -1, cols, units)), (0, 2, 1, 3))
+        else:  # (S, A, B, in) @ (S, A, in, out)
+            z = ops.matmul(h, self.kernel)
+        return self.activation(z + self.bias[:, :, None, :])
+
+
+class MemberPenalty(keras.regularizers.Regularizer):
+    """Sum over members of l1 * sum|w| + l2 * sum w^2 (Keras `L1L2`) on the member's kernel."""
+
+    def __init__(self, l1, l2, axes):
+        self.l1, self.l2, self.axes = l1, l2, axes
+
+    def __call__(self, w):
+        total = 0.0
+        if self.l1.any():
+            total += ops.sum(self.l1 * ops.sum(ops.abs(w), axis=self.axes))
+        if self.l2.any():
+            total += ops.sum(self.l2 * ops.sum(ops.square(w), axis=self.axes))
+        return total
+
+
+class MemberMaxNorm(keras.constraints.Constraint):
+    """Keras `MaxNorm` per member (each unit's incoming weights); inf = no constraint."""
+
+    def __init__(self, c, in_axis, shared_input):
+        rows, cols = c.shape
+        shape = (rows, 1, cols, 1) if shared_input else (rows, cols, 1, 1)
+        self.on = np.isfinite(c).reshape(shape)
+        self.c = np.where(np.isfinite(c), c, 1.0).astype(np.float32).reshape(shape)
+        self.in_axis = in_axis
+
+    def __call__(self, w):
+        norms = ops.sqrt(ops.sum(ops.square(w), axis=self.in_axis, keepdims=True))
+        desired = ops.clip(norms, 0, self.c)
+        return ops.where(self.on, w * (desired / (keras.backend.epsilon() + norms)), w)
+
+
+class StackedBatchNorm(keras.layers.Layer):
+    """Batch normalization over each member's own batch, for the members that have it."""
+
+    def __init__(self, enabled, momentum, epsilon, **kwargs):
+        super().__init__(**kwargs)
+        self.enabled = enabled[:, :, None, None]
+        self.momentum = momentum[:, :, None]
+        self.epsilon = epsilon[:, :, None, None]
+
+    def build(self, input_shape):
+        shape = (*self.enabled.shape[:2], input_shape[-1])
+        self.gamma = self.add_weight(shape=shape, initializer="ones", name="gamma")
+        self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta")
+        self.moving_mean = self.add_weight(shape=shape, initializer="zeros",
+                                           name="moving_mean", trainable=False)
+        self.moving_variance = self.add_weight(shape=shape, initializer="ones",
+                                               name="moving_variance", trainable=False)
+
+    def member_index(self, s: int, a: int) -> tuple:
+        return (s, a)
+
+    def call(self, h, training=False):
+        if training:
+            mean, variance = ops.moments(h, axes=[2], keepdims=True)
+            self.moving_mean.assign(self.moving_mean * self.momentum
+                                    + mean[:, :, 0] * (1.0 - self.momentum))
+            self.moving_variance.assign(self.moving_variance * self.momentum
+                                        + variance[:, :, 0] * (1.0 - self.momentum))
+        else:
+            mean = self.moving_mean[:, :, None, :]
+            variance = self.moving_variance[:, :, None, :]
+        inv = ops.rsqrt(variance + self.epsilon) * self.gamma[:, :, None, :]
+        normalized = h * inv + (self.beta[:, :, None, :] - mean * inv)
+        return ops.where(self.enabled, normalized, h)
+
+
+class StackedDropout(keras.layers.Layer):
+    """Per-member dropout: member (s, a) draws its mask from its own seeded generator, the
+    generator a Keras `Dropout` layer with that seed would use, so the masks are the ones the
+    cell draws alone."""
+
+    def __init__(self, rates, seeds, **kwargs):
+        super().__init__(**kwargs)
+        self.rates = rates
+        self.generators = {(s, a): keras.random.SeedGenerator(int(seeds[s, a]))
+                           for s, a in zip(*np.nonzero(rates))}
+
+    def call(self, h, training=False):
+        if not training:
+            return h
+        ones = ops.ones(ops.shape(h)[2:])
+        masks = [[keras.random.dropout(ones, float(self.rates[s, a]),
+                                       seed=self.generators[s, a])
+                  if (s, a) in self.generators else ones
+                  for a in range(self.rates.shape[1])] for s in range(self.rates.shape[0])]
+        return h * ops.stack([ops.stack(row) for row in masks])
+
+
+class StackedInput(keras.layers.Layer):
+    """Per-member input: each member's own augmentation layers, flattening, input dropout.
+    (S, B, *image) -> (S, A, B, pixels)."""
+
+    def __init__(self, augment: list, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.augment = augment
+        self.dropout = dropout
+
+    def call(self, x, training=False):
+        rows = []
+        for s, row in enumerate(self.augment):
+            images = []
+            for layers in row:
+                h = x[s]
+                for layer in layers:
+                    h = layer(h, training=training)
+                images.append(ops.reshape(h, (ops.shape(h)[0], -1)))
+            rows.append(ops.stack(images))
+        h = ops.stack(rows)
+        return self.dropout(h, training=training) if self.dropout is not None else h
+
+
+class StackedMLP(keras.Model):
+    """Input (batch, S, *image) -> member class probabilities (batch, S, A, classes)."""
+
+    def __init__(self, rows: int, cols: int, stage, hidden: list, head, **kwargs):
+        super().__init__(name="stack", **kwargs)
+        self.rows, self.cols = rows, cols
+        self.stage, self.hidden_layers, self.head = stage, hidden, head
+
+    def call(self, x, training=False):
+        x = ops.moveaxis(x, 1, 0)  # (S, B, *image)
+        if self.stage is not None:
+            h = self.stage(x, training=training)
+        else:
+            h = ops.reshape(x, (self.rows, ops.shape(x)[1], -1))
+        for layer in self.hidden_layers:
+            h = layer(h, training=training)
+        return ops.transpose(self.head(h), (2, 0, 1, 3))
+
+
+class MemberCrossentropy(keras.losses.Loss):
+    """Per example, the sum over members of each member's cross-entropy: averaged over the
+    batch, a member's gradient is exactly that of its own mean loss."""
+
+    def call(self, y_true, y_pred):
+        labels = ops.broadcast_to(ops.cast(y_true, "int32")[:, :, None], ops.shape(y_pred)[:3])
+        return ops.sum(keras.losses.sparse_categorical_crossentropy(labels, y_pred),
+                       axis=(1, 2))
+
+
+class MemberMetrics(keras.metrics.Metric):
+    """Accuracy and cross-entropy per member, logged as `m{k}_acc` and `m{k}_xent`
+    (k = s * A + a), the names `pack.fit_pack` reads."""
+
+    def __init__(self, rows: int, cols: int, name="members", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.correct = self.add_variable(shape=(rows, cols), initializer="zeros", name="correct")
+        self.xent = self.add_variable(shape=(rows, cols), initializer="zeros", name="xent")
+        self.count = self.add_variable(shape=(), initializer="zeros", name="count")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        labels = ops.broadcast_to(ops.cast(y_true, "int32")[:, :, None], ops.shape(y_pred)[:3])
+        hits = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels),
+                        "float32")
+        xent = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
+        self.correct.assign_add(ops.sum(hits, axis=0))
+        self.xent.assign_add(ops.sum(xent, axis=0))
+        self.count.assign_add(ops.cast(ops.shape(y_pred)[0], "float32"))
+
+    def result(self):
+        acc = ops.reshape(self.correct / self.count, (-1,))
+        xent = ops.reshape(self.xent / self.count, (-1,))
+        out = {}
+        for k in range(acc.shape[0]):
+            out[f"m{k}_acc"] = acc[k]
+            out[f"m{k}_xent"] = xent[k]
+        return out
+
+
+class StackedMember:
+    """One member's view of a stacked network: its slices of every weight, for Keras's
+    EarlyStopping (`get_weights`, `set_weights`, `stop_training`), its kernels and penalty."""
+
+    def __init__(self, net: StackedMLP, s: int, a: int):
+        self.slices = [(layer, variable, layer.member_index(s, a))
+                       for layer in net.hidden_layers + [net.head]
+                       if hasattr(layer, "member_index") for variable in layer.weights]
+        self.dense = [layer for layer in net.hidden_layers + [net.head]
+                      if isinstance(layer, StackedDense)]
+        self.s, self.a = s, a
+        self.stop_training = False
+
+    def get_weights(self) -> list:
+        return [ops.convert_to_numpy(variable)[index].copy()
+                for _, variable, index in self.slices]
+
+    def set_weights(self, weights: list) -> None:
+        for (_, variable, index), value in zip(self.slices, weights):
+            whole = ops.convert_to_numpy(variable).copy()
+            whole[index] = value
+            variable.assign(whole)
+
+    def kernels(self) -> dict:
+        return {layer.name: ops.convert_to_numpy(layer.kernel)[layer.member_index(self.s, self.a)]
+                for layer in self.dense}
+
+    def penalty(self) -> float:
+        total = 0.0
+        for layer, kernel in zip(self.dense, self.kernels().values()):
+            l1, l2 = layer.l1[self.s, self.a], layer.l2[self.s, self.a]
+            kernel = kernel.astype(np.float64)
+            total += l1 * np.abs(kernel).sum() + l2 * np.square(kernel).sum()
+        return float(total)
