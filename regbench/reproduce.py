@@ -275,7 +275,29 @@ def write(name: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     _clear_figures(out)
     write_document(blocks, out, f"regbench reproduction: {repro.name}")
+    write_index()
     return out
+
+
+def write_index() -> Path:
+    """reports/published/README.md: every reproduction, its report and its stored cells."""
+    from regbench.report import render_markdown
+
+    lines = []
+    for name, repro in REPRODUCTIONS.items():
+        path = store_path(name)
+        cells = len(load_results(path)) if path.is_file() else 0
+        link = f"[{name}]({name}/README.md)" if (path.parent / "README.md").is_file() else name
+        lines.append((link, repro.title, str(cells)))
+    blocks = [Heading("Published comparisons, reproduced", 1),
+              Para("Each report puts the paper's numbers beside regbench's, with the budgets of "
+                   "both; `regbench reproduce NAME` trains what is missing and rewrites it, "
+                   "`regbench reproduce --all --report-only` rewrites them all."),
+              Table(("reproduction", "what", "stored cells"), tuple(lines))]
+    REPORT_DIR.mkdir(parents=True, exist_ok=True)
+    index = REPORT_DIR / "README.md"
+    index.write_text(render_markdown(blocks))
+    return index
 
 
 # --- shared report pieces --------------------------------------------------------------------
