@@ -124,7 +124,8 @@ def set_schedules(net, cell: Cell, epoch: int) -> None:
         net.optimizer.learning_rate = t.learning_rate_at(epoch)
     if t.momentum_epochs:
         net.optimizer.momentum_value.assign(t.momentum_at(epoch))
-    set_epoch(net.layers, cell.arm, epoch, t.epochs)
+    if cell.arm.get("l1_late") is not None:
+        set_epoch(net.layers, cell.arm, epoch, t.epochs)
 
 
 def compile_model(net, training) -> None:
