@@ -523,6 +523,17 @@ def table9_claims(repro: Reproduction, final: pd.DataFrame, chosen: dict) -> lis
             Table(("claim", "paper", "reproduced", "verdict"), tuple(lines))]
 
 
+def coefficients(rows: pd.DataFrame, arm: str) -> str:
+    """The technique settings of an arm as stored in its rows' specs, e.g. `l2 factor=1e-05`."""
+    specs = rows.loc[rows["arm"] == arm, "spec"] if len(rows) and "spec" in rows else []
+    for spec in specs:
+        return "; ".join(f"{kind} " + " ".join(f"{k}={v:g}" if isinstance(v, float) else
+                                               f"{k}={v}" for k, v in params.items()
+                                               if k != "layers")
+                         for kind, params in spec["techniques"].items())
+    return "–"
+
+
 def tuning_blocks(repro: Reproduction, tune_rows: pd.DataFrame, chosen: dict) -> list:
     lines = []
     ok = tune_rows[tune_rows["status"] == "ok"] if len(tune_rows) else tune_rows
@@ -530,7 +541,7 @@ def tuning_blocks(repro: Reproduction, tune_rows: pd.DataFrame, chosen: dict) ->
         for arm in row["grid"]:
             part = ok[ok["arm"] == arm] if len(ok) else ok
             val = part["val_acc"].astype(float).mean() * 100 if len(part) else math.nan
-            lines.append((row["method"], f"`{arm}`",
+            lines.append((row["method"], f"`{arm}`", coefficients(tune_rows, arm),
                           "–" if math.isnan(val) else f"{val:.2f}",
                           "chosen" if chosen.get(row["method"]) == arm else ""))
     return [Heading("Tuning grid (validation split only)", 2),
@@ -539,7 +550,8 @@ def tuning_blocks(repro: Reproduction, tune_rows: pd.DataFrame, chosen: dict) ->
                  "file's `[techniques]` tables (Keras penalties: `l2` factor x sum w^2, "
                  "`l1_late` factor x sum |w| from half-way, `kl_sparsity` weight x sum_j "
                  "KL(0.1 || mean activation of unit j), `max_norm` c)."),
-            Table(("method", "grid point", "validation accuracy %", ""), tuple(lines))]
+            Table(("method", "grid point", "settings", "validation accuracy %", ""),
+                  tuple(lines))]
 
 
 # --- Srivastava et al. (2014), Figure 10 -----------------------------------------------------
