@@ -221,14 +221,11 @@ def final_cells(repro: Reproduction, rows: pd.DataFrame) -> list[Cell]:
     """Table 9: each row's chosen grid point at the final seeds."""
     cells = []
     for study_name in repro.studies + repro.not_run:
-        if not study_path(study_name).is_file():
-            continue
         study = load_study(study_path(study_name))
-        chosen = chosen_arms(rows[rows["study"] == study.name], repro.rows)
-        for arm in study.arms:
-            if arm.label in chosen.values():
-                cell = study.cells()[[c.arm.label for c in study.cells()].index(arm.label)]
-                final = study.name.removesuffix("_tuning")
+        chosen = set(chosen_arms(rows[rows["study"] == study.name], repro.rows).values())
+        final = study.name.removesuffix("_tuning")
+        for cell in study.cells():
+            if cell.arm.label in chosen and cell.seed == study.seeds[0]:
                 cells += [replace(cell, study=final, seed=s) for s in repro.final_seeds]
     return cells
 
