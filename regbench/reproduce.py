@@ -27,6 +27,7 @@ from regbench.report import (
     Heading,
     Para,
     Table,
+    _clear_figures,
     draw,
     load_results,
     write_document,
@@ -273,9 +274,12 @@ def write(name: str) -> Path:
         rows["status"] = "ok"
     out = store.parent
     blocks = REPORTS[repro.report](repro, rows)
+    findings = out / "FINDINGS.md"
+    if findings.is_file():
+        blocks += [Heading("Findings (written by hand from the tables above)", 2),
+                   *(Para(part.strip()) for part in findings.read_text().split("\n\n")
+                     if part.strip())]
     blocks += reproducibility(repro, rows)
-    from regbench.report import _clear_figures
-
     out.mkdir(parents=True, exist_ok=True)
     _clear_figures(out)
     write_document(blocks, out, f"regbench reproduction: {repro.name}")
