@@ -192,8 +192,10 @@ class LateL1:
 
 @dataclass(frozen=True)
 class WeightDecay:
-    """Weight decay as TensorFlow papers wrote it: factor * sum w^2 / 2 (`tf.nn.l2_loss`),
-    added to the loss, so the gradient is factor * w. Kernels only."""
+    """Weight decay as TensorFlow papers wrote it: penalty factor * sum w^2 / 2 on kernels.
+
+    That is `tf.nn.l2_loss` added to the loss, so the penalty's gradient is factor * w.
+    """
     factor: float = 5e-4
     layers: str = "all"
     kind = "weight_decay"
@@ -205,8 +207,10 @@ class WeightDecay:
 
 @dataclass(frozen=True)
 class RandomCrop:
-    """Training crops each image at a random position (the model's `crop` size); inference
-    crops the centre. Needs `model.crop`."""
+    """The model's crop at a random position per image in training, the centre at inference.
+
+    Needs `model.crop`.
+    """
     kind = "random_crop"
 
 
