@@ -14,7 +14,7 @@ accuracy on a tuning seed that is not one of the final seeds.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +30,7 @@ from regbench.report import (
     _clear_figures,
     draw,
     load_results,
+    render_markdown,
     write_document,
 )
 from regbench.study import Cell, load_study
@@ -60,7 +61,7 @@ class Reproduction:
     rows: tuple[dict, ...] = ()              # published rows (see each report function)
     variant: str = ""
     report: str = ""                         # name of the report function below
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
 
 SRIVASTAVA = ("Srivastava, Hinton, Krizhevsky, Sutskever, Salakhutdinov (2014), *Dropout: A "
@@ -289,8 +290,6 @@ def write(name: str) -> Path:
 
 def write_index() -> Path:
     """reports/published/README.md: every reproduction, its report and its stored cells."""
-    from regbench.report import render_markdown
-
     lines = []
     for name, repro in REPRODUCTIONS.items():
         path = store_path(name)
@@ -312,8 +311,7 @@ def write_index() -> Path:
 
 def pct_interval(values) -> dict:
     """stats.describe of a fraction, in percent."""
-    d = stats.describe(np.asarray(values, dtype=float) * 100)
-    return d
+    return stats.describe(np.asarray(values, dtype=float) * 100)
 
 
 def fmt_ci(d: dict, digits: int = 2) -> str:
