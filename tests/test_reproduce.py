@@ -123,7 +123,8 @@ def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir)
     rows = ({"method": "L2", "error": 1.62, "grid": ("l2_small", "l2_large")},
             {"method": "Max-norm", "error": 1.35, "grid": ("mn_a", "mn_b")})
     tiny = replace(reproduce.REPRODUCTIONS["srivastava2014_table9_narrow"], name="tiny",
-                   studies=("tiny_tuning",), rows=rows, final_seeds=(0, 1))
+                   studies=("tiny_tuning",), rows=rows, final_seeds=(0, 1), stretch=2,
+                   stretch_methods=("Max-norm",))
     monkeypatch.setitem(reproduce.REPRODUCTIONS, "tiny", tiny)
     trained = []
 
@@ -136,7 +137,11 @@ def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir)
 
     train.configure()
     out = reproduce.run("tiny", trainer, say=lambda _: None, gpu=False)
-    assert len(trained) == 4 + 4  # the grid at seed 100, then two chosen points x 2 seeds
+    # the grid at seed 100, two chosen points x 2 seeds, the max-norm point stretched x 2 seeds
+    assert len(trained) == 4 + 4 + 2
+    assert [c.training.epochs for c in trained[-2:]] == [4, 4]
+    assert trained[-1].training.learning_rate_at(3) == pytest.approx(
+        trained[0].training.learning_rate_at(1))  # the same final learning rate
     results = store.load(out / "results.jsonl")
     tuning = results[results["study"] == "tiny_tuning"]
     final = results[results["study"] == "tiny"]
@@ -149,6 +154,7 @@ def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir)
     assert "| L2 | 1.62 |" in text and "| Max-norm | 1.35 |" in text
     assert "Kendall's tau" in text and "Max-norm has lower error than L2" in text
     assert (out / "figures" / "test_error.png").is_file() and (out / "report.html").is_file()
+    assert "## Budget check: the schedule stretched 2x" in text
 
     trained.clear()  # a second run trains nothing and writes the same report
     reproduce.run("tiny", trainer, say=lambda _: None, gpu=False)
