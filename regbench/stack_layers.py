@@ -45,7 +45,7 @@ def build_stacked(grid: list[list[Cell]], info):
     """The stacked network of a grid: input (batch, S, *image), output (batch, S, A, classes)."""
     rows, cols = len(grid), len(grid[0])
     first = grid[0][0]
-    per_member = stack_key(first)[-1]
+    per_member = stack_key(first)[3]
 
     def inits(name: str, shape: tuple) -> np.ndarray:  # each member's seeded initial kernel
         return np.stack([np.stack([ops.convert_to_numpy(keras.initializers.GlorotUniform(
