@@ -473,7 +473,7 @@ def _figure_errorbars(ax, labels, published, reproduced: list[dict], ylabel: str
     ax.set_yticks(y, labels)
     ax.set_ylim(len(labels) - 0.5, -0.5)
     ax.set_xlabel(ylabel)
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
 
 
 # --- Srivastava et al. (2014), Table 9 -------------------------------------------------------
@@ -538,7 +538,7 @@ def table9_blocks(repro: Reproduction, rows: pd.DataFrame) -> list:
             "test_error", "Test error per method: published (diamond) and reproduced (mean "
             "and 95% CI over seeds).",
             lambda fig, axes: _figure_errorbars(axes[0, 0], labels, published, errors,
-                                                "test error (%)"), size=(8, 3.8))]
+                                                "test error (%)"), size=(10, 3.8))]
     return blocks
 
 
@@ -810,7 +810,7 @@ def zhang_blocks(repro: Reproduction, rows: pd.DataFrame) -> list:
             "test_accuracy", "MLP test accuracy: published (diamond, all 50,000 training "
             "images) and reproduced (mean and 95% CI, training subset).",
             lambda fig, axes: _figure_errorbars(axes[0, 0], labels, published, pub_test,
-                                                "test accuracy (%)"), size=(8, 3.2))]
+                                                "test accuracy (%)"), size=(10, 3.2))]
     return blocks
 
 
