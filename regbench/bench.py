@@ -882,6 +882,9 @@ def add_commands(subparsers) -> None:
                             help="exit 1 if anything got significantly slower")
     comparison.set_defaults(func=cmd_bench_compare)
 
+    from regbench import gridbench
+    gridbench.add_commands(subparsers)
+
 
 def cmd_bench_report(args) -> int:
     raw = args.raw or sorted((REPORT_DIR / "raw").glob("*.json"))

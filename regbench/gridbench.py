@@ -1,0 +1,311 @@
+"""Whole-study wall time: regbench against the naive loop, in one run on one machine.
+
+The naive loop is how tutorials train a grid: for every cell a fresh Keras `Sequential` and a
+default `model.fit` (no `steps_per_execution`, Keras's default `jit_compile`, shuffling by
+Keras), then `evaluate`. It builds the same networks (`models.build_model`, same seeded
+initial weights) on the same split, so only the engine differs. regbench trains the same
+cells as `regbench run` does (packs and stacks chosen by `pack.plan_packs`).
+
+Each (configuration, engine) runs in a fresh child process, timed from its start to its end
+(imports, data loading and compilation included) and measured for peak resident memory. The
+report gives the speed-up, peak memory and, per arm, whether the two engines' test-accuracy
+distributions agree (Welch's t interval of the difference and Mann-Whitney p, Holm-corrected).
+
+    regbench bench-grid                   # all configurations -> reports/benchmarks/grid.*
+    regbench bench-grid --only mnist_b32  # one of them
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from regbench.errors import RegbenchError
+
+REPORT_DIR = Path("reports/benchmarks")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    name: str
+    study: str
+    seeds: int
+    epochs: int
+    batch_size: int
+    train_subset: int = 0
+    target: float = 1.0          # the speed-up the issue of speed asks of this configuration
+    note: str = ""
+
+
+CONFIGS = (
+    Config("mnist_b32", "ablations/mnist_tutorial.toml", 5, 10, 32, target=8.0,
+           note="tutorial MLP study, all 9 arms x 5 seeds x 10 epochs"),
+    Config("mnist_b128", "ablations/mnist_tutorial.toml", 5, 10, 128, target=3.0,
+           note="the same at batch 128"),
+    Config("cifar10_b64", "ablations/cifar10.toml", 5, 2, 64, train_subset=4000, target=1.0,
+           note="CIFAR-10 CNN study, all 9 arms x 5 seeds, 2 epochs on 4,000 images per seed"),
+)
+
+# A seconds-long configuration for the tests (`--only smoke`); not part of the default run.
+SMOKE = Config("smoke", "ablations/smoke.toml", 3, 1, 64, train_subset=500,
+               note="smoke study, 3 arms x 3 seeds, 1 epoch on 500 images")
+
+
+# --- the child process: one engine on one configuration ------------------------------------
+
+def cells_of(config: Config) -> list:
+    from regbench.study import load_study
+
+    study = load_study(config.study).with_overrides(
+        seeds=config.seeds, epochs=config.epochs, train_subset=config.train_subset or None)
+    study = dataclasses.replace(study, training=dataclasses.replace(
+        study.training, batch_size=config.batch_size))
+    return study.cells()
+
+
+def train_naive(cells: list, data_dir: str | None) -> list[dict]:
+    """A fresh Sequential and a default `fit` per cell, as a tutorial would write it."""
+    import keras
+
+    from regbench import data, train
+    from regbench.models import build_model
+
+    info = data.DATASETS[cells[0].dataset]
+    arrays = data.load(cells[0].dataset, data_dir=data_dir)
+    x, y = train.scaled(arrays.x_train), arrays.y_train.astype(np.int32)
+    x_test, y_test = train.scaled(arrays.x_test), arrays.y_test.astype(np.int32)
+    rows = []
+    for cell in cells:
+        fit, val = train.member_indices(cell, arrays.y_train)
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(cell.seed)
+        net = build_model(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
+                          info.flip_ok)
+        net.compile(optimizer=train.make_optimizer(cell.training),
+                    loss="sparse_categorical_crossentropy",
+                    metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="xent")])
+        stopping = cell.arm.get("early_stopping")
+        callbacks = [keras.callbacks.EarlyStopping(
+            monitor="val_xent", patience=stopping.patience, min_delta=stopping.min_delta,
+            restore_best_weights=stopping.restore_best_weights)] if stopping else []
+        net.fit(x[fit], y[fit], batch_size=cell.training.batch_size,
+                epochs=cell.training.epochs, validation_data=(x[val], y[val]),
+                callbacks=callbacks, verbose=0)
+        scores = net.evaluate(x_test, y_test, verbose=0, return_dict=True)
+        rows.append({"arm": cell.arm.label, "seed": cell.seed,
+                     "test_acc": float(scores["accuracy"])})
+    return rows
+
+
+def train_regbench(cells: list, data_dir: str | None) -> list[dict]:
+    """The cells as `regbench run` trains them, into a throw-away store."""
+    from regbench import executors, store
+
+    options = argparse.Namespace(pack_size=None, nondeterministic=False, data_dir=data_dir,
+                                 retry_failed=False)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "results.jsonl"
+        executors.run_local(cells, path, options, _Quiet())
+        rows = store.read_rows(path)
+    return [{"arm": row["arm"], "seed": row["seed"], "test_acc": row["test_acc"],
+             "pack_size": row.get("pack_size", 1)} for row in rows]
+
+
+class _Quiet:
+    """The progress interface `executors.run_local` calls, saying nothing."""
+
+    def skip(self):
+        pass
+
+    def start(self, cells):
+        pass
+
+    def epoch(self, *args):
+        pass
+
+    def finish(self, row):
+        pass
+
+
+def child(config_name: str, engine: str, out: Path, data_dir: str | None) -> None:
+    from regbench import train
+
+    config = _config(config_name)
+    train.configure(deterministic=engine == "regbench")
+    cells = cells_of(config)
+    began = time.perf_counter()
+    rows = (train_regbench if engine == "regbench" else train_naive)(cells, data_dir)
+    out.write_text(json.dumps({
+        "train_s": time.perf_counter() - began,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rows": rows,
+    }))
+
+
+# --- the parent: run every (configuration, engine), compare, report --------------------------
+
+def _config(name: str) -> Config:
+    for config in (*CONFIGS, SMOKE):
+        if config.name == name:
+            return config
+    raise RegbenchError(f"--only: unknown configuration {name!r}; "
+                        f"choose from {', '.join(c.name for c in CONFIGS)}")
+
+
+def measure(config: Config, engine: str, data_dir: str | None) -> dict:
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "out.json"
+        load_before = os.getloadavg()[0]
+        began = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "regbench.gridbench", "--child", config.name, engine,
+             str(out)] + (["--data-dir", data_dir] if data_dir else []),
+            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True)
+        wall = time.perf_counter() - began
+        if done.returncode != 0:
+            raise RegbenchError(f"bench-grid: {config.name}/{engine} failed: "
+                                f"{done.stderr.strip().splitlines()[-1:]}")
+        result = json.loads(out.read_text())
+    return {"config": config.name, "engine": engine, "wall_s": wall,
+            "load_before": load_before, "load_after": os.getloadavg()[0], **result}
+
+
+def agreement(naive: list[dict], ours: list[dict]) -> list[dict]:
+    """Per arm: the two engines' test accuracies, their difference and whether they agree."""
+    from scipy import stats as sps
+
+    from regbench.stats import holm
+
+    out = []
+    for arm in dict.fromkeys(row["arm"] for row in naive):
+        a = np.array([r["test_acc"] for r in naive if r["arm"] == arm])
+        b = np.array([r["test_acc"] for r in ours if r["arm"] == arm])
+        welch = sps.ttest_ind(b, a, equal_var=False)
+        ci = welch.confidence_interval(0.95)
+        out.append({"arm": arm, "n": len(a), "naive_mean": a.mean(), "naive_std": a.std(ddof=1),
+                    "regbench_mean": b.mean(), "regbench_std": b.std(ddof=1),
+                    "difference": b.mean() - a.mean(), "ci_low": ci.low, "ci_high": ci.high,
+                    "p": float(sps.mannwhitneyu(b, a).pvalue)})
+    for row, p in zip(out, holm([row["p"] for row in out])):
+        row["p_holm"] = float(p)
+        row["agree"] = bool(p >= 0.05)
+    return out
+
+
+def summarize(runs: list[dict]) -> list[dict]:
+    summary = []
+    for config in (*CONFIGS, SMOKE):
+        mine = {run["engine"]: run for run in runs if run["config"] == config.name}
+        if len(mine) < 2:
+            continue
+        naive, ours = mine["naive"], mine["regbench"]
+        speedup = naive["wall_s"] / ours["wall_s"]
+        arms = agreement(naive["rows"], ours["rows"])
+        summary.append({
+            "config": config.name, "note": config.note, "cells": len(ours["rows"]),
+            "naive_s": naive["wall_s"], "regbench_s": ours["wall_s"], "speedup": speedup,
+            "target": config.target, "met": speedup >= config.target,
+            "naive_peak_mib": naive["peak_rss_mib"], "regbench_peak_mib": ours["peak_rss_mib"],
+            "load": [naive["load_before"], naive["load_after"], ours["load_before"],
+                     ours["load_after"]],
+            "arms_agree": sum(a["agree"] for a in arms), "arms": arms,
+            "pack_sizes": sorted({r["pack_size"] for r in ours["rows"]}),
+        })
+    return summary
+
+
+def render(summary: list[dict], machine: dict, command: str) -> str:
+    lines = [
+        "# Whole-study wall time: regbench vs the naive loop", "",
+        "The naive loop trains each cell as tutorials do: a fresh `Sequential` and a default "
+        "`model.fit` (Keras defaults: no `steps_per_execution`, no XLA on CPU), then "
+        "`evaluate`. Same networks, initial weights, split, batch size and epochs; only the "
+        "engine differs. Each engine runs in its own process, timed end to end (start-up, data "
+        "and compilation included); peak memory is the process's maximum resident set.", "",
+        f"Regenerate: `{command}`", "",
+        "| configuration | cells | naive s | regbench s | speed-up | target | naive peak MiB "
+        "| regbench peak MiB | arms agreeing | load avg (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for s in summary:
+        lines.append(
+            f"| {s['config']} ({s['note']}) | {s['cells']} | {s['naive_s']:.0f} | "
+            f"{s['regbench_s']:.0f} | **{s['speedup']:.2f}x** | "
+            f"{'>=' if s['target'] > 1 else 'not slower: >='} {s['target']:g}x "
+            f"({'met' if s['met'] else 'NOT met'}) | {s['naive_peak_mib']:.0f} | "
+            f"{s['regbench_peak_mib']:.0f} | {s['arms_agree']}/{len(s['arms'])} | "
+            f"{' / '.join(f'{x:.1f}' for x in s['load'])} |")
+    lines += ["", "Load average: before and after the naive run, then the regbench run. "
+              "regbench's pack sizes: " + "; ".join(
+                  f"{s['config']}: {s['pack_sizes']}" for s in summary), ""]
+    for s in summary:
+        lines += [f"## {s['config']}: test accuracy per arm (n = seeds per engine)", "",
+                  "Agreement: Mann-Whitney p, Holm-corrected over arms, >= 0.05. The naive "
+                  "loop shuffles with Keras's own order, so seeds are not paired.", "",
+                  "| arm | n | naive mean ± sd | regbench mean ± sd | difference [95% CI] "
+                  "| p (Holm) | agree |", "|---|---|---|---|---|---|---|"]
+        for a in s["arms"]:
+            lines.append(
+                f"| {a['arm']} | {a['n']} | {a['naive_mean']:.4f} ± {a['naive_std']:.4f} | "
+                f"{a['regbench_mean']:.4f} ± {a['regbench_std']:.4f} | "
+                f"{a['difference']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}] | "
+                f"{a['p_holm']:.3f} | {'yes' if a['agree'] else 'no'} |")
+        lines.append("")
+    lines += ["## Machine", "", *(f"- {k}: {v}" for k, v in machine.items()), ""]
+    return "\n".join(lines)
+
+
+def cmd_bench_grid(args) -> int:
+    from regbench.bench import machine_fingerprint
+
+    configs = [_config(args.only)] if args.only else list(CONFIGS)
+    data_dir = args.data_dir or os.environ.get("REGBENCH_DATA_DIR")
+    runs = []
+    for config in configs:
+        for engine in ("naive", "regbench"):
+            print(f"bench-grid: {config.name}: {engine} ...", flush=True)
+            run = measure(config, engine, data_dir)
+            print(f"bench-grid: {config.name}: {engine} {run['wall_s']:.0f} s, "
+                  f"peak {run['peak_rss_mib']:.0f} MiB", flush=True)
+            runs.append(run)
+    summary = summarize(runs)
+    args.out.mkdir(parents=True, exist_ok=True)
+    machine = machine_fingerprint()
+    command = "regbench bench-grid" + (f" --only {args.only}" if args.only else "")
+    (args.out / "grid.json").write_text(json.dumps(
+        {"command": command, "machine": machine, "summary": summary, "runs": runs},
+        indent=1, default=float) + "\n")
+    (args.out / "grid.md").write_text(render(summary, machine, command))
+    for s in summary:
+        print(f"{s['config']}: {s['speedup']:.2f}x (target {s['target']:g}x), "
+              f"{s['arms_agree']}/{len(s['arms'])} arms agree")
+    print(args.out / "grid.md")
+    return 0
+
+
+def add_commands(subparsers) -> None:
+    grid = subparsers.add_parser(
+        "bench-grid", help="whole-study wall time and memory: regbench vs the naive loop")
+    grid.add_argument("--only", metavar="NAME",
+                      help=f"one configuration: {', '.join(c.name for c in CONFIGS)}")
+    grid.add_argument("--out", type=Path, default=REPORT_DIR,
+                      help=f"output folder (default: {REPORT_DIR})")
+    grid.add_argument("--data-dir", help="folder with <dataset>.npz (default: $REGBENCH_DATA_DIR)")
+    grid.set_defaults(func=cmd_bench_grid)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--child"]:
+        name, engine, out = sys.argv[2:5]
+        data_dir = sys.argv[6] if sys.argv[5:6] == ["--data-dir"] else None
+        child(name, engine, Path(out), data_dir)
