@@ -60,13 +60,17 @@ def lint(session):
 
 @nox.session
 def benchmarks(session):
-    """Training-step time of every technique, CPU and any visible GPU -> reports/benchmarks/.
+    """Training-step time of every technique, CPU and any visible GPU -> reports/benchmarks/;
+    then whole studies, regbench against the naive loop (`regbench bench-grid`, about 45 min
+    on 2 cores) -> reports/benchmarks/grid.md. `-- --steps-only` skips the second part.
 
     Each Keras backend importable in this venv is timed (tensorflow; jax/torch when installed,
     e.g. `pip install -e .[jax]`). `nox -s benchmarks -- --full` (or REGBENCH_BENCH_PROFILE=full)
     for the long profile; other arguments go to pytest.
     """
     session.install("-e", ".[test]")
+    steps_only = "--steps-only" in session.posargs
+    posargs = [arg for arg in session.posargs if arg != "--steps-only"]
     os.makedirs("reports/benchmarks/raw", exist_ok=True)
     written = []
     for backend in ("tensorflow", "jax", "torch"):
@@ -79,7 +83,9 @@ def benchmarks(session):
         raw = f"reports/benchmarks/raw/{backend}.json"
         session.run("python", "-m", "pytest", "benchmarks", "-p", "no:cacheprovider",
                     f"--benchmark-json={raw}", "--benchmark-columns=median,iqr,rounds,iterations",
-                    "--benchmark-sort=fullname", *session.posargs,
+                    "--benchmark-sort=fullname", *posargs,
                     env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
         written.append(raw)
     session.run("regbench", "bench-report", *written)
+    if not steps_only:
+        session.run("regbench", "bench-grid")
