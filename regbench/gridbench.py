@@ -57,8 +57,8 @@ CONFIGS = (
 )
 
 # A seconds-long configuration for the tests (`--only smoke`); not part of the default run.
-SMOKE = Config("smoke", "ablations/smoke.toml", 3, 1, 64, train_subset=500,
-               note="smoke study, 3 arms x 3 seeds, 1 epoch on 500 images")
+SMOKE = Config("smoke", "ablations/smoke.toml", 2, 1, 64, train_subset=300,
+               note="smoke study, 3 arms x 2 seeds, 1 epoch on 300 images")
 
 
 # --- the child process: one engine on one configuration ------------------------------------
