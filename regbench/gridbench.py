@@ -98,12 +98,12 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
         callbacks = [keras.callbacks.EarlyStopping(
             monitor="val_xent", patience=stopping.patience, min_delta=stopping.min_delta,
             restore_best_weights=stopping.restore_best_weights)] if stopping else []
-        net.fit(x[fit], y[fit], batch_size=cell.training.batch_size,
-                epochs=cell.training.epochs, validation_data=(x[val], y[val]),
-                callbacks=callbacks, verbose=0)
+        history = net.fit(x[fit], y[fit], batch_size=cell.training.batch_size,
+                          epochs=cell.training.epochs, validation_data=(x[val], y[val]),
+                          callbacks=callbacks, verbose=0).history
         scores = net.evaluate(x_test, y_test, verbose=0, return_dict=True)
-        rows.append({"arm": cell.arm.label, "seed": cell.seed,
-                     "test_acc": float(scores["accuracy"])})
+        rows.append({"arm": cell.arm.label, "seed": cell.seed, "n_fit": len(fit),
+                     "epochs_run": len(history["loss"]), "test_acc": float(scores["accuracy"])})
     return rows
 
 
@@ -117,7 +117,8 @@ def train_regbench(cells: list, data_dir: str | None) -> list[dict]:
         path = Path(folder) / "results.jsonl"
         executors.run_local(cells, path, options, _Quiet())
         rows = store.read_rows(path)
-    return [{"arm": row["arm"], "seed": row["seed"], "test_acc": row["test_acc"],
+    return [{"arm": row["arm"], "seed": row["seed"], "n_fit": row["n_fit"],
+             "epochs_run": row["epochs_run"], "test_acc": row["test_acc"],
              "pack_size": row.get("pack_size", 1)} for row in rows]
 
 
@@ -137,9 +138,32 @@ class _Quiet:
         pass
 
 
+def training_gflop(cells: list, rows: list[dict]) -> float:
+    """Arithmetic of the epochs the cells ran: 6 x forward multiply-adds per example seen."""
+    from regbench import data
+    from regbench.pack import macs_per_example
+
+    macs = macs_per_example(cells[0].model, data.DATASETS[cells[0].dataset])
+    return sum(6 * macs * row["n_fit"] * row["epochs_run"] for row in rows) / 1e9
+
+
+def matmul_peak() -> float:
+    """Best GFLOP/s of a float32 2048 x 2048 matmul on this backend: the roofline's roof."""
+    from regbench import bench
+
+    n = 2048
+    a, b = bench.matmul_operands(n)
+    bench.matmul(a, b)  # warm-up
+    best = min(bench.time_calls(lambda: bench.matmul(a, b), 5))
+    return 2 * n ** 3 / best / 1e9
+
+
 def child(config_name: str, engine: str, out: Path, data_dir: str | None) -> None:
     from regbench import train
 
+    if engine == "peak":
+        out.write_text(json.dumps({"peak_gflops": matmul_peak()}))
+        return
     config = _config(config_name)
     train.configure(deterministic=engine == "regbench")
     cells = cells_of(config)
@@ -147,6 +171,7 @@ def child(config_name: str, engine: str, out: Path, data_dir: str | None) -> Non
     rows = (train_regbench if engine == "regbench" else train_naive)(cells, data_dir)
     out.write_text(json.dumps({
         "train_s": time.perf_counter() - began,
+        "train_gflop": training_gflop(cells, rows),
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "rows": rows,
     }))
@@ -163,6 +188,7 @@ def _config(name: str) -> Config:
 
 
 def measure(config: Config, engine: str, data_dir: str | None) -> dict:
+    """One child process: `engine` ("naive", "regbench", or "peak") on `config`."""
     with tempfile.TemporaryDirectory() as folder:
         out = Path(folder) / "out.json"
         load_before = os.getloadavg()[0]
@@ -202,7 +228,7 @@ def agreement(naive: list[dict], ours: list[dict]) -> list[dict]:
     return out
 
 
-def summarize(runs: list[dict]) -> list[dict]:
+def summarize(runs: list[dict], peak_gflops: float) -> list[dict]:
     summary = []
     for config in (*CONFIGS, SMOKE):
         mine = {run["engine"]: run for run in runs if run["config"] == config.name}
@@ -220,6 +246,10 @@ def summarize(runs: list[dict]) -> list[dict]:
                      ours["load_after"]],
             "arms_agree": sum(a["agree"] for a in arms), "arms": arms,
             "pack_sizes": sorted({r["pack_size"] for r in ours["rows"]}),
+            # where the time goes: achieved training arithmetic against the matmul roof
+            "peak_gflops": peak_gflops,
+            "naive_gflops": naive["train_gflop"] / naive["train_s"],
+            "regbench_gflops": ours["train_gflop"] / ours["train_s"],
         })
     return summary
 
@@ -234,8 +264,9 @@ def render(summary: list[dict], machine: dict, command: str) -> str:
         "and compilation included); peak memory is the process's maximum resident set.", "",
         f"Regenerate: `{command}`", "",
         "| configuration | cells | naive s | regbench s | speed-up | target | naive peak MiB "
-        "| regbench peak MiB | arms agreeing | load avg (1 min) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| regbench peak MiB | GFLOP/s naive / regbench (of peak) | arms agreeing "
+        "| load avg (1 min) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in summary:
         lines.append(
@@ -243,9 +274,17 @@ def render(summary: list[dict], machine: dict, command: str) -> str:
             f"{s['regbench_s']:.0f} | **{s['speedup']:.2f}x** | "
             f"{'>=' if s['target'] > 1 else 'not slower: >='} {s['target']:g}x "
             f"({'met' if s['met'] else 'NOT met'}) | {s['naive_peak_mib']:.0f} | "
-            f"{s['regbench_peak_mib']:.0f} | {s['arms_agree']}/{len(s['arms'])} | "
+            f"{s['regbench_peak_mib']:.0f} | {s['naive_gflops']:.3g} / "
+            f"{s['regbench_gflops']:.3g} ({s['naive_gflops'] / s['peak_gflops']:.1%} / "
+            f"{s['regbench_gflops'] / s['peak_gflops']:.1%}) | "
+            f"{s['arms_agree']}/{len(s['arms'])} | "
             f"{' / '.join(f'{x:.1f}' for x in s['load'])} |")
-    lines += ["", "Load average: before and after the naive run, then the regbench run. "
+    lines += ["", "GFLOP/s: 6 x forward multiply-adds x examples of the epochs each cell "
+              "ran, over the engine's training time; `of peak`: against the best float32 "
+              "2048 x 2048 matmul measured in the same run "
+              f"({summary[0]['peak_gflops']:.0f} GFLOP/s), the roof of a roofline. A small "
+              "fraction means the time goes to per-step overhead, not arithmetic.", "",
+              "Load average: before and after the naive run, then the regbench run. "
               "regbench's pack sizes: " + "; ".join(
                   f"{s['config']}: {s['pack_sizes']}" for s in summary), ""]
     for s in summary:
@@ -270,6 +309,7 @@ def cmd_bench_grid(args) -> int:
 
     configs = [_config(args.only)] if args.only else list(CONFIGS)
     data_dir = args.data_dir or os.environ.get("REGBENCH_DATA_DIR")
+    peak = measure(CONFIGS[0], "peak", data_dir)["peak_gflops"]
     runs = []
     for config in configs:
         for engine in ("naive", "regbench"):
@@ -278,12 +318,13 @@ def cmd_bench_grid(args) -> int:
             print(f"bench-grid: {config.name}: {engine} {run['wall_s']:.0f} s, "
                   f"peak {run['peak_rss_mib']:.0f} MiB", flush=True)
             runs.append(run)
-    summary = summarize(runs)
+    summary = summarize(runs, peak)
     args.out.mkdir(parents=True, exist_ok=True)
     machine = machine_fingerprint()
     command = "regbench bench-grid" + (f" --only {args.only}" if args.only else "")
     (args.out / "grid.json").write_text(json.dumps(
-        {"command": command, "machine": machine, "summary": summary, "runs": runs},
+        {"command": command, "machine": machine, "peak_gflops": peak, "summary": summary,
+         "runs": runs},
         indent=1, default=float) + "\n")
     (args.out / "grid.md").write_text(render(summary, machine, command))
     for s in summary:
