@@ -119,7 +119,7 @@ def train_regbench(cells: list, data_dir: str | None) -> list[dict]:
         rows = store.read_rows(path)
     return [{"arm": row["arm"], "seed": row["seed"], "n_fit": row["n_fit"],
              "epochs_run": row["epochs_run"], "test_acc": row["test_acc"],
-             "pack_size": row.get("pack_size", 1)} for row in rows]
+             "pack_size": row.get("pack_size", 1), "fit_s": row["fit_s"]} for row in rows]
 
 
 class _Quiet:
