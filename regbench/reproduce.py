@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from regbench import stats
+from regbench import stats, store
 from regbench.errors import RegbenchError
 from regbench.report import (
     Code,
@@ -37,7 +37,7 @@ from regbench.study import Cell, load_study
 
 STUDY_DIR = Path("ablations/published")
 REPORT_DIR = Path("reports/published")
-PROBE_SUBSET = 2000  # images in a probe cell, which times a study too large for this machine
+PROBE_SUBSET = 10_000  # images in a probe cell, which times a study too large for this machine
 
 
 @dataclass(frozen=True)
@@ -272,7 +272,7 @@ def run(name: str, train, say=print, gpu: bool | None = None) -> Path:
     `train(cells, store)` trains cells into a store (the command line's local executor).
     """
     repro = get(name)
-    store = store_path(name)
+    path = store_path(name)
     gpu = gpu_visible() if gpu is None else gpu
     for study in repro.not_run:
         if not gpu:
@@ -280,29 +280,27 @@ def run(name: str, train, say=print, gpu: bool | None = None) -> Path:
                 "and a short probe times it on this machine")
     for what, cells in plan(repro, gpu):
         say(f"{name}: {what}: {len(cells)} cells")
-        train(cells, store)
-    if repro.final_seeds and store.is_file():
-        cells = final_cells(repro, load_results(store))
+        train(cells, path)
+    rows = stored_rows(path)
+    if repro.final_seeds and len(rows):
+        cells = final_cells(repro, rows)
         if cells:
             say(f"{name}: chosen grid points at seeds {list(repro.final_seeds)}: "
                 f"{len(cells)} cells")
-            train(cells, store)
-        longer = stretch_cells(repro, load_results(store), cells)
+            train(cells, path)
+        longer = stretch_cells(repro, stored_rows(path), cells)
         if longer:
             say(f"{name}: budget check, {', '.join(repro.stretch_methods)} with the schedule "
                 f"stretched {repro.stretch}x: {len(longer)} cells")
-            train(longer, store)
+            train(longer, path)
     return write(name)
 
 
 def write(name: str) -> Path:
     """The report of `name` from its stored rows; trains nothing."""
     repro = get(name)
-    store = store_path(name)
-    rows = load_results(store) if store.is_file() else pd.DataFrame()
-    if not rows.empty and "status" not in rows:
-        rows["status"] = "ok"
-    out = store.parent
+    rows = stored_rows(store_path(name))
+    out = store_path(name).parent
     blocks = REPORTS[repro.report](repro, rows)
     findings = out / "FINDINGS.md"
     if findings.is_file():
@@ -317,12 +315,17 @@ def write(name: str) -> Path:
     return out
 
 
+def stored_rows(path: Path) -> pd.DataFrame:
+    """The newest row per cell of a store; empty when there is none yet."""
+    return load_results(path) if store.read_rows(path) else pd.DataFrame()
+
+
 def write_index() -> Path:
     """reports/published/README.md: every reproduction, its report and its stored cells."""
     lines = []
     for name, repro in REPRODUCTIONS.items():
         path = store_path(name)
-        cells = len(load_results(path)) if path.is_file() else 0
+        cells = len(stored_rows(path))
         link = f"[{name}]({name}/README.md)" if (path.parent / "README.md").is_file() else name
         lines.append((link, repro.title, str(cells)))
     blocks = [Heading("Published comparisons, reproduced", 1),
@@ -410,7 +413,8 @@ def probe_blocks(repro: Reproduction, rows: pd.DataFrame) -> list:
     out = []
     for probe in repro.probes:
         study = load_study(study_path(probe.study))
-        part = rows[rows["study"] == f"{probe.study}_probe"] if len(rows) else rows
+        part = rows[(rows["study"] == f"{probe.study}_probe")
+                    & (rows["train_subset"] == PROBE_SUBSET)] if len(rows) else rows
         if part.empty or "epoch_s" not in part:
             out.append(Para(f"`{probe.study}`: not yet run; no timing probe stored."))
             continue
@@ -419,14 +423,19 @@ def probe_blocks(repro: Reproduction, rows: pd.DataFrame) -> list:
         cells = study.cells()
         total = sum(per_image * (c.training.train_subset or _fit_size(c)) * c.training.epochs
                     for c in cells)
+        finals = len(repro.rows) * len(repro.final_seeds)  # Table 9: the chosen points too
+        if finals:
+            total *= 1 + finals / len(cells)
+        what = f"{len(cells)} cells" + (f" and {finals} final cells" if finals else "")
         out.append(Para(
-            f"`{probe.study}`: **not yet run here** (no GPU). A probe cell ({probe.epochs} "
-            f"epochs of `{cells[0].arm.label}` on {PROBE_SUBSET} images, seed 0) took "
-            f"{per_image * 1e3:.2f} ms per training image in its last epoch on this machine "
-            f"({probe_row.get('device', '?')}, {probe_row.get('cpu_count', '?')} cores), so its "
-            f"{len(cells)} cells would need about {total / 3600:.1f} h of training here "
-            "(validation and evaluation not counted). Run it with "
-            f"`regbench reproduce {repro.name}` on a machine whose Keras backend sees a GPU."))
+            f"`{probe.study}`: **not yet run here**: `regbench reproduce {repro.name}` trains "
+            "it only where the Keras backend sees a GPU. A probe cell "
+            f"({probe.epochs} epochs of `{cells[0].arm.label}` on {PROBE_SUBSET} images, seed "
+            f"0) took {per_image * 1e3:.2f} ms per training image in its last epoch on this "
+            f"machine ({probe_row.get('device', '?')}, {probe_row.get('cpu_count', '?')} "
+            f"cores), so its {what} would need about {total / 3600:.1f} h of training here "
+            "(an upper estimate at this rate: the probe's epoch includes a pass over the "
+            f"validation images, {probe_row.get('n_val', '?')} of them)."))
     return out
 
 
