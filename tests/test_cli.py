@@ -176,7 +176,7 @@ BAD = {  # case: (study file text or None for no file, extra arguments, message 
     "malformed TOML": ('datasets = ["mnist"\n', [], None),
     "unknown key": ("epoch = 3\n" + GOOD, [], "unknown key `epoch`. Valid keys: name, "
                                              "description, datasets, seeds, model, training, "
-                                             "techniques, design"),
+                                             "sweep, techniques, design"),
     "unknown technique": (
         GOOD + '[techniques.decay]\nfactor = 0.1\n', [],
         f"techniques.decay: unknown technique `decay`. Valid techniques: {VALID_TECHNIQUES}"),
