@@ -155,6 +155,7 @@ class Streams:
     val: np.ndarray            # (streams, n_val)
     seeds: list[int]
     split_labels: bool         # labels as one tensor per stream (branch packs' K outputs)
+    masks: Any = None          # (step, batch size) -> dropout masks by layer (a stack's)
 
     def batches(self, index: np.ndarray, batch_size: int):
         """Batches of (x: (b, streams, *image), labels) from an (n, streams) index matrix:
@@ -174,9 +175,20 @@ class Streams:
     def epoch(self, epoch: int, batch_size: int):
         """One epoch's batches, in each stream's own order (`train.epoch_order`)."""
         n_fit = self.fit.shape[1]
-        return self.batches(np.stack([idx[train.epoch_order(n_fit, seed, epoch)]
-                                      for idx, seed in zip(self.fit, self.seeds)], axis=1),
-                            batch_size)
+        order = np.stack([idx[train.epoch_order(n_fit, seed, epoch)]
+                          for idx, seed in zip(self.fit, self.seeds)], axis=1)
+        if self.masks is None:
+            return self.batches(order, batch_size)
+        import tensorflow as tf
+
+        x, y, masks = self.x, self.y, self.masks
+        first_step = epoch * math.ceil(n_fit / batch_size)  # training steps so far
+
+        def gather(step, idx):
+            return ({"images": tf.gather(x, idx), **masks(step, tf.shape(idx)[0])},
+                    tf.gather(y, idx))
+        return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+                .enumerate(start=first_step).map(gather).prefetch(4))
 
 
 def evaluate_pack(net, members: list, streams: Streams, x_test, y_test) -> list:
@@ -314,6 +326,8 @@ def _train(cells: list[Cell], data_dir, deterministic: bool, on_epoch, grid=None
         net(np.zeros((1, len(grid), *info.image_shape), np.float32))  # creates the weights
         members = [stack_layers.StackedMember(net, s, a)
                    for s in range(len(grid)) for a in range(len(grid[0]))]
+        if keras.backend.backend() == "tensorflow" and net.dropout_layers():
+            streams.masks = stack_layers.MaskSource(net.dropout_layers())
         loss = stack_layers.MemberCrossentropy()
         metrics = [stack_layers.MemberMetrics(len(grid), len(grid[0]))]
     else:
@@ -323,11 +337,12 @@ def _train(cells: list[Cell], data_dir, deterministic: bool, on_epoch, grid=None
                     keras.metrics.SparseCategoricalCrossentropy(name="xent")] for _ in cells]
     net.compile(optimizer=train.make_optimizer(cells[0].training), loss=loss, metrics=metrics,
                 steps_per_execution=train.STEPS_PER_EXECUTION, jit_compile="auto")
-    if grid and keras.backend.backend() == "tensorflow" and not stack.draws(cells[0]):
-        # XLA fuses the per-member element-wise work (penalties, constraints, the optimizer)
-        # into few loops: about 2x faster here. Keras turns it off on CPU and whenever TF op
-        # determinism is on; XLA on CPU is deterministic for these ops (tests/test_pack.py
-        # trains a stack twice and compares), so it is forced on (see `stack.stack_key`).
+    if grid and keras.backend.backend() == "tensorflow" and not stack.augments(cells[0]):
+        # XLA fuses the per-member element-wise work (penalties, constraints, masks, the
+        # optimizer) into few loops: about 2x faster here. Keras turns it off on CPU and
+        # whenever TF op determinism is on; XLA on CPU is deterministic for these ops
+        # (tests/test_pack.py trains a stack twice and compares), so it is forced on where
+        # Keras's layers have XLA kernels (not its image transforms: `stack.stack_key`).
         net._jit_compile = True
     started = time.perf_counter()
     records = fit_pack(net, members, cells, streams, on_epoch)

@@ -53,20 +53,18 @@ def stackable(cell: Cell) -> bool:
                     for t in cell.arm.techniques))
 
 
-def draws(cell: Cell) -> bool:
-    """Whether training draws random numbers (dropout masks, augmentation)."""
-    return cell.arm.get("augmentation") is not None or cell.arm.get("dropout") is not None
+def augments(cell: Cell) -> bool:
+    return cell.arm.get("augmentation") is not None
 
 
 def stack_key(cell: Cell) -> tuple:
     """Cells with equal keys can share one stacked network: the same data, network shape and
     training; the same kind of input (shared by a seed's members, or transformed per member by
-    augmentation or input dropout); and random draws or none. Networks without draws are
-    compiled with XLA; with them they are not, because TensorFlow draws other random numbers
-    inside XLA than outside, where the cell alone is trained."""
+    augmentation or input dropout); and augmentation or none. Networks without augmentation
+    are compiled with XLA; Keras's image transforms have no XLA kernels on TensorFlow."""
     dropout = cell.arm.get("dropout")
-    per_member = cell.arm.get("augmentation") is not None or bool(dropout and dropout.input_rate)
-    return (cell.dataset, cell.model, cell.training, per_member, draws(cell))
+    per_member = augments(cell) or bool(dropout and dropout.input_rate)
+    return (cell.dataset, cell.model, cell.training, per_member, augments(cell))
 
 
 def stack_size(cell: Cell, macs: int) -> int:

@@ -61,20 +61,22 @@ def build_stacked(grid: list[list[Cell]], info):
             max_norm=_grid_array(grid, _setting("max_norm", "c", math.inf)),
             activation=activation, shared_input=shared, name=name)
 
-    def dropout(name: str, field: str):
+    def dropout(name: str, field: str, width: int):
         rates = _grid_array(grid, _setting("dropout", field, 0.0))
         if not rates.any():
             return None
         seeds = _grid_array(grid, lambda cell: layer_seed(cell.seed, name), dtype=np.int64)
-        return StackedDropout(rates, seeds, name=name)
+        return StackedDropout(rates, seeds, width, name=name)
 
     stage = None
     if per_member:
         augment = [[_augmentation_layers(cell.arm, cell.seed, info.flip_ok, f"s{s}a{a}_")
                     for a, cell in enumerate(row)] for s, row in enumerate(grid)]
-        stage = StackedInput(augment, dropout("dropout_input", "input_rate"), name="input")
-
     width = int(np.prod(info.image_shape))
+    if per_member:
+        stage = StackedInput(augment, dropout("dropout_input", "input_rate", width),
+                             name="input")
+
     hidden = []
     for i, units in enumerate(first.model.hidden):
         layer = [dense(f"hidden_{i}", width, units, first.model.activation,
@@ -84,7 +86,7 @@ def build_stacked(grid: list[list[Cell]], info):
             layer.append(StackedBatchNorm(
                 enabled, _grid_array(grid, _setting("batchnorm", "momentum", 0.99)),
                 _grid_array(grid, _setting("batchnorm", "epsilon", 1e-3)), name=f"bn_{i}"))
-        if (drop := dropout(f"dropout_{i}", "rate")) is not None:
+        if (drop := dropout(f"dropout_{i}", "rate", units)) is not None:
             layer.append(drop)
         hidden += layer
         width = units
@@ -205,17 +207,20 @@ class StackedBatchNorm(keras.layers.Layer):
 
 
 class StackedDropout(keras.layers.Layer):
-    """Per-member dropout: member (s, a) draws its mask from its own seeded generator, the
-    generator a Keras `Dropout` layer with that seed would use, so the masks are the ones the
-    cell draws alone."""
+    """Per-member dropout: member (s, a) draws the masks a Keras `Dropout` layer seeded as in
+    the cell alone draws. With TensorFlow the masks come with the batch (`MaskSource`, drawn
+    outside XLA, which draws other numbers); elsewhere each member's own seeded generator
+    draws them here."""
 
-    def __init__(self, rates, seeds, **kwargs):
+    def __init__(self, rates, seeds, width: int, **kwargs):
         super().__init__(**kwargs)
-        self.rates = rates
+        self.rates, self.seeds, self.width = rates, seeds, width
         self.generators = {(s, a): keras.random.SeedGenerator(int(seeds[s, a]))
                            for s, a in zip(*np.nonzero(rates))}
 
-    def call(self, h, training=False):
+    def call(self, h, training=False, given=None):
+        if given is not None:  # (S, A, B, width)
+            return h * given
         if not training:
             return h
         ones = ops.ones(ops.shape(h)[2:])
@@ -224,6 +229,39 @@ class StackedDropout(keras.layers.Layer):
                   if (s, a) in self.generators else ones
                   for a in range(self.rates.shape[1])] for s in range(self.rates.shape[0])]
         return h * ops.stack([ops.stack(row) for row in masks])
+
+
+class MaskSource:
+    """A stack's dropout masks for one batch, drawn in the input pipeline (TensorFlow).
+
+    Training step t of a Keras `Dropout` layer seeded `seed` draws TensorFlow's stateless
+    dropout with seed [seed, t] (its `SeedGenerator` counts calls), so member (s, a) at step t
+    gets exactly the mask its cell alone gets at step t.
+    """
+
+    def __init__(self, layers: list[StackedDropout]):
+        self.layers = layers
+
+    def __call__(self, step, batch) -> dict:
+        import tensorflow as tf
+        from keras.src.backend.tensorflow.random import _cast_seed
+
+        out = {}
+        for layer in self.layers:
+            ones = tf.ones((batch, layer.width))
+            rows = []
+            for s, a_rates in enumerate(layer.rates):
+                row = []
+                for a, rate in enumerate(a_rates):
+                    if rate > 0:
+                        seed = tf.stack([tf.constant(int(layer.seeds[s, a]), tf.int64), step])
+                        row.append(tf.nn.experimental.stateless_dropout(
+                            ones, rate=float(rate), seed=_cast_seed(seed)))
+                    else:
+                        row.append(ones)
+                rows.append(tf.stack(row, axis=1))
+            out[layer.name] = tf.stack(rows, axis=1)  # (B, S, A, width)
+        return out
 
 
 class StackedInput(keras.layers.Layer):
@@ -235,7 +273,7 @@ class StackedInput(keras.layers.Layer):
         self.augment = augment
         self.dropout = dropout
 
-    def call(self, x, training=False):
+    def call(self, x, training=False, given=None):
         rows = []
         for s, row in enumerate(self.augment):
             images = []
@@ -246,7 +284,9 @@ class StackedInput(keras.layers.Layer):
                 images.append(ops.reshape(h, (ops.shape(h)[0], -1)))
             rows.append(ops.stack(images))
         h = ops.stack(rows)
-        return self.dropout(h, training=training) if self.dropout is not None else h
+        if self.dropout is None:
+            return h
+        return self.dropout(h, training=training, given=given)
 
 
 class StackedMLP(keras.Model):
@@ -257,15 +297,31 @@ class StackedMLP(keras.Model):
         self.rows, self.cols = rows, cols
         self.stage, self.hidden_layers, self.head = stage, hidden, head
 
-    def call(self, x, training=False):
-        x = ops.moveaxis(x, 1, 0)  # (S, B, *image)
+    def call(self, inputs, training=False):
+        """`inputs`: images (batch, S, *image), or a dict of them ("images") and dropout masks
+        by layer name, (batch, S, A, width) each (`MaskSource`)."""
+        masks = {}
+        if isinstance(inputs, dict):
+            masks = {name: ops.transpose(m, (1, 2, 0, 3))
+                     for name, m in inputs.items() if name != "images"}
+            inputs = inputs["images"]
+        x = ops.moveaxis(inputs, 1, 0)  # (S, B, *image)
         if self.stage is not None:
-            h = self.stage(x, training=training)
+            h = self.stage(x, training=training, given=masks.get("dropout_input"))
         else:
             h = ops.reshape(x, (self.rows, ops.shape(x)[1], -1))
         for layer in self.hidden_layers:
-            h = layer(h, training=training)
+            if isinstance(layer, StackedDropout):
+                h = layer(h, training=training, given=masks.get(layer.name))
+            else:
+                h = layer(h, training=training)
         return ops.transpose(self.head(h), (2, 0, 1, 3))
+
+    def dropout_layers(self) -> list[StackedDropout]:
+        layers = [layer for layer in self.hidden_layers if isinstance(layer, StackedDropout)]
+        if self.stage is not None and self.stage.dropout is not None:
+            layers.insert(0, self.stage.dropout)
+        return layers
 
 
 class MemberCrossentropy(keras.losses.Loss):
