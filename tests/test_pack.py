@@ -25,13 +25,14 @@ STUDY = {
     "techniques": {"max_norm": {"c": 0.5}, "early_stopping": {"patience": 0}},
     "design": {"kind": "explicit", "arms": ARMS},
 }
-# Branch packs, measured identical on TensorFlow CPU: each member's ops are the ops it runs alone.
+# Branch packs, measured identical on TensorFlow CPU: a member's ops are the ops it runs alone.
 TOLERANCE = 1e-6
 # Stacks, measured on TensorFlow 2.21 CPU over these 48 steps at learning rate 0.02: stopped
 # and best epochs equal; accuracies, norms and penalties equal (to 1e-4) for 19 of 20 cells;
 # l1_l2 at seed 2 within 4 of 600 examples and 0.3% of its penalty (L1's gradient flips sign
-# at zero, which amplifies rounding); cross-entropies within 5e-3. A stacked matmul rounds differently and training amplifies it, so a longer
-# training drifts further; the benchmark compares whole accuracy distributions instead.
+# at zero, which amplifies rounding); cross-entropies within 5e-3. A stacked matmul rounds
+# differently and training amplifies it, so a longer training drifts further; the benchmark
+# (`regbench bench-grid`) compares whole accuracy distributions instead.
 STACK_ABS = {"acc": 1e-2, "xent": 2e-2, "penalty": 1e-3}
 STACK_REL = 1e-2
 COMPARED = ["train_acc", "train_xent", "val_acc", "val_xent", "test_acc", "test_xent",
