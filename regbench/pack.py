@@ -87,10 +87,11 @@ def plan_packs(cells: list[Cell], limit: int | None = None) -> list[list[Cell]]:
         for grid in stack.grids(members):
             cols = min(size, len(grid[0]))
             rows = max(1, size // cols)
-            for a in range(0, len(grid[0]), cols):
-                for s in range(0, len(grid), rows):
+            for s in range(0, len(grid), rows):
+                for a in range(0, len(grid[0]), cols):
                     packs.append([cell for row in grid[s:s + rows] for cell in row[a:a + cols]])
-    return packs
+    position = {id(cell): i for i, cell in enumerate(cells)}
+    return sorted(packs, key=lambda p: min(position[id(cell)] for cell in p))  # study order
 
 
 def _macs(cell: Cell) -> int:

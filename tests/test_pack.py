@@ -139,10 +139,11 @@ def test_plan_stacks_whole_seed_rows_by_stack_key():
     cells = parse_study(study, "plan").cells()
     packs = pack.plan_packs(cells)
     labels = [sorted({c.arm.label for c in p}) for p in packs]
-    assert labels == [["l1", "none"], ["dropout"], ["augmentation"]]  # draws, input: apart
-    assert [len(p) for p in packs] == [6, 3, 3]
-    assert [len(p) for p in pack.plan_packs(cells, limit=4)] == [4, 2, 3, 3]  # 2 rows, then 1
-    assert all(len(p) == 1 for p in pack.plan_packs(cells, limit=1))
+    assert labels == [["dropout", "l1", "none"], ["augmentation"]]  # augmented input: apart
+    assert [len(p) for p in packs] == [9, 3]
+    assert [len(p) for p in pack.plan_packs(cells, limit=7)] == [6, 3, 3]  # 2 rows, then 1
+    assert [len(p) for p in pack.plan_packs(cells, limit=2)] == [2, 1, 2, 2, 1, 2, 1, 1]
+    assert [p for p in pack.plan_packs(cells, limit=1)] == [[cell] for cell in cells]
 
 
 def test_grids_of_a_half_finished_study():
