@@ -31,7 +31,8 @@ def _penalty_factors(arm: recipe.Arm, is_output: bool) -> tuple[float, float]:
 
 
 def _grid_array(grid, value, dtype=np.float32) -> np.ndarray:
-    return np.array([[value(cell) for cell in row] for row in grid], dtype=dtype)
+    with np.errstate(over="ignore"):  # a factor beyond float32 becomes inf, refused below
+        return np.array([[value(cell) for cell in row] for row in grid], dtype=dtype)
 
 
 def _setting(kind: str, field: str, default):
@@ -54,10 +55,12 @@ def build_stacked(grid: list[list[Cell]], info):
 
     def dense(name: str, fan_in: int, units: int, activation: str, is_output=False,
               shared=False):
+        l1 = _grid_array(grid, lambda cell: _penalty_factors(cell.arm, is_output)[0])
+        l2 = _grid_array(grid, lambda cell: _penalty_factors(cell.arm, is_output)[1])
+        if not (np.isfinite(l1).all() and np.isfinite(l2).all()):  # as Keras refuses them
+            raise ValueError(f"{name}: a penalty factor does not fit in float32")
         return StackedDense(
-            inits(name, (fan_in, units)),
-            l1=_grid_array(grid, lambda cell: _penalty_factors(cell.arm, is_output)[0]),
-            l2=_grid_array(grid, lambda cell: _penalty_factors(cell.arm, is_output)[1]),
+            inits(name, (fan_in, units)), l1=l1, l2=l2,
             max_norm=_grid_array(grid, _setting("max_norm", "c", math.inf)),
             activation=activation, shared_input=shared, name=name)
 
