@@ -9,13 +9,14 @@ transforms its own input (augmentation, input dropout) the first layer is one ma
 (batch, pixels) @ (pixels, A * units): the arms at a seed share the read of the input.
 
 What stays per member: initial weights (the same seeded initializers as alone), penalty
-coefficients per layer, max-norm, dropout rates and masks (drawn by the member's own seeded
-generator, the masks the cell draws alone), batch normalization (on or off, momentum, epsilon,
-statistics over the member's own batch), augmentation draws (the member's own seeded layers),
-optimizer state (Adam, SGD and RMSprop act element-wise), and early stopping (Keras's
-EarlyStopping on the member's validation cross-entropy, via `pack.fit_pack`). What differs from
-training alone is floating-point rounding only: a stacked matmul may sum in another order.
-`tests/test_stack.py` measures the agreement for every technique.
+coefficients per layer, max-norm, dropout rates and masks (the masks the cell draws alone:
+`stack_layers.StackedDropout`, `stack_layers.MaskSource`), batch normalization (on or off,
+momentum, epsilon, statistics over the member's own batch), augmentation draws (the member's
+own seeded layers), optimizer state (Adam, SGD and RMSprop act element-wise), and early
+stopping (Keras's EarlyStopping on the member's validation cross-entropy, via
+`pack.fit_pack`). What differs from training alone is floating-point rounding only: a
+stacked matmul may sum in another order.
+`tests/test_pack.py` measures the agreement for every technique.
 """
 
 from __future__ import annotations
