@@ -110,32 +110,17 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
 def train_regbench(cells: list, data_dir: str | None) -> list[dict]:
     """The cells as `regbench run` trains them, into a throw-away store."""
     from regbench import executors, store
+    from regbench.cli import Progress
 
     options = argparse.Namespace(pack_size=None, nondeterministic=False, data_dir=data_dir,
                                  retry_failed=False)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "results.jsonl"
-        executors.run_local(cells, path, options, _Quiet())
+        executors.run_local(cells, path, options, Progress(len(cells), quiet=True))
         rows = store.read_rows(path)
     return [{"arm": row["arm"], "seed": row["seed"], "n_fit": row["n_fit"],
              "epochs_run": row["epochs_run"], "test_acc": row["test_acc"],
              "pack_size": row.get("pack_size", 1), "fit_s": row["fit_s"]} for row in rows]
-
-
-class _Quiet:
-    """The progress interface `executors.run_local` calls, saying nothing."""
-
-    def skip(self):
-        pass
-
-    def start(self, cells):
-        pass
-
-    def epoch(self, *args):
-        pass
-
-    def finish(self, row):
-        pass
 
 
 def training_gflop(cells: list, rows: list[dict]) -> float:

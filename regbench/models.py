@@ -74,7 +74,8 @@ class KLSparsityPenalty(keras.regularizers.Regularizer):
         return self.weight * ops.sum(kl) * ops.cast(ops.shape(x)[0], x.dtype)
 
 
-def _penalty(arm: Arm, is_output: bool):
+def penalty_factors(arm: Arm, is_output: bool) -> tuple[float, float]:
+    """(l1, l2) the arm's penalties put on one kernel; several penalties add up."""
     l1 = l2 = 0.0
     for technique in arm.techniques:
         if technique.kind in ("l1", "l2", "l1_l2", "weight_decay"):
@@ -85,6 +86,11 @@ def _penalty(arm: Arm, is_output: bool):
             l2 += technique.l2 if technique.kind == "l1_l2" else (
                 technique.factor if technique.kind == "l2" else 0.0)
             l2 += technique.factor / 2 if technique.kind == "weight_decay" else 0.0
+    return l1, l2
+
+
+def _penalty(arm: Arm, is_output: bool):
+    l1, l2 = penalty_factors(arm, is_output)
     base = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
     late = arm.get("l1_late")
     if late is None or (is_output and late.layers == "hidden"):

@@ -12,23 +12,11 @@ import keras
 import numpy as np
 from keras import ops
 
-from regbench import recipe
-from regbench.models import _augmentation_layers, layer_seed
+from regbench.models import _augmentation_layers, layer_seed, penalty_factors
 from regbench.stack import stack_key
 from regbench.study import Cell
 
 # --- per-member settings as arrays over the grid ------------------------------------------
-
-def _penalty_factors(arm: recipe.Arm, is_output: bool) -> tuple[float, float]:
-    """(l1, l2) on one Dense kernel, as `models` sums them for the cell alone."""
-    l1 = l2 = 0.0
-    for t in arm.techniques:
-        if t.kind not in ("l1", "l2", "l1_l2") or (is_output and t.layers == "hidden"):
-            continue
-        l1 += t.l1 if t.kind == "l1_l2" else t.factor if t.kind == "l1" else 0.0
-        l2 += t.l2 if t.kind == "l1_l2" else t.factor if t.kind == "l2" else 0.0
-    return l1, l2
-
 
 def _grid_array(grid, value, dtype=np.float32) -> np.ndarray:
     with np.errstate(over="ignore"):  # a factor beyond float32 becomes inf, refused below
@@ -55,8 +43,8 @@ def build_stacked(grid: list[list[Cell]], info):
 
     def dense(name: str, fan_in: int, units: int, activation: str, is_output=False,
               shared=False):
-        l1 = _grid_array(grid, lambda cell: _penalty_factors(cell.arm, is_output)[0])
-        l2 = _grid_array(grid, lambda cell: _penalty_factors(cell.arm, is_output)[1])
+        l1 = _grid_array(grid, lambda cell: penalty_factors(cell.arm, is_output)[0])
+        l2 = _grid_array(grid, lambda cell: penalty_factors(cell.arm, is_output)[1])
         if not (np.isfinite(l1).all() and np.isfinite(l2).all()):  # as Keras refuses them
             raise ValueError(f"{name}: a penalty factor does not fit in float32")
         return StackedDense(
