@@ -39,6 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--pack-size", type=int, metavar="K",
                      help="train up to K cells together in one compiled step "
                           "(default: chosen from the model size; 1 = one cell at a time)")
+    run.add_argument("--workers", type=int, metavar="N",
+                     help="train packs side by side in N processes, sharing the CPU cores "
+                          "(default: one per core, 1 on a GPU; or $REGBENCH_WORKERS)")
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="where cells are trained: this process, or a Ray cluster")
     run.add_argument("--address", metavar="HOST:PORT",
@@ -107,6 +110,11 @@ def cmd_run(args) -> int:
         raise RegbenchError(f"--store: {path} is a folder; expected a results .jsonl file")
     if args.executor == "local" and (args.address or args.cpus_per_cell != 1):
         raise RegbenchError("--address and --cpus-per-cell need --executor ray")
+    if args.executor == "ray" and args.workers is not None:
+        raise RegbenchError("--workers is for --executor local; Ray places packs itself "
+                            "(--cpus-per-cell)")
+    if args.workers is not None and args.workers < 1:
+        raise RegbenchError(f"--workers: expected an integer >= 1, got {args.workers}")
     cells = study.cells()
     done = store.finished_keys(path, retry_failed=args.retry_failed)
     todo = [c for c in cells if c.key not in done]

@@ -6,12 +6,19 @@ holds or has finished, train the rest, append their rows, release the claims. On
 that claimed a cell appends its row, so a store gets each cell once however many runners share
 it, and a runner killed at any moment leaves its cells free for the next one.
 
-- `run_local`: one pack after another in this process.
-- `run_ray`: packs as Ray tasks on a cluster, each with `cpus_per_cell` CPUs. The driver (this
-  process) claims a pack's cells before submitting it, holds the claims while the task is in
-  flight and appends the rows the task returns; workers never touch the store. Workers need
-  regbench and the dataset (at the `--data-dir` path, or `$REGBENCH_DATA_DIR` of the driver) on
-  every node. The packs are the ones `run_local` would train, so the rows are the same.
+- `run_local`: packs on this machine. With several CPU cores and several packs, packs train
+  side by side in worker processes (`default_workers`), each with its share of the cores:
+  a small network's step uses a second core poorly (measured: one stack's step is 1.3x
+  faster on two cores than on one, two processes on one core each are 1.6x), so whole packs
+  in parallel beat one pack on every core. One pack, one core, or a GPU: in this process.
+- `run_ray`: packs as Ray tasks on a cluster, each with `cpus_per_cell` CPUs.
+
+With worker processes or Ray, the driver (this process) claims a pack's cells before
+submitting it, holds the claims while the pack is in flight and appends the rows it returns;
+workers never touch the store. The packs are the ones a single process would train, so the
+rows are the same (up to the rounding of a different number of threads).
+Workers need regbench and the dataset (at the `--data-dir` path, or `$REGBENCH_DATA_DIR` of
+the driver) on every node.
 """
 
 from __future__ import annotations
@@ -19,25 +26,70 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import threading
 import time
 from pathlib import Path
 
 from regbench.errors import RegbenchError
 
+WORKER_MEMORY = 3 * 2 ** 30   # bytes a worker may need (CIFAR-10 in float32 and a network)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers() -> int:
+    """Worker processes for this machine: one per core, as many as memory holds; one on a
+    GPU (the packs share one device) or when `$REGBENCH_WORKERS` says so."""
+    if os.environ.get("REGBENCH_WORKERS"):
+        return _check_workers(os.environ["REGBENCH_WORKERS"], "$REGBENCH_WORKERS")
+    import keras
+
+    from regbench import provenance
+
+    if provenance.accelerator(keras.backend.backend()):
+        return 1
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return max(1, min(usable_cores(), memory // WORKER_MEMORY))
+
+
+def _check_workers(value, name: str) -> int:
+    try:
+        workers = int(str(value))
+    except ValueError:
+        workers = 0
+    if workers < 1:
+        raise RegbenchError(f"{name}: expected an integer >= 1, got {value!r}")
+    return workers
+
 
 def run_local(todo, path, options, progress) -> None:
-    """Train `todo` (cells) pack by pack in this process, appending each row to store `path`.
+    """Train `todo` (cells) pack by pack on this machine, appending each row to store `path`.
 
-    `options` carries `nondeterministic`, `data_dir`, `retry_failed` and `pack_size` (the
-    `run` arguments); `progress` is the command line's `Progress`.
+    `options` carries `nondeterministic`, `data_dir`, `retry_failed`, `pack_size` and
+    `workers` (the `run` arguments; `workers` None = `default_workers()`); `progress` is the
+    command line's `Progress`.
     """
     from regbench import pack, store, train
 
     _check_pack_size(options.pack_size)
     deterministic = not options.nondeterministic
+    workers = getattr(options, "workers", None)
+    workers = default_workers() if workers is None else _check_workers(workers, "--workers")
+    packs = pack.plan_packs(todo, options.pack_size, workers)
+    if workers > 1 and len(packs) > 1:
+        workers = min(workers, len(packs))
+        pool = LocalPool(workers, max(1, usable_cores() // workers))
+        with contextlib.closing(pool):
+            _drive(pool, packs, path, options, progress)
+        return
     train.configure(deterministic)
     data_dir = options.data_dir or os.environ.get("REGBENCH_DATA_DIR")
-    for members in pack.plan_packs(todo, options.pack_size):
+    for members in packs:
         with contextlib.ExitStack() as claims:
             mine = _claim(claims, members, path, options.retry_failed)
             for _ in range(len(members) - len(mine)):
@@ -46,7 +98,7 @@ def run_local(todo, path, options, progress) -> None:
                 continue
             progress.start(mine)
             for row in train_pack(mine, data_dir, deterministic, on_epoch=progress.epoch):
-                store.append(path, row)
+                store.append(path, {**row, "workers": 1})
                 progress.finish(row)
 
 
@@ -90,6 +142,8 @@ def run_ray(todo, path, options, progress, address=None, cpus_per_cell=1) -> Non
     many packs are in flight as the cluster has room for (its CPUs // `cpus_per_cell`), so the
     other cells stay unclaimed for other runners.
     """
+    from regbench import pack
+
     if isinstance(cpus_per_cell, bool) or not (
             isinstance(cpus_per_cell, int | float) and 0 < cpus_per_cell < float("inf")):
         raise RegbenchError(f"--cpus-per-cell: expected a number > 0, got {cpus_per_cell!r}")
@@ -109,30 +163,121 @@ def run_ray(todo, path, options, progress, address=None, cpus_per_cell=1) -> Non
             raise RegbenchError(f"--executor ray: cannot start or reach a Ray cluster {where} "
                                 f"({' '.join(str(error).split())})") from None
     try:
-        _drive(ray, todo, path, options, progress, cpus_per_cell)
+        _drive(RayPool(ray, cpus_per_cell), pack.plan_packs(todo, options.pack_size), path,
+               options, progress)
     finally:
         if started_here:
             ray.shutdown()
 
 
-def _drive(ray, todo, path, options, progress, cpus_per_cell) -> None:
-    from regbench import pack, store
+class LocalPool:
+    """`workers` processes on this machine with `threads` CPU threads each."""
+
+    def __init__(self, workers: int, threads: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self.slots = self.workers = workers
+        self.executor = ProcessPoolExecutor(  # spawn: TensorFlow does not survive a fork
+            workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_start_worker, initargs=(threads, os.getpid()))
+
+    def submit(self, cells, data_dir, deterministic):
+        return self.executor.submit(_train_remote, cells, data_dir, deterministic)
+
+    def wait(self, handles):
+        from concurrent.futures import FIRST_COMPLETED, wait
+
+        done, _ = wait(handles, return_when=FIRST_COMPLETED)
+        return next(iter(done))
+
+    def result(self, handle, cells, deterministic) -> tuple[str, object]:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            return handle.result()
+        except BrokenProcessPool as error:  # a worker died (killed, out of memory)
+            raise RegbenchError(f"a worker process died while training {len(cells)} "
+                                f"cell(s) ({error}); rerun to resume") from None
+
+    def cancel(self, handle) -> None:
+        handle.cancel()
+
+    def close(self) -> None:
+        for process in list(getattr(self.executor, "_processes", {}).values()):
+            with contextlib.suppress(Exception):
+                process.terminate()  # a pack in flight is not waited for: its claims are gone
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _start_worker(threads: int, driver: int) -> None:
+    """A worker process: its share of the cores' threads, quiet TensorFlow, and it ends with
+    the driver (a killed driver leaves no training behind). Not bound to cores: a stack's
+    input pipeline (dropout masks, augmentation) then runs beside its step."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+    def watch():
+        while os.getppid() == driver:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+
+
+class RayPool:
+    """Ray tasks with `cpus_per_cell` CPUs each, as many in flight as the cluster holds."""
+
+    def __init__(self, ray, cpus_per_cell):
+        self.ray = ray
+        capacity = ray.cluster_resources().get("CPU", 0)
+        if capacity < cpus_per_cell:
+            raise RegbenchError(f"--cpus-per-cell: {cpus_per_cell} CPUs per cell, but the Ray "
+                                f"cluster has {capacity:g} CPUs")
+        self.slots = max(1, int(capacity // cpus_per_cell))
+        self.workers = None  # tasks on a cluster: no one machine's share to record
+        self.task = ray.remote(_train_remote).options(num_cpus=cpus_per_cell)
+
+    def submit(self, cells, data_dir, deterministic):
+        return self.task.remote(cells, data_dir, deterministic)
+
+    def wait(self, handles):
+        (ref,), _ = self.ray.wait(list(handles), num_returns=1)
+        return ref
+
+    def result(self, handle, cells, deterministic) -> tuple[str, object]:
+        try:
+            return self.ray.get(handle)
+        except self.ray.exceptions.RayError as error:  # the worker or its node died
+            from regbench import train
+
+            return "rows", [train.failed_row(cell, error, deterministic) for cell in cells]
+
+    def cancel(self, handle) -> None:
+        self.ray.cancel(handle, force=True)
+
+
+def _drive(pool, packs, path, options, progress) -> None:
+    """Keep `pool.slots` packs in flight: claim a pack's cells, submit it, append the rows
+    of whichever pack finishes, release its claims. Largest packs first, so the last ones
+    to finish are short."""
+    from regbench import store
 
     deterministic = not options.nondeterministic
     data_dir = options.data_dir or os.environ.get("REGBENCH_DATA_DIR")
     if data_dir:  # workers do not share the driver's working directory
         data_dir = str(Path(data_dir).resolve())
-    capacity = ray.cluster_resources().get("CPU", 0)
-    if capacity < cpus_per_cell:
-        raise RegbenchError(f"--cpus-per-cell: {cpus_per_cell} CPUs per cell, but the Ray "
-                            f"cluster has {capacity:g} CPUs")
-    slots = max(1, int(capacity // cpus_per_cell))
-    task = ray.remote(_train_remote).options(num_cpus=cpus_per_cell)
-    queue = collections.deque(pack.plan_packs(todo, options.pack_size))
-    in_flight = {}  # ObjectRef -> (cells, their claims, when they were submitted)
+    queue = collections.deque(sorted(packs, key=len, reverse=True))
+    in_flight = {}  # handle -> (cells, their claims, when they were submitted)
     try:
         while queue or in_flight:
-            while queue and len(in_flight) < slots:
+            while queue and len(in_flight) < pool.slots:
                 members = queue.popleft()
                 claims = contextlib.ExitStack()
                 mine = _claim(claims, members, path, options.retry_failed)
@@ -141,39 +286,33 @@ def _drive(ray, todo, path, options, progress, cpus_per_cell) -> None:
                 if not mine:
                     claims.close()
                     continue
-                ref = task.remote(mine, data_dir, deterministic)
-                in_flight[ref] = (mine, claims, time.monotonic())
+                handle = pool.submit(mine, data_dir, deterministic)
+                in_flight[handle] = (mine, claims, time.monotonic())
             if not in_flight:
                 break
-            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
-            cells, claims, submitted = in_flight.pop(ref)
+            handle = pool.wait(in_flight)
+            cells, claims, submitted = in_flight.pop(handle)
             with claims:  # released once the rows are stored, as in run_local
-                outcome, value = _result(ray, ref, cells, deterministic)
+                outcome, value = pool.result(handle, cells, deterministic)
                 if outcome == "error":
                     raise RegbenchError(value)
                 progress.start(cells)
                 progress.pack_began = submitted  # its time includes the wait for a worker
                 for row in value:
+                    if pool.workers:  # processes sharing this machine, its times among them
+                        row["workers"] = pool.workers
                     store.append(path, row)
                     progress.finish(row)
     finally:  # interrupted or stopped by bad input: free the other cells for the next runner
-        for ref, (_, claims, _) in in_flight.items():
+        for handle, (_, claims, _) in in_flight.items():
             with contextlib.suppress(Exception):
-                ray.cancel(ref, force=True)
+                pool.cancel(handle)
             claims.close()
 
 
-def _result(ray, ref, cells, deterministic) -> tuple[str, object]:
-    try:
-        return ray.get(ref)
-    except ray.exceptions.RayError as error:  # the worker or its node died; Ray's retries spent
-        from regbench import train
-
-        return "rows", [train.failed_row(cell, error, deterministic) for cell in cells]
-
-
 def _train_remote(cells, data_dir, deterministic) -> tuple[str, object]:
-    """A Ray task: ("rows", result rows) or ("error", message) for bad input (RegbenchError)."""
+    """A worker's task: ("rows", result rows) or ("error", message) for bad input
+    (RegbenchError)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from regbench import train
 

@@ -18,6 +18,7 @@ distributions agree (Welch's t interval of the difference and Mann-Whitney p, Ho
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -25,6 +26,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -113,14 +115,15 @@ def train_regbench(cells: list, data_dir: str | None) -> list[dict]:
     from regbench.cli import Progress
 
     options = argparse.Namespace(pack_size=None, nondeterministic=False, data_dir=data_dir,
-                                 retry_failed=False)
+                                 retry_failed=False, workers=None)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "results.jsonl"
         executors.run_local(cells, path, options, Progress(len(cells), quiet=True))
         rows = store.read_rows(path)
     return [{"arm": row["arm"], "seed": row["seed"], "n_fit": row["n_fit"],
              "epochs_run": row["epochs_run"], "test_acc": row["test_acc"],
-             "pack_size": row.get("pack_size", 1), "fit_s": row["fit_s"]} for row in rows]
+             "pack_size": row.get("pack_size", 1), "fit_s": row["fit_s"],
+             "workers": row.get("workers", 1)} for row in rows]
 
 
 def training_gflop(cells: list, rows: list[dict]) -> float:
@@ -143,6 +146,50 @@ def matmul_peak() -> float:
     return 2 * n ** 3 / best / 1e9
 
 
+class PeakMemory:
+    """The largest resident memory of this process and its descendants (regbench's worker
+    processes) together, sampled every `every` seconds, and this process's own maximum."""
+
+    def __init__(self, every: float = 0.2):
+        self.peak, self.every = 0, every
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.done.set()
+        self.thread.join()
+
+    def mib(self) -> float:
+        own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux: KiB
+        return max(self.peak, own) / 2 ** 20
+
+    def _watch(self) -> None:
+        while not self.done.wait(self.every):
+            self.peak = max(self.peak, sum(map(_rss, _tree(os.getpid()))))
+
+
+def _tree(pid: int) -> list[int]:
+    """`pid` and all its descendants (Linux /proc); just `pid` elsewhere."""
+    pids, i = [pid], 0
+    while i < len(pids):
+        with contextlib.suppress(OSError):
+            for task in Path(f"/proc/{pids[i]}/task").iterdir():
+                pids += map(int, (task / "children").read_text().split())
+        i += 1
+    return pids
+
+
+def _rss(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def child(config_name: str, engine: str, out: Path, data_dir: str | None) -> None:
     from regbench import train
 
@@ -153,11 +200,13 @@ def child(config_name: str, engine: str, out: Path, data_dir: str | None) -> Non
     train.configure(deterministic=engine == "regbench")
     cells = cells_of(config)
     began = time.perf_counter()
-    rows = (train_regbench if engine == "regbench" else train_naive)(cells, data_dir)
+    with PeakMemory() as memory:
+        rows = (train_regbench if engine == "regbench" else train_naive)(cells, data_dir)
     out.write_text(json.dumps({
         "train_s": time.perf_counter() - began,
         "train_gflop": training_gflop(cells, rows),
-        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mib": memory.mib(),
+        "workers": max(row.get("workers", 1) for row in rows),
         "rows": rows,
     }))
 
@@ -243,10 +292,14 @@ def render(summary: list[dict], machine: dict, command: str) -> str:
     lines = [
         "# Whole-study wall time: regbench vs the naive loop", "",
         "The naive loop trains each cell as tutorials do: a fresh `Sequential` and a default "
-        "`model.fit` (Keras defaults: no `steps_per_execution`, no XLA on CPU), then "
-        "`evaluate`. Same networks, initial weights, split, batch size and epochs; only the "
-        "engine differs. Each engine runs in its own process, timed end to end (start-up, data "
-        "and compilation included); peak memory is the process's maximum resident set.", "",
+        "`model.fit` (Keras defaults: no `steps_per_execution`; `jit_compile=\"auto\"`, "
+        "which is XLA for every arm but augmentation, whose image transforms have no XLA "
+        "kernels), then `evaluate`. Same networks, initial weights, split, batch size and "
+        "epochs; only the engine differs. regbench runs as `regbench run` does by default: "
+        "stacks and packs, in worker processes side by side. Each engine runs in its own "
+        "process, timed end to end (start-up, data and compilation included); peak memory is "
+        "the largest resident memory of the engine's processes together (regbench's driver "
+        "and its workers), sampled every 0.2 s.", "",
         f"Regenerate: `{command}`", "",
         "| configuration | cells | naive s | regbench s | speed-up | target | naive peak MiB "
         "| regbench peak MiB | GFLOP/s naive / regbench (of peak) | arms agreeing "

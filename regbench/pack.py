@@ -64,11 +64,14 @@ def macs_per_example(model, info) -> int:
     return macs
 
 
-def plan_packs(cells: list[Cell], limit: int | None = None) -> list[list[Cell]]:
+def plan_packs(cells: list[Cell], limit: int | None = None,
+               workers: int = 1) -> list[list[Cell]]:
     """Group cells into packs, keeping the study's order within each group.
 
     Stackable cells (`stack.stackable`) are packed as grids of whole seed rows, so the arms at
-    a seed share their input; other cells as branches of one model (`pack_key`).
+    a seed share their input; other cells as branches of one model (`pack_key`). With
+    `workers` > 1 (and no `limit`), a large group is cut into about one pack per worker, so
+    the workers share it evenly.
     """
     from regbench import stack
 
@@ -84,14 +87,32 @@ def plan_packs(cells: list[Cell], limit: int | None = None) -> list[list[Cell]]:
             continue
         size = limit or (stack.stack_size(members[0], _macs(members[0]))
                          if pack_size(members[0]) > 1 else 1)
+        if not limit and size > 1:  # one share per worker, none under MIN_SHARE members
+            shares = max(1, min(workers, len(members) // MIN_SHARE))
+            size = min(size, math.ceil(len(members) / shares))
         for grid in stack.grids(members):
-            cols = min(size, len(grid[0]))
-            rows = max(1, size // cols)
+            rows, cols = _grid_cut(len(grid), len(grid[0]), size)
             for s in range(0, len(grid), rows):
                 for a in range(0, len(grid[0]), cols):
                     packs.append([cell for row in grid[s:s + rows] for cell in row[a:a + cols]])
     position = {id(cell): i for i, cell in enumerate(cells)}
     return sorted(packs, key=lambda p: min(position[id(cell)] for cell in p))  # study order
+
+
+MIN_SHARE = 4  # a worker's share of a stack: fewer members would pay the compile for little
+
+
+def _grid_cut(seeds: int, arms: int, size: int) -> tuple[int, int]:
+    """(seed rows, arm columns) of the blocks that cut a seeds x arms grid into the fewest
+    blocks of at most `size` cells; among those, the most even, then the widest (arms at a
+    seed share their input)."""
+    def cost(cols):
+        rows = max(1, min(seeds, size // cols))
+        blocks = math.ceil(seeds / rows) * math.ceil(arms / cols)
+        return blocks, rows * cols, -cols
+
+    cols = min(range(1, min(size, arms) + 1), key=cost)
+    return max(1, min(seeds, size // cols)), cols
 
 
 def _macs(cell: Cell) -> int:
@@ -156,7 +177,7 @@ class Streams:
     val: np.ndarray            # (streams, n_val)
     seeds: list[int]
     split_labels: bool         # labels as one tensor per stream (branch packs' K outputs)
-    masks: Any = None          # (step, batch size) -> dropout masks by layer (a stack's)
+    draws: Any = None          # (step, images) -> a stack's random draws (`PipelineDraws`)
 
     def batches(self, index: np.ndarray, batch_size: int):
         """Batches of (x: (b, streams, *image), labels) from an (n, streams) index matrix:
@@ -178,16 +199,16 @@ class Streams:
         n_fit = self.fit.shape[1]
         order = np.stack([idx[train.epoch_order(n_fit, seed, epoch)]
                           for idx, seed in zip(self.fit, self.seeds)], axis=1)
-        if self.masks is None:
+        if self.draws is None:
             return self.batches(order, batch_size)
         import tensorflow as tf
 
-        x, y, masks = self.x, self.y, self.masks
+        x, y, draws = self.x, self.y, self.draws
         first_step = epoch * math.ceil(n_fit / batch_size)  # training steps so far
 
         def gather(step, idx):
-            return ({"images": tf.gather(x, idx), **masks(step, tf.shape(idx)[0])},
-                    tf.gather(y, idx))
+            images = tf.gather(x, idx)
+            return {"images": images, **draws(step, images)}, tf.gather(y, idx)
         return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
                 .enumerate(start=first_step).map(gather).prefetch(4))
 
@@ -307,8 +328,6 @@ def _train(cells: list[Cell], data_dir, deterministic: bool, on_epoch, grid=None
     import keras
     import tensorflow as tf
 
-    from regbench import stack
-
     info = data.DATASETS[cells[0].dataset]
     arrays = data.load(cells[0].dataset, data_dir=data_dir)
     sources = [row[0] for row in grid] if grid else cells  # one data stream per seed row
@@ -327,8 +346,7 @@ def _train(cells: list[Cell], data_dir, deterministic: bool, on_epoch, grid=None
         net(np.zeros((1, len(grid), *info.image_shape), np.float32))  # creates the weights
         members = [stack_layers.StackedMember(net, s, a)
                    for s in range(len(grid)) for a in range(len(grid[0]))]
-        if keras.backend.backend() == "tensorflow" and net.dropout_layers():
-            streams.masks = stack_layers.MaskSource(net.dropout_layers())
+        streams.draws = net.draws
         loss = stack_layers.MemberCrossentropy()
         metrics = [stack_layers.MemberMetrics(len(grid), len(grid[0]))]
     else:
@@ -338,12 +356,12 @@ def _train(cells: list[Cell], data_dir, deterministic: bool, on_epoch, grid=None
                     keras.metrics.SparseCategoricalCrossentropy(name="xent")] for _ in cells]
     net.compile(optimizer=train.make_optimizer(cells[0].training), loss=loss, metrics=metrics,
                 steps_per_execution=train.STEPS_PER_EXECUTION, jit_compile="auto")
-    if grid and keras.backend.backend() == "tensorflow" and not stack.augments(cells[0]):
+    if grid and keras.backend.backend() == "tensorflow":
         # XLA fuses the per-member element-wise work (penalties, constraints, masks, the
-        # optimizer) into few loops: about 2x faster here. Keras turns it off on CPU and
-        # whenever TF op determinism is on; XLA on CPU is deterministic for these ops
-        # (tests/test_pack.py trains a stack twice and compares), so it is forced on where
-        # Keras's layers have XLA kernels (not its image transforms: `stack.stack_key`).
+        # optimizer) into few loops: about 2x faster here. Keras turns it off whenever TF op
+        # determinism is on; XLA on CPU is deterministic for these ops (tests/test_pack.py
+        # trains a stack twice and compares), so it is forced on. Random draws, which XLA
+        # makes differently, come with the batch (`stack_layers.PipelineDraws`).
         net._jit_compile = True
     started = time.perf_counter()
     records = fit_pack(net, members, cells, streams, on_epoch)

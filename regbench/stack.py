@@ -10,7 +10,7 @@ transforms its own input (augmentation, input dropout) the first layer is one ma
 
 What stays per member: initial weights (the same seeded initializers as alone), penalty
 coefficients per layer, max-norm, dropout rates and masks (the masks the cell draws alone:
-`stack_layers.StackedDropout`, `stack_layers.MaskSource`), batch normalization (on or off,
+`stack_layers.StackedDropout`, `stack_layers.PipelineDraws`), batch normalization (on or off,
 momentum, epsilon, statistics over the member's own batch), augmentation draws (the member's
 own seeded layers), optimizer state (Adam, SGD and RMSprop act element-wise), and early
 stopping (Keras's EarlyStopping on the member's validation cross-entropy, via
@@ -60,12 +60,11 @@ def augments(cell: Cell) -> bool:
 
 def stack_key(cell: Cell) -> tuple:
     """Cells with equal keys can share one stacked network: the same data, network shape and
-    training; the same kind of input (shared by a seed's members, or transformed per member by
-    augmentation or input dropout); and augmentation or none. Networks without augmentation
-    are compiled with XLA; Keras's image transforms have no XLA kernels on TensorFlow."""
+    training, and the same kind of input (shared by a seed's members, or transformed per
+    member by augmentation or input dropout)."""
     dropout = cell.arm.get("dropout")
     per_member = augments(cell) or bool(dropout and dropout.input_rate)
-    return (cell.dataset, cell.model, cell.training, per_member, augments(cell))
+    return (cell.dataset, cell.model, cell.training, per_member)
 
 
 def stack_size(cell: Cell, macs: int) -> int:

@@ -35,6 +35,8 @@ def build_stacked(grid: list[list[Cell]], info):
     rows, cols = len(grid), len(grid[0])
     first = grid[0][0]
     per_member = stack_key(first)[3]
+    # TensorFlow draws other random numbers inside XLA: there the draws come with the batch
+    in_pipeline = keras.backend.backend() == "tensorflow"
 
     def inits(name: str, shape: tuple) -> np.ndarray:  # each member's seeded initial kernel
         return np.stack([np.stack([ops.convert_to_numpy(keras.initializers.GlorotUniform(
@@ -59,14 +61,14 @@ def build_stacked(grid: list[list[Cell]], info):
         seeds = _grid_array(grid, lambda cell: layer_seed(cell.seed, name), dtype=np.int64)
         return StackedDropout(rates, seeds, width, name=name)
 
-    stage = None
+    stage, augment = None, None
+    width = int(np.prod(info.image_shape))
     if per_member:
         augment = [[_augmentation_layers(cell.arm, cell.seed, info.flip_ok, f"s{s}a{a}_")
                     for a, cell in enumerate(row)] for s, row in enumerate(grid)]
-    width = int(np.prod(info.image_shape))
-    if per_member:
-        stage = StackedInput(augment, dropout("dropout_input", "input_rate", width),
-                             name="input")
+        augment = augment if any(map(any, augment)) else None
+        stage = StackedInput(None if in_pipeline else augment, cols,
+                             dropout("dropout_input", "input_rate", width), name="input")
 
     hidden = []
     for i, units in enumerate(first.model.hidden):
@@ -82,7 +84,12 @@ def build_stacked(grid: list[list[Cell]], info):
         hidden += layer
         width = units
     head = dense("output", width, info.classes, "softmax", is_output=True)
-    return StackedMLP(rows, cols, stage, hidden, head)
+    draws = None
+    if in_pipeline:
+        drop = [layer for layer in (stage and stage.dropout, *hidden)
+                if isinstance(layer, StackedDropout)]
+        draws = PipelineDraws(drop, augment) if drop or augment else None
+    return StackedMLP(rows, cols, stage, hidden, head, draws)
 
 
 # --- layers --------------------------------------------------------------------------------
@@ -199,7 +206,7 @@ class StackedBatchNorm(keras.layers.Layer):
 
 class StackedDropout(keras.layers.Layer):
     """Per-member dropout: member (s, a) draws the masks a Keras `Dropout` layer seeded as in
-    the cell alone draws. With TensorFlow the masks come with the batch (`MaskSource`, drawn
+    the cell alone draws. With TensorFlow the masks come with the batch (`PipelineDraws`, drawn
     outside XLA, which draws other numbers); elsewhere each member's own seeded generator
     draws them here."""
 
@@ -222,23 +229,56 @@ class StackedDropout(keras.layers.Layer):
         return h * ops.stack([ops.stack(row) for row in masks])
 
 
-class MaskSource:
-    """A stack's dropout masks for one batch, drawn in the input pipeline (TensorFlow).
+class _StepSeeds(keras.random.SeedGenerator):
+    """The seeds a Keras layer's own `SeedGenerator` hands out from its draw `first` on:
+    [seed, first], [seed, first + 1], ... It holds no variable, so a tf.data function can
+    use it."""
 
-    Training step t of a Keras `Dropout` layer seeded `seed` draws TensorFlow's stateless
-    dropout with seed [seed, t] (its `SeedGenerator` counts calls), so member (s, a) at step t
-    gets exactly the mask its cell alone gets at step t.
+    def __init__(self, seed, first):  # no SeedGenerator.__init__: that creates a variable
+        self.seed, self.count = seed, first
+
+    def next(self, ordered=True):
+        import tensorflow as tf
+
+        drawn = tf.stack([tf.cast(self.seed, tf.int64), tf.cast(self.count, tf.int64)])
+        self.count += 1
+        return drawn
+
+
+def _draws_per_call(layer) -> int:
+    """How many seeds one training call of a Keras image augmentation layer draws."""
+    counter = _StepSeeds(0, 0)
+    layer.get_random_transformation(np.zeros((1, 8, 8, 1), np.float32), training=True,
+                                    seed=counter)
+    return counter.count
+
+
+class PipelineDraws:
+    """A stack's random draws for one batch, made in the input pipeline (TensorFlow): the
+    dropout masks and each member's augmented images.
+
+    Training step t of a Keras layer seeded `seed` draws with seeds [seed, t * k + i] (its
+    `SeedGenerator` counts draws; k per call), so member (s, a) at step t gets exactly the
+    masks and image transforms its cell alone gets at step t. Drawn outside XLA, which
+    draws other numbers for the same seeds; the images are transformed by the layers' own
+    TensorFlow kernels.
     """
 
-    def __init__(self, layers: list[StackedDropout]):
-        self.layers = layers
+    def __init__(self, dropout: list[StackedDropout], augment: list | None = None):
+        self.dropout = dropout
+        self.augment = augment
+        self.per_call = {id(layer): _draws_per_call(layer)
+                      for row in augment or [] for layers in row for layer in layers}
 
-    def __call__(self, step, batch) -> dict:
+    def __call__(self, step, images) -> dict:
+        """`images`: (B, S, *image) -> masks by layer name, (B, S, A, width) each, and
+        "augmented" images, (B, S, A, pixels)."""
         import tensorflow as tf
         from keras.src.backend.tensorflow.random import _cast_seed
 
+        batch = tf.shape(images)[0]
         out = {}
-        for layer in self.layers:
+        for layer in self.dropout:
             ones = tf.ones((batch, layer.width))
             rows = []
             for s, a_rates in enumerate(layer.rates):
@@ -251,46 +291,69 @@ class MaskSource:
                     else:
                         row.append(ones)
                 rows.append(tf.stack(row, axis=1))
-            out[layer.name] = tf.stack(rows, axis=1)  # (B, S, A, width)
+            out[layer.name] = tf.stack(rows, axis=1)
+        if self.augment:
+            rows = []
+            for s, row in enumerate(self.augment):
+                members = []
+                for layers in row:
+                    h = images[:, s]
+                    for layer in layers:
+                        seeds = _StepSeeds(layer.seed, step * self.per_call[id(layer)])
+                        change = layer.get_random_transformation(h, training=True, seed=seeds)
+                        h = layer.transform_images(h, change, training=True)
+                    members.append(tf.reshape(h, (batch, -1)))
+                rows.append(tf.stack(members, axis=1))
+            out["augmented"] = tf.stack(rows, axis=1)
         return out
 
 
 class StackedInput(keras.layers.Layer):
-    """Per-member input: each member's own augmentation layers, flattening, input dropout.
-    (S, B, *image) -> (S, A, B, pixels)."""
+    """Per-member input: each member's augmentation, flattening, input dropout.
+    (S, B, *image) -> (S, A, B, pixels).
 
-    def __init__(self, augment: list, dropout, **kwargs):
+    Augmented images come with the batch on TensorFlow (`PipelineDraws`), so the network
+    stays XLA-compilable (Keras's image transforms have no XLA kernels there); on other
+    backends `augment[s][a]`, each member's own seeded layers, run here."""
+
+    def __init__(self, augment: list | None, cols: int, dropout, **kwargs):
         super().__init__(**kwargs)
-        self.augment = augment
+        self.augment, self.cols = augment, cols
         self.dropout = dropout
 
-    def call(self, x, training=False, given=None):
-        rows = []
-        for s, row in enumerate(self.augment):
-            images = []
-            for layers in row:
-                h = x[s]
-                for layer in layers:
-                    h = layer(h, training=training)
-                images.append(ops.reshape(h, (ops.shape(h)[0], -1)))
-            rows.append(ops.stack(images))
-        h = ops.stack(rows)
+    def call(self, x, training=False, augmented=None, masks=None):
+        if augmented is not None:
+            h = augmented
+        elif training and self.augment:
+            h = ops.stack([ops.stack([self._augmented(x[s], layers) for layers in row])
+                           for s, row in enumerate(self.augment)])
+        else:  # the same image for every member of a seed row
+            flat = ops.reshape(x, (ops.shape(x)[0], 1, ops.shape(x)[1], -1))
+            h = ops.broadcast_to(flat, (flat.shape[0], self.cols, *ops.shape(flat)[2:]))
         if self.dropout is None:
             return h
-        return self.dropout(h, training=training, given=given)
+        return self.dropout(h, training=training, given=masks)
+
+    @staticmethod
+    def _augmented(images, layers):
+        for layer in layers:
+            images = layer(images, training=True)
+        return ops.reshape(images, (ops.shape(images)[0], -1))
 
 
 class StackedMLP(keras.Model):
     """Input (batch, S, *image) -> member class probabilities (batch, S, A, classes)."""
 
-    def __init__(self, rows: int, cols: int, stage, hidden: list, head, **kwargs):
+    def __init__(self, rows: int, cols: int, stage, hidden: list, head, draws=None, **kwargs):
         super().__init__(name="stack", **kwargs)
         self.rows, self.cols = rows, cols
         self.stage, self.hidden_layers, self.head = stage, hidden, head
+        self.draws = draws  # what the input pipeline draws (`PipelineDraws`), or None
 
     def call(self, inputs, training=False):
-        """`inputs`: images (batch, S, *image), or a dict of them ("images") and dropout masks
-        by layer name, (batch, S, A, width) each (`MaskSource`)."""
+        """`inputs`: images (batch, S, *image), or a dict of them ("images"), dropout masks
+        by layer name and augmented images ("augmented"), (batch, S, A, width) each
+        (`PipelineDraws`)."""
         masks = {}
         if isinstance(inputs, dict):
             masks = {name: ops.transpose(m, (1, 2, 0, 3))
@@ -298,7 +361,8 @@ class StackedMLP(keras.Model):
             inputs = inputs["images"]
         x = ops.moveaxis(inputs, 1, 0)  # (S, B, *image)
         if self.stage is not None:
-            h = self.stage(x, training=training, given=masks.get("dropout_input"))
+            h = self.stage(x, training=training, augmented=masks.get("augmented"),
+                           masks=masks.get("dropout_input"))
         else:
             h = ops.reshape(x, (self.rows, ops.shape(x)[1], -1))
         for layer in self.hidden_layers:
@@ -307,12 +371,6 @@ class StackedMLP(keras.Model):
             else:
                 h = layer(h, training=training)
         return ops.transpose(self.head(h), (2, 0, 1, 3))
-
-    def dropout_layers(self) -> list[StackedDropout]:
-        layers = [layer for layer in self.hidden_layers if isinstance(layer, StackedDropout)]
-        if self.stage is not None and self.stage.dropout is not None:
-            layers.insert(0, self.stage.dropout)
-        return layers
 
 
 class MemberCrossentropy(keras.losses.Loss):

@@ -267,14 +267,18 @@ def run_cell(cell: Cell, data_dir: str | None = None, deterministic: bool = True
     return result_row(cell, net, sets, fitted, deterministic)
 
 
-def evaluate(net, sets: dict) -> dict:
-    """Accuracy and cross-entropy on each set, in inference mode; plus kernels and penalty."""
+def evaluate(net, sets: dict, val_scores: dict | None = None) -> dict:
+    """Accuracy and cross-entropy on each set, in inference mode; plus kernels and penalty.
 
+    `val_scores` ({"acc", "xent"}): the validation set's scores at these very weights, when
+    known (the last epoch's validation pass), so the set is not evaluated again.
+    """
     from regbench.models import kernels
 
     out = {}
     for split, name in (("fit", "train"), ("val", "val"), ("test", "test")):
-        scores = net.evaluate(*sets[split], batch_size=EVAL_BATCH, verbose=0, return_dict=True)
+        scores = val_scores if split == "val" and val_scores else net.evaluate(
+            *sets[split], batch_size=EVAL_BATCH, verbose=0, return_dict=True)
         out[f"{name}_acc"], out[f"{name}_xent"] = float(scores["acc"]), float(scores["xent"])
         out[f"n_{split}"] = len(sets[split][1])
     out["kernels"] = kernels(net.layers)
@@ -293,7 +297,20 @@ def weight_penalty(net) -> float:
 
 def result_row(cell: Cell, net, sets: dict, fitted: dict, deterministic: bool) -> dict:
     """Evaluate a trained network in inference mode and build the cell's flat row."""
-    return build_row(cell, evaluate(net, sets), fitted, deterministic)
+    return build_row(cell, evaluate(net, sets, last_val_scores(cell, fitted)), fitted,
+                     deterministic)
+
+
+def last_val_scores(cell: Cell, fitted: dict) -> dict | None:
+    """The last epoch's validation scores, if they are those of the final weights: the same
+    compiled evaluation over the same batches, so equal to evaluating again. Not when early
+    stopping may have restored earlier weights, or training diverged."""
+    stopping = cell.arm.get("early_stopping")
+    history = fitted["history"]
+    if fitted["diverged_epoch"] or not history.get("val_acc") or (
+            stopping is not None and stopping.restore_best_weights):
+        return None
+    return {"acc": history["val_acc"][-1], "xent": history["val_xent"][-1]}
 
 
 def build_row(cell: Cell, evaluation: dict, fitted: dict, deterministic: bool) -> dict:

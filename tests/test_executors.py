@@ -63,7 +63,7 @@ FAILED_ERROR = ("ValueError: Can't convert Python sequence with a value out of r
 # What differs between two runs of the same cell: wall-clock times, when and where it ran,
 # how busy the machine was.
 VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
-            "host", "load_average_1min"}
+            "host", "load_average_1min", "workers"}
 
 
 class Progress:
@@ -88,9 +88,9 @@ class Progress:
         self.finished.append(row["key"])
 
 
-def options(data_dir=None, retry_failed=False, pack_size=None):
+def options(data_dir=None, retry_failed=False, pack_size=None, workers=1):
     return argparse.Namespace(nondeterministic=False, data_dir=data_dir and str(data_dir),
-                              retry_failed=retry_failed, pack_size=pack_size)
+                              retry_failed=retry_failed, pack_size=pack_size, workers=workers)
 
 
 def comparable(row: dict) -> dict:
@@ -126,9 +126,26 @@ print(json.dumps({"first": vars(first) | {"path": None}, "second": vars(second) 
 """
 
 
-@pytest.fixture(scope="module")
-def local(tmp_path_factory) -> tuple[Path, dict]:
-    """The study trained by run_local: (store, what its two calls reported)."""
+# The same study in two worker processes (one cell each at a time), then once more (nothing
+# left to train).
+WORKERS_DRIVER = r"""
+import json, sys
+sys.path.insert(0, sys.argv[3])
+from regbench import executors
+from regbench.study import load_study
+from test_executors import Progress, options
+
+study, path = sys.argv[1], sys.argv[2]
+todo = load_study(study).cells()
+first, second = Progress(path), Progress(path)
+executors.run_local(todo, path, options(workers=2), first)
+executors.run_local(todo, path, options(workers=2), second)
+print(json.dumps({"first": vars(first) | {"path": None}, "second": vars(second) | {"path": None}}))
+"""
+
+
+def _drive(tmp_path_factory, driver: str) -> tuple[Path, dict]:
+    """Run `driver` on the study in a fresh interpreter: (store, what run_local reported)."""
     if DATA_DIR is None:
         pytest.skip(NO_MNIST)
     folder = tmp_path_factory.mktemp("local")
@@ -138,11 +155,23 @@ def local(tmp_path_factory) -> tuple[Path, dict]:
     env.update(TF_CPP_MIN_LOG_LEVEL="3", REGBENCH_DATA_DIR=str(DATA_DIR),
                REGBENCH_CACHE_DIR="/nonexistent/regbench-test-cache",
                REGBENCH_DOWNLOAD_URL="http://127.0.0.1:9/")
-    result = subprocess.run([sys.executable, "-c", LOCAL_DRIVER, folder / "study.toml", path,
+    result = subprocess.run([sys.executable, "-c", driver, folder / "study.toml", path,
                              Path(__file__).parent], cwd=folder, env=env, capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     return path, json.loads(result.stdout.splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory) -> tuple[Path, dict]:
+    """The study trained by run_local in this process: (store, what its two calls reported)."""
+    return _drive(tmp_path_factory, LOCAL_DRIVER)
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory) -> tuple[Path, dict]:
+    """The study trained by run_local in two worker processes."""
+    return _drive(tmp_path_factory, WORKERS_DRIVER)
 
 
 def test_run_local_trains_free_cells_skips_held_ones_and_stores_failures(local, tmp_path):
@@ -157,6 +186,30 @@ def test_run_local_trains_free_cells_skips_held_ones_and_stores_failures(local, 
     rows = by_key(path)
     assert [rows[k]["status"] for k in keys] == ["ok", "ok", "failed"]
     assert rows[keys[2]]["error"] == FAILED_ERROR
+
+
+def test_run_local_in_worker_processes_gives_the_rows_of_one_process(local, workers, tmp_path):
+    path, calls = workers
+    (tmp_path / "study.toml").write_text(STUDY)
+    keys = [cell.key for cell in load_study(tmp_path / "study.toml").cells()]
+    assert sorted(calls["first"]["finished"]) == sorted(keys)  # in the order packs finish
+    assert calls["first"]["skipped"] == 0 and all(calls["first"]["claim_held"])
+    assert calls["second"]["skipped"] == 3 and calls["second"]["finished"] == []
+    rows, expected = by_key(path), by_key(local[0])
+    assert {k: comparable(r) for k, r in rows.items()} == {
+        k: comparable(r) for k, r in expected.items()}
+    assert [rows[k]["workers"] for k in keys] == [2, 2, 2]
+    assert [expected[k]["workers"] for k in keys] == [1, 1, 1]
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_bad_workers_setting_is_one_clear_error(monkeypatch, tmp_path, value):
+    monkeypatch.setenv("REGBENCH_WORKERS", value)
+    with pytest.raises(RegbenchError) as error:
+        executors.run_local([], tmp_path / "s.jsonl", options(workers=None),
+                            Progress(tmp_path / "s.jsonl"))
+    assert str(error.value) == f"$REGBENCH_WORKERS: expected an integer >= 1, got {value!r}"
+    assert not (tmp_path / "s.jsonl").exists()
 
 
 def test_run_ray_without_ray_says_how_to_install_it(monkeypatch, tmp_path):

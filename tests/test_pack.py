@@ -117,6 +117,35 @@ def test_stack_is_deterministic_under_xla(data_dir):
             assert a["history"][name] == b["history"][name]
 
 
+def test_pipeline_augmentation_equals_the_layers_alone(data_dir):
+    """A stack's input pipeline draws, at every training step, exactly the augmented images
+    the cell's own Keras layers draw alone (rotation, shift and flip; no tolerance)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from regbench import data
+    from regbench.models import _augmentation_layers
+    from regbench.stack_layers import PipelineDraws
+
+    study = {**STUDY, "seeds": [1, 2], "techniques": {"augmentation": {"flip": True}},
+             "design": {"kind": "explicit", "arms": ["augmentation"]}}
+    cells = parse_study(study, "draws").cells()
+    images = train.scaled(data.load("mnist", data_dir=str(data_dir)).x_train[:8])
+    alone = [_augmentation_layers(cell.arm, cell.seed, False, "") for cell in cells]
+    draws = PipelineDraws([], [[_augmentation_layers(cell.arm, cell.seed, False, "")]
+                               for cell in cells])
+    assert sorted(draws.per_call.values()) == [1, 1, 1, 1, 2, 2]  # rotate, flip; shift: 2
+    batch = tf.constant(np.stack([images, images[::-1]], axis=1))  # (B, seeds, 28, 28, 1)
+    for step in range(3):
+        piped = draws(tf.constant(step, tf.int64), batch)["augmented"].numpy()
+        for s, layers in enumerate(alone):
+            h = batch[:, s]
+            for layer in layers:
+                h = layer(h, training=True)
+            assert np.array_equal(piped[:, s, 0], h.numpy().reshape(len(images), -1)), step
+        assert not np.array_equal(piped[:, 0, 0], images.reshape(len(images), -1))
+
+
 def test_early_stopping_fired_for_some_member(trained, stacked):
     for _, packed, _ in (trained, stacked):
         assert any(row["stopped_epoch"] for row in packed)
@@ -144,6 +173,28 @@ def test_plan_stacks_whole_seed_rows_by_stack_key():
     assert [len(p) for p in pack.plan_packs(cells, limit=7)] == [6, 3, 3]  # 2 rows, then 1
     assert [len(p) for p in pack.plan_packs(cells, limit=2)] == [2, 1, 2, 2, 1, 2, 1, 1]
     assert [p for p in pack.plan_packs(cells, limit=1)] == [[cell] for cell in cells]
+
+
+def test_plan_shares_a_large_stack_among_workers():
+    """With two workers, a 5 x 8 grid is cut into two 5 x 4 blocks (the fewest, most even
+    blocks); a group too small to share (5 augmentation cells) stays whole."""
+    study = {**STUDY, "seeds": 5, "training": {"epochs": 20}, "design": {
+        "kind": "explicit", "arms": ["none", "l1", "l2", "l1_l2", "dropout", "batchnorm",
+                                     "early_stopping", "max_norm", "augmentation"]}}
+    cells = parse_study(study, "plan").cells()
+    assert [len(p) for p in pack.plan_packs(cells)] == [40, 5]
+    halves = pack.plan_packs(cells, workers=2)
+    assert [len(p) for p in halves] == [20, 20, 5]
+    assert [len({c.seed for c in p}) for p in halves] == [5, 5, 5]  # whole seed columns
+    assert sorted(c.key for p in halves for c in p) == sorted(c.key for c in cells)
+    assert [len(p) for p in pack.plan_packs(cells, workers=4)] == [10, 10, 10, 10, 5]
+
+
+def test_grid_cut_fewest_then_most_even_then_widest_blocks():
+    assert pack._grid_cut(5, 8, 64) == (5, 8)   # one block
+    assert pack._grid_cut(5, 8, 20) == (5, 4)   # two of 20, not 16 + 16 + 8
+    assert pack._grid_cut(2, 8, 8) == (1, 8)    # whole seed rows when as few and as even
+    assert pack._grid_cut(3, 3, 2) == (1, 2)
 
 
 def test_grids_of_a_half_finished_study():

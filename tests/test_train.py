@@ -14,7 +14,7 @@ import pytest
 from regbench import train
 from regbench.data import DATASETS
 from regbench.recipe import L1, Arm, Dropout, EarlyStopping, Model, Training
-from regbench.study import Cell
+from regbench.study import Cell, parse_study
 
 # Measurements of when and how fast, not of what was learned (load: the machine at write time).
 TIMING = {"fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "finished_at",
@@ -240,3 +240,36 @@ def test_a_cell_diverging_in_its_first_epoch_is_stored_as_diverged(mnist):
     row = train.run_cell(diverging, mnist)
     assert row["status"] == "diverged" and row["diverged_epoch"] == 1
     assert row["epochs_run"] == 1 and row["best_epoch"] is None
+
+
+def test_final_validation_scores_are_an_evaluation_of_the_final_weights(data_dir):
+    """The row's validation scores reuse the last epoch's validation pass: equal to
+    evaluating the trained network again, for arms with batch norm, dropout, augmentation."""
+    import keras
+
+    from regbench import data
+    from regbench.models import build_model
+
+    train.configure(deterministic=True)
+    study = {"datasets": ["mnist"], "seeds": [3], "model": {"hidden": [16]},
+             "training": {"batch_size": 50, "epochs": 2, "train_subset": 300},
+             "design": {"kind": "explicit", "arms": ["batchnorm", "dropout", "augmentation"]}}
+    for cell in parse_study(study, "val").cells():
+        info, sets = data.DATASETS["mnist"], train.prepare(cell, str(data_dir))
+        keras.backend.clear_session()
+        net = build_model(cell.model, cell.arm, info.image_shape, info.classes, cell.seed)
+        train.compile_model(net, cell.training)
+        fitted = train.fit_epochs(net, cell, sets)
+        again = net.evaluate(*sets["val"], batch_size=train.EVAL_BATCH, verbose=0,
+                             return_dict=True)
+        assert train.last_val_scores(cell, fitted) == {"acc": float(again["acc"]),
+                                                       "xent": float(again["xent"])}
+
+
+def test_no_reuse_where_early_stopping_may_restore_other_weights():
+    study = {"datasets": ["mnist"], "techniques": {"early_stopping": {
+        "restore_best_weights": True}}, "design": {"kind": "explicit",
+                                                   "arms": ["early_stopping"]}}
+    cell = parse_study(study, "val").cells()[0]
+    fitted = {"history": {"val_acc": [0.5], "val_xent": [1.0]}, "diverged_epoch": None}
+    assert train.last_val_scores(cell, fitted) is None
