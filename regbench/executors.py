@@ -33,6 +33,9 @@ from pathlib import Path
 from regbench.errors import RegbenchError
 
 WORKER_MEMORY = 3 * 2 ** 30   # bytes a worker may need (CIFAR-10 in float32 and a network)
+MIN_PARALLEL_WORK = 1e10      # forward multiply-adds x examples seen: below this (a smoke
+                              # study), starting workers (TensorFlow's import, the data) costs
+                              # more than it saves, unless workers are asked for
 
 
 def usable_cores() -> int:
@@ -44,7 +47,7 @@ def usable_cores() -> int:
 
 def default_workers() -> int:
     """Worker processes for this machine: one per core, as many as memory holds; one on a
-    GPU (the packs share one device) or when `$REGBENCH_WORKERS` says so."""
+    GPU (the packs share one device); or what `$REGBENCH_WORKERS` says."""
     if os.environ.get("REGBENCH_WORKERS"):
         return _check_workers(os.environ["REGBENCH_WORKERS"], "$REGBENCH_WORKERS")
     import keras
@@ -55,6 +58,20 @@ def default_workers() -> int:
         return 1
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     return max(1, min(usable_cores(), memory // WORKER_MEMORY))
+
+
+def work(cells) -> float:
+    """The cells' training arithmetic: forward multiply-adds x examples seen."""
+    from regbench import data
+    from regbench.pack import macs_per_example
+
+    total = 0.0
+    for cell in cells:
+        info = data.DATASETS[cell.dataset]
+        t = cell.training
+        examples = t.train_subset or info.train_size * (1 - t.validation_fraction)
+        total += macs_per_example(cell.model, info) * examples * t.epochs
+    return total
 
 
 def _check_workers(value, name: str) -> int:
@@ -79,7 +96,9 @@ def run_local(todo, path, options, progress) -> None:
     _check_pack_size(options.pack_size)
     deterministic = not options.nondeterministic
     workers = getattr(options, "workers", None)
-    workers = default_workers() if workers is None else _check_workers(workers, "--workers")
+    if workers is None:
+        workers = default_workers() if work(todo) >= MIN_PARALLEL_WORK else 1
+    workers = _check_workers(workers, "--workers")
     packs = pack.plan_packs(todo, options.pack_size, workers)
     if workers > 1 and len(packs) > 1:
         workers = min(workers, len(packs))
@@ -214,6 +233,12 @@ def _start_worker(threads: int, driver: int) -> None:
     """A worker process: its share of the cores' threads, quiet TensorFlow, and it ends with
     the driver (a killed driver leaves no training behind). Not bound to cores: a stack's
     input pipeline (dropout masks, augmentation) then runs beside its step."""
+    def watch():
+        while os.getppid() == driver:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
@@ -222,13 +247,6 @@ def _start_worker(threads: int, driver: int) -> None:
 
         tf.config.threading.set_intra_op_parallelism_threads(threads)
         tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-    def watch():
-        while os.getppid() == driver:
-            time.sleep(1)
-        os._exit(1)
-
-    threading.Thread(target=watch, daemon=True).start()
 
 
 class RayPool:

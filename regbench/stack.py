@@ -11,9 +11,10 @@ transforms its own input (augmentation, input dropout) the first layer is one ma
 What stays per member: initial weights (the same seeded initializers as alone), penalty
 coefficients per layer, max-norm, dropout rates and masks (the masks the cell draws alone:
 `stack_layers.StackedDropout`, `stack_layers.PipelineDraws`), batch normalization (on or off,
-momentum, epsilon, statistics over the member's own batch), augmentation draws (the member's
-own seeded layers), optimizer state (Adam, SGD and RMSprop act element-wise), and early
-stopping (Keras's EarlyStopping on the member's validation cross-entropy, via
+momentum, epsilon, statistics over the member's own batch), augmentation (the images the
+member's own seeded Keras layers make alone, drawn in the input pipeline on TensorFlow:
+`stack_layers.PipelineDraws`), optimizer state (Adam, SGD and RMSprop act element-wise), and
+early stopping (Keras's EarlyStopping on the member's validation cross-entropy, via
 `pack.fit_pack`). What differs from training alone is floating-point rounding only: a
 stacked matmul may sum in another order.
 `tests/test_pack.py` measures the agreement for every technique.

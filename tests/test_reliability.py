@@ -81,7 +81,7 @@ ROW_BYTES = 256 * 1024  # large rows make a write last long enough to be cut in 
 # What differs between two runs of the same cell: wall-clock times, when and where it ran,
 # how busy the machine was.
 VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
-            "host", "load_average_1min"}
+            "host", "load_average_1min", "workers"}
 TRAINED_LINE = re.compile(r"^\[\d+/\d+\] .*: (ok|diverged|FAILED)", re.M)
 
 
@@ -377,6 +377,51 @@ def test_two_runners_share_a_store_and_when_one_dies_the_other_and_a_rerun_finis
     assert trained[1] >= 1 and trained[2] == CELLS - len(survived)
     figure("concurrent_runners", 2)
     figure("concurrent_cells_trained_by_killed_survivor_rerun", trained)
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            out += map(int, (task / "children").read_text().split())
+    return out
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan nobody has reaped yet is gone for our purpose)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+def test_worker_processes_end_with_a_killed_driver(work, reference, tmp_path):
+    """`regbench run --workers 2` is SIGKILLed while its workers train: every process it
+    started is gone within seconds, and a rerun completes the study to the reference rows."""
+    path = tmp_path / "workers.jsonl"
+    driver = start("run", work / "study.toml", "--store", path, "--workers", "2",
+                   cwd=tmp_path, log=tmp_path / "driver.log")
+    try:
+        deadline = time.monotonic() + 120
+        while len(_children(driver.pid)) < 2 and driver.poll() is None:
+            assert time.monotonic() < deadline, "no worker processes started"
+            time.sleep(0.05)
+        time.sleep(random.Random(5).uniform(0.5, 3))  # the workers start up or train
+        children = _children(driver.pid)
+        driver.send_signal(signal.SIGKILL)
+    finally:
+        driver.kill()
+        driver.wait(timeout=60)
+    assert driver.returncode == -signal.SIGKILL and len(children) >= 2
+    deadline = time.monotonic() + 4  # less than a worker's start-up and first cell
+    while any(map(_running, children)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(map(_running, children)), "workers outlived their driver"
+    rerun = regbench("run", work / "study.toml", "--store", path, "--workers", "2",
+                     cwd=tmp_path)
+    assert rerun.returncode == 0, rerun.stderr
+    assert_matches(path, reference)
 
 
 # --- divergence and failures --------------------------------------------------------------
