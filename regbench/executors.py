@@ -47,9 +47,7 @@ def usable_cores() -> int:
 
 def default_workers() -> int:
     """Worker processes for this machine: one per core, as many as memory holds; one on a
-    GPU (the packs share one device); or what `$REGBENCH_WORKERS` says."""
-    if os.environ.get("REGBENCH_WORKERS"):
-        return _check_workers(os.environ["REGBENCH_WORKERS"], "$REGBENCH_WORKERS")
+    GPU (the packs share one device)."""
     import keras
 
     from regbench import provenance
@@ -88,14 +86,16 @@ def run_local(todo, path, options, progress) -> None:
     """Train `todo` (cells) pack by pack on this machine, appending each row to store `path`.
 
     `options` carries `nondeterministic`, `data_dir`, `retry_failed`, `pack_size` and
-    `workers` (the `run` arguments; `workers` None = `default_workers()`); `progress` is the
-    command line's `Progress`.
+    `workers` (the `run` arguments; `workers` None: `$REGBENCH_WORKERS`, else
+    `default_workers()` for a study worth them); `progress` is the command line's `Progress`.
     """
     from regbench import pack, store, train
 
     _check_pack_size(options.pack_size)
     deterministic = not options.nondeterministic
     workers = getattr(options, "workers", None)
+    if workers is None and os.environ.get("REGBENCH_WORKERS"):  # asked for, like --workers
+        workers = _check_workers(os.environ["REGBENCH_WORKERS"], "$REGBENCH_WORKERS")
     if workers is None:
         workers = default_workers() if work(todo) >= MIN_PARALLEL_WORK else 1
     workers = _check_workers(workers, "--workers")

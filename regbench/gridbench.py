@@ -262,6 +262,15 @@ def agreement(naive: list[dict], ours: list[dict]) -> list[dict]:
     return out
 
 
+def pack_times(rows: list[dict]) -> dict:
+    """Where regbench's training time went: each pack's fit time (its members share one),
+    and the cells trained alone, counted and summed."""
+    packs = {(r["pack_size"], r["fit_s"]) for r in rows if r["pack_size"] > 1}
+    alone = [r["fit_s"] for r in rows if r["pack_size"] == 1]
+    return {"packs": sorted(packs, reverse=True), "alone": len(alone),
+            "alone_fit_s": sum(alone)}
+
+
 def summarize(runs: list[dict], peak_gflops: float) -> list[dict]:
     summary = []
     for config in (*CONFIGS, SMOKE):
@@ -280,12 +289,21 @@ def summarize(runs: list[dict], peak_gflops: float) -> list[dict]:
                      ours["load_after"]],
             "arms_agree": sum(a["agree"] for a in arms), "arms": arms,
             "pack_sizes": sorted({r["pack_size"] for r in ours["rows"]}),
+            "packs": pack_times(ours["rows"]),
+            "workers": ours.get("workers", 1),
             # where the time goes: achieved training arithmetic against the matmul roof
             "peak_gflops": peak_gflops,
             "naive_gflops": naive["train_gflop"] / naive["train_s"],
             "regbench_gflops": ours["train_gflop"] / ours["train_s"],
         })
     return summary
+
+
+def _packs_line(packs: dict) -> str:
+    parts = [f"a pack of {size} cells {seconds:.0f} s" for size, seconds in packs["packs"]]
+    if packs["alone"]:
+        parts.append(f"{packs['alone']} cells alone {packs['alone_fit_s']:.0f} s in all")
+    return ", ".join(parts)
 
 
 def render(summary: list[dict], machine: dict, command: str) -> str:
@@ -322,9 +340,11 @@ def render(summary: list[dict], machine: dict, command: str) -> str:
               "2048 x 2048 matmul measured in the same run "
               f"({summary[0]['peak_gflops']:.0f} GFLOP/s), the roof of a roofline. A small "
               "fraction means the time goes to per-step overhead, not arithmetic.", "",
-              "Load average: before and after the naive run, then the regbench run. "
-              "regbench's pack sizes: " + "; ".join(
-                  f"{s['config']}: {s['pack_sizes']}" for s in summary), ""]
+              "Load average: before and after the naive run, then the regbench run.", "",
+              "Where regbench's time goes (fit seconds; packs and cells run side by side in "
+              "the worker processes, so they add up to more than the wall time):", "",
+              *(f"- {s['config']}: {s['workers']} worker(s); " + _packs_line(s["packs"])
+                for s in summary), ""]
     for s in summary:
         lines += [f"## {s['config']}: test accuracy per arm (n = seeds per engine)", "",
                   "Agreement: Mann-Whitney p, Holm-corrected over arms, >= 0.05. The naive "

@@ -52,3 +52,21 @@ def test_agreement_separates_equal_from_shifted_distributions():
     assert same["agree"] and not shifted["agree"]
     assert shifted["ci_high"] < 0 < same["ci_high"] and same["ci_low"] < 0
     assert shifted["difference"] == np.mean(base - 0.05) - np.mean(base)
+
+
+def test_peak_memory_counts_child_processes():
+    """regbench's memory is its driver's and its workers' together: a child's 300 MiB count."""
+    own = gridbench._rss(gridbench.os.getpid()) / 2 ** 20
+    script = ("import time; b = bytearray(300 * 2 ** 20); b[::4096] = b'x' * len(b[::4096]); "
+              "time.sleep(1)")
+    with gridbench.PeakMemory(every=0.05) as memory:
+        subprocess.run([sys.executable, "-c", script], check=True)
+    assert memory.peak / 2 ** 20 > own + 250
+    assert memory.mib() >= memory.peak / 2 ** 20
+
+
+def test_pack_times_name_each_pack_once_and_sum_the_cells_alone():
+    rows = ([{"pack_size": 20, "fit_s": 185.0}] * 20 + [{"pack_size": 5, "fit_s": 72.0}] * 5
+            + [{"pack_size": 1, "fit_s": 3.0}, {"pack_size": 1, "fit_s": 4.5}])
+    assert gridbench.pack_times(rows) == {"packs": [(20, 185.0), (5, 72.0)], "alone": 2,
+                                          "alone_fit_s": 7.5}
