@@ -61,15 +61,10 @@ def default_workers() -> int:
 def work(cells) -> float:
     """The cells' training arithmetic: forward multiply-adds x examples seen."""
     from regbench import data
-    from regbench.pack import macs_per_example
+    from regbench.pack import fit_examples, macs_per_example
 
-    total = 0.0
-    for cell in cells:
-        info = data.DATASETS[cell.dataset]
-        t = cell.training
-        examples = t.train_subset or info.train_size * (1 - t.validation_fraction)
-        total += macs_per_example(cell.model, info) * examples * t.epochs
-    return total
+    return sum(macs_per_example(cell.model, data.DATASETS[cell.dataset])
+               * fit_examples(cell) * cell.training.epochs for cell in cells)
 
 
 def _check_workers(value, name: str) -> int:
@@ -94,11 +89,12 @@ def run_local(todo, path, options, progress) -> None:
     _check_pack_size(options.pack_size)
     deterministic = not options.nondeterministic
     workers = getattr(options, "workers", None)
-    if workers is None and os.environ.get("REGBENCH_WORKERS"):  # asked for, like --workers
+    if workers is not None:
+        workers = _check_workers(workers, "--workers")
+    elif os.environ.get("REGBENCH_WORKERS"):  # asked for, like --workers
         workers = _check_workers(os.environ["REGBENCH_WORKERS"], "$REGBENCH_WORKERS")
-    if workers is None:
+    else:
         workers = default_workers() if work(todo) >= MIN_PARALLEL_WORK else 1
-    workers = _check_workers(workers, "--workers")
     packs = pack.plan_packs(todo, options.pack_size, workers)
     if workers > 1 and len(packs) > 1:
         workers = min(workers, len(packs))

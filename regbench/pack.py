@@ -43,10 +43,16 @@ def pack_size(cell: Cell) -> int:
     """How many cells like this one to pack: many small networks, few (or one) large ones."""
     info = data.DATASETS[cell.dataset]
     t = cell.training
-    examples = t.train_subset or info.train_size * (1 - t.validation_fraction)
-    if math.ceil(examples / t.batch_size) * t.epochs < MIN_PACKED_STEPS:
+    if math.ceil(fit_examples(cell) / t.batch_size) * t.epochs < MIN_PACKED_STEPS:
         return 1
     return int(max(1, min(MAX_PACK, PACK_MAC_BUDGET // macs_per_example(cell.model, info))))
+
+
+def fit_examples(cell: Cell) -> float:
+    """Examples the cell trains on per epoch (its subset, or the split's fit part)."""
+    t = cell.training
+    return t.train_subset or data.DATASETS[cell.dataset].train_size * (
+        1 - t.validation_fraction)
 
 
 def macs_per_example(model, info) -> int:
@@ -106,13 +112,14 @@ def _grid_cut(seeds: int, arms: int, size: int) -> tuple[int, int]:
     """(seed rows, arm columns) of the blocks that cut a seeds x arms grid into the fewest
     blocks of at most `size` cells; among those, the most even, then the widest (arms at a
     seed share their input)."""
+    def rows(cols):
+        return max(1, min(seeds, size // cols))
+
     def cost(cols):
-        rows = max(1, min(seeds, size // cols))
-        blocks = math.ceil(seeds / rows) * math.ceil(arms / cols)
-        return blocks, rows * cols, -cols
+        return math.ceil(seeds / rows(cols)) * math.ceil(arms / cols), rows(cols) * cols, -cols
 
     cols = min(range(1, min(size, arms) + 1), key=cost)
-    return max(1, min(seeds, size // cols)), cols
+    return rows(cols), cols
 
 
 def _macs(cell: Cell) -> int:
