@@ -8,9 +8,9 @@ it, and a runner killed at any moment leaves its cells free for the next one.
 
 - `run_local`: packs on this machine. With several CPU cores and several packs, packs train
   side by side in worker processes (`default_workers`), each with its share of the cores:
-  a small network's step uses a second core poorly (measured: one stack's step is 1.3x
-  faster on two cores than on one, two processes on one core each are 1.6x), so whole packs
-  in parallel beat one pack on every core. One pack, one core, or a GPU: in this process.
+  a small network's step uses a second core poorly, so whole packs in parallel beat one pack
+  on every core (`regbench bench-grid` measures it). One pack, one core, or a GPU: in this
+  process.
 - `run_ray`: packs as Ray tasks on a cluster, each with `cpus_per_cell` CPUs.
 
 With worker processes or Ray, the driver (this process) claims a pack's cells before
