@@ -111,17 +111,13 @@ class StackedDense(keras.layers.Layer):
         self.kernel = self.add_weight(
             shape=initial.shape, name="kernel",
             initializer=lambda shape, dtype=None: ops.convert_to_tensor(initial, dtype),
-            regularizer=MemberPenalty(self.l1, self.l2, self.member_axes())
+            regularizer=MemberPenalty(self.l1, self.l2, self.shared_input)
             if (self.l1.any() or self.l2.any()) else None,
             constraint=MemberMaxNorm(self.max_norm, self.in_axis, self.shared_input)
             if np.isfinite(self.max_norm).any() else None)
         self.bias = self.add_weight(shape=(rows, cols, initial.shape[-1]),
                                     initializer="zeros", name="bias")
         del self.initial  # the variable holds it now
-
-    def member_axes(self) -> tuple:
-        """The kernel axes one member's weights span (the others index the member)."""
-        return (1, 3) if self.shared_input else (2, 3)
 
     def member_index(self, s: int, a: int) -> tuple:
         return (s, slice(None), a) if self.shared_input else (s, a)
@@ -138,18 +134,25 @@ class StackedDense(keras.layers.Layer):
 
 
 class MemberPenalty(keras.regularizers.Regularizer):
-    """Sum over members of l1 * sum|w| + l2 * sum w^2 (Keras `L1L2`) on the member's kernel."""
+    """Sum over members of l1 * sum|w| + l2 * sum w^2 (Keras `L1L2`) on the member's kernel.
 
-    def __init__(self, l1, l2, axes):
-        self.l1, self.l2, self.axes = l1, l2, axes
+    Computed as one sum over the kernel of factor-weighted terms: a single pass, where summing
+    each member's block first costs XLA strided reductions several times slower. The gradient
+    is the same element-wise l1 * sign(w) + 2 * l2 * w either way."""
+
+    def __init__(self, l1, l2, shared_input):
+        rows, cols = l1.shape
+        shape = (rows, 1, cols, 1) if shared_input else (rows, cols, 1, 1)
+        self.l1 = l1.reshape(shape) if l1.any() else None
+        self.l2 = l2.reshape(shape) if l2.any() else None
 
     def __call__(self, w):
-        total = 0.0
-        if self.l1.any():
-            total += ops.sum(self.l1 * ops.sum(ops.abs(w), axis=self.axes))
-        if self.l2.any():
-            total += ops.sum(self.l2 * ops.sum(ops.square(w), axis=self.axes))
-        return total
+        terms = []
+        if self.l1 is not None:
+            terms.append(self.l1 * ops.abs(w))
+        if self.l2 is not None:
+            terms.append(self.l2 * ops.square(w))
+        return ops.sum(terms[0] + terms[1] if len(terms) == 2 else terms[0])
 
 
 class MemberMaxNorm(keras.constraints.Constraint):
