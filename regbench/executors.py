@@ -121,7 +121,7 @@ def _claim(claims: contextlib.ExitStack, members, path, retry_failed: bool) -> l
     """The members this runner may train: claimed here (held until `claims` closes), and not
     finished. Finished cells are read after claiming: a runner that stored a cell released its
     claim after the row was written, so a cell claimed here and not finished is not done."""
-    from regbench import store
+    from regbench import pack, store
 
     held = [cell for cell in members if claims.enter_context(store.claim(path, cell.key))]
     finished = store.finished_keys(path, retry_failed)
@@ -279,15 +279,15 @@ class RayPool:
 
 def _drive(pool, packs, path, options, progress) -> None:
     """Keep `pool.slots` packs in flight: claim a pack's cells, submit it, append the rows
-    of whichever pack finishes, release its claims. Largest packs first, so the last ones
-    to finish are short."""
-    from regbench import store
+    of whichever pack finishes, release its claims. Most work first (`pack.pack_cost`), so
+    the last ones to finish are short."""
+    from regbench import pack, store
 
     deterministic = not options.nondeterministic
     data_dir = options.data_dir or os.environ.get("REGBENCH_DATA_DIR")
     if data_dir:  # workers do not share the driver's working directory
         data_dir = str(Path(data_dir).resolve())
-    queue = collections.deque(sorted(packs, key=len, reverse=True))
+    queue = collections.deque(sorted(packs, key=pack.pack_cost, reverse=True))
     in_flight = {}  # handle -> (cells, their claims, when they were submitted)
     try:
         while queue or in_flight:

@@ -76,8 +76,8 @@ def plan_packs(cells: list[Cell], limit: int | None = None,
 
     Stackable cells (`stack.stackable`) are packed as grids of whole seed rows, so the arms at
     a seed share their input; other cells as branches of one model (`pack_key`). With
-    `workers` > 1 (and no `limit`), a large group is cut into about one pack per worker, so
-    the workers share it evenly.
+    `workers` > 1 (and no `limit`), large stacks are shared among the workers so that each
+    worker gets about the same work (`pack_cost`) once every pack is handed out.
     """
     from regbench import stack
 
@@ -85,7 +85,7 @@ def plan_packs(cells: list[Cell], limit: int | None = None,
     for cell in cells:
         key = ("stack", stack.stack_key(cell)) if stack.stackable(cell) else pack_key(cell)
         groups.setdefault(key, []).append(cell)
-    packs = []
+    packs, shared = [], []
     for key, members in groups.items():
         if key[0] != "stack":
             size = limit or pack_size(members[0])
@@ -93,19 +93,71 @@ def plan_packs(cells: list[Cell], limit: int | None = None,
             continue
         size = limit or (stack.stack_size(members[0], _macs(members[0]))
                          if pack_size(members[0]) > 1 else 1)
-        if not limit and size > 1:  # one share per worker, none under MIN_SHARE members
-            shares = max(1, min(workers, len(members) // MIN_SHARE))
-            size = min(size, math.ceil(len(members) / shares))
         for grid in stack.grids(members):
-            rows, cols = _grid_cut(len(grid), len(grid[0]), size)
-            for s in range(0, len(grid), rows):
-                for a in range(0, len(grid[0]), cols):
-                    packs.append([cell for row in grid[s:s + rows] for cell in row[a:a + cols]])
+            if not limit and size > 1 and workers > 1 and _cells(grid) >= 2 * MIN_SHARE:
+                shared.append((grid, size))
+            else:
+                packs += _blocks(grid, size)
+    packs += _shares(shared, packs, workers)
     position = {id(cell): i for i, cell in enumerate(cells)}
     return sorted(packs, key=lambda p: min(position[id(cell)] for cell in p))  # study order
 
 
 MIN_SHARE = 4  # a worker's share of a stack: fewer members would pay the compile for little
+AUGMENT_MACS_PER_VALUE = 64  # an augmented input value costs about as much as 64 multiply-adds
+                             # (rotation and shift of MNIST: an augmented stacked member of
+                             # the tutorial MLP trains at half the speed of a plain one)
+
+
+def pack_cost(members: list[Cell]) -> float:
+    """Estimated work of training a pack: per member, the forward multiply-adds of every
+    example it trains on, plus the cost of augmenting them."""
+    total = 0.0
+    for cell in members:
+        info = data.DATASETS[cell.dataset]
+        per_example = macs_per_example(cell.model, info)
+        if cell.arm.get("augmentation") is not None:
+            per_example += AUGMENT_MACS_PER_VALUE * int(np.prod(info.image_shape))
+        total += per_example * fit_examples(cell) * cell.training.epochs
+    return total
+
+
+def _shares(grids: list, packs: list[list[Cell]], workers: int) -> list[list[Cell]]:
+    """Cut stack grids into one share per worker, balancing the workers' work: packs are
+    handed out largest first to whichever worker is free (`executors._drive`), so a share is
+    a set of whole arm columns (seed rows where there are fewer arms than shares) given one
+    at a time to the worker with the least work so far."""
+    loads = [0.0] * workers
+    for members in sorted(packs, key=pack_cost, reverse=True):
+        loads[loads.index(min(loads))] += pack_cost(members)
+    out = []
+    for grid, size in sorted(grids, key=lambda g: pack_cost(sum(g[0], [])), reverse=True):
+        shares = min(workers, _cells(grid) // MIN_SHARE)
+        bins = sorted(range(workers), key=loads.__getitem__)[:shares]
+        by_arms = len(grid[0]) >= shares
+        units = list(zip(*grid)) if by_arms else grid  # columns (one arm) or rows (one seed)
+        taken: dict[int, list[int]] = {b: [] for b in bins}
+        for i, unit in enumerate(units):
+            worker = min(bins, key=loads.__getitem__)
+            taken[worker].append(i)
+            loads[worker] += pack_cost(list(unit))
+        for picked in taken.values():
+            if picked:
+                share = ([[row[i] for i in picked] for row in grid] if by_arms
+                         else [grid[i] for i in picked])
+                out += _blocks(share, size)
+    return out
+
+
+def _cells(grid: list[list[Cell]]) -> int:
+    return len(grid) * len(grid[0])
+
+
+def _blocks(grid: list[list[Cell]], size: int) -> list[list[Cell]]:
+    """A seeds x arms grid cut into blocks of at most `size` cells (`_grid_cut`)."""
+    rows, cols = _grid_cut(len(grid), len(grid[0]), size)
+    return [[cell for row in grid[s:s + rows] for cell in row[a:a + cols]]
+            for s in range(0, len(grid), rows) for a in range(0, len(grid[0]), cols)]
 
 
 def _grid_cut(seeds: int, arms: int, size: int) -> tuple[int, int]:

@@ -176,18 +176,35 @@ def test_plan_stacks_whole_seed_rows_by_stack_key():
 
 
 def test_plan_shares_a_large_stack_among_workers():
-    """With two workers, a 5 x 8 grid is cut into two 5 x 4 blocks (the fewest, most even
-    blocks); a group too small to share (5 augmentation cells) stays whole."""
-    study = {**STUDY, "seeds": 5, "training": {"epochs": 20}, "design": {
-        "kind": "explicit", "arms": ["none", "l1", "l2", "l1_l2", "dropout", "batchnorm",
-                                     "early_stopping", "max_norm", "augmentation"]}}
+    """With two workers, the 5 x 8 grid is shared so that both get the same work: the one
+    that also trains the 5 augmentation cells (each about twice a plain cell's work) gets 3
+    arm columns, the other 5."""
+    study = {**STUDY, "seeds": 5, "model": {"hidden": [64]}, "training": {"epochs": 20},
+             "design": {"kind": "explicit", "arms": [
+                 "none", "l1", "l2", "l1_l2", "dropout", "batchnorm", "early_stopping",
+                 "max_norm", "augmentation"]}}
     cells = parse_study(study, "plan").cells()
     assert [len(p) for p in pack.plan_packs(cells)] == [40, 5]
-    halves = pack.plan_packs(cells, workers=2)
-    assert [len(p) for p in halves] == [20, 20, 5]
-    assert [len({c.seed for c in p}) for p in halves] == [5, 5, 5]  # whole seed columns
-    assert sorted(c.key for p in halves for c in p) == sorted(c.key for c in cells)
-    assert [len(p) for p in pack.plan_packs(cells, workers=4)] == [10, 10, 10, 10, 5]
+    shared = pack.plan_packs(cells, workers=2)
+    assert sorted(len(p) for p in shared) == [5, 15, 25]
+    assert [len({c.seed for c in p}) for p in shared] == [5, 5, 5]  # whole arm columns
+    assert sorted(c.key for p in shared for c in p) == sorted(c.key for c in cells)
+    big, small, augmented = sorted(shared, key=len, reverse=True)
+    plain = [c for c in cells if c.arm.label == "none"]
+    assert pack.pack_cost(augmented) == pytest.approx(2 * pack.pack_cost(plain), rel=0.05)
+    assert pack.pack_cost(big) == pytest.approx(
+        pack.pack_cost(small) + pack.pack_cost(augmented), rel=0.01)
+    assert sorted(len(p) for p in pack.plan_packs(cells, workers=4)) == [5, 5, 10, 10, 15]
+
+
+def test_plan_shares_seed_rows_when_arms_are_fewer_than_workers():
+    study = {**STUDY, "seeds": 12, "training": {"epochs": 20},
+             "design": {"kind": "explicit", "arms": ["none"]}}
+    cells = parse_study(study, "plan").cells()
+    assert [len(p) for p in pack.plan_packs(cells)] == [12]
+    assert [len(p) for p in pack.plan_packs(cells, workers=2)] == [6, 6]
+    assert [len(p) for p in pack.plan_packs(cells, workers=8)] == [4, 4, 4]  # MIN_SHARE each
+    assert [len(p) for p in pack.plan_packs(cells[:7], workers=2)] == [7]    # too few to share
 
 
 def test_grid_cut_fewest_then_most_even_then_widest_blocks():
