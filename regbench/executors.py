@@ -121,7 +121,7 @@ def _claim(claims: contextlib.ExitStack, members, path, retry_failed: bool) -> l
     """The members this runner may train: claimed here (held until `claims` closes), and not
     finished. Finished cells are read after claiming: a runner that stored a cell released its
     claim after the row was written, so a cell claimed here and not finished is not done."""
-    from regbench import pack, store
+    from regbench import store
 
     held = [cell for cell in members if claims.enter_context(store.claim(path, cell.key))]
     finished = store.finished_keys(path, retry_failed)
