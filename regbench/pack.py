@@ -268,7 +268,7 @@ class Streams:
         def gather(step, idx):
             images = tf.gather(x, idx)
             return {"images": images, **draws(step, images)}, tf.gather(y, idx)
-        # Augmentation is the costly part of a batch: made on every core, in order.
+        # Per-member draws (augmentation above all) dominate a batch: made on every core, in order.
         return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
                 .enumerate(start=first_step)
                 .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
