@@ -250,8 +250,8 @@ class Streams:
         else:
             def gather(idx):
                 return tf.gather(x, idx), tf.gather(y, idx)
-        return (tf.data.Dataset.from_tensor_slices(index).batch(batch_size).map(gather)
-                .prefetch(4))
+        return train.untuned(tf.data.Dataset.from_tensor_slices(index).batch(batch_size)
+                             .map(gather).prefetch(4))
 
     def epoch(self, epoch: int, batch_size: int):
         """One epoch's batches, in each stream's own order (`train.epoch_order`)."""
@@ -262,6 +262,8 @@ class Streams:
             return self.batches(order, batch_size)
         import tensorflow as tf
 
+        from regbench.executors import usable_cores
+
         x, y, draws = self.x, self.y, self.draws
         first_step = epoch * math.ceil(n_fit / batch_size)  # training steps so far
 
@@ -269,10 +271,10 @@ class Streams:
             images = tf.gather(x, idx)
             return {"images": images, **draws(step, images)}, tf.gather(y, idx)
         # Per-member draws (augmentation above all) dominate a batch: made on every core, in order.
-        return (tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
-                .enumerate(start=first_step)
-                .map(gather, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-                .prefetch(4))
+        return train.untuned(tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+                             .enumerate(start=first_step)
+                             .map(gather, num_parallel_calls=usable_cores(), deterministic=True)
+                             .prefetch(4))
 
 
 def evaluate_pack(net, members: list, streams: Streams, x_test, y_test) -> list:

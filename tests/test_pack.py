@@ -118,22 +118,28 @@ def test_stack_is_deterministic_under_xla(data_dir):
 
 
 @pytest.mark.parametrize("shared_input", [False, True])
-def test_member_penalty_is_the_sum_of_the_members_keras_penalties(shared_input):
+def test_member_penalty_has_the_gradient_of_the_members_keras_penalties(shared_input):
     import keras
     import numpy as np
+    import tensorflow as tf
 
     from regbench.stack_layers import MemberPenalty
 
     rng = np.random.default_rng(0)
     l1 = np.array([[0.0, 0.01, 0.0], [0.02, 0.0, 0.5]], np.float32)
     l2 = np.array([[0.0, 0.0, 0.01], [0.03, 0.0, 0.0]], np.float32)
-    kernel = rng.normal(size=(2, 5, 3, 4) if shared_input else (2, 3, 5, 4)).astype(np.float32)
-    expected = sum(
-        float(keras.regularizers.L1L2(l1=float(l1[s, a]), l2=float(l2[s, a]))(
-            kernel[s, :, a] if shared_input else kernel[s, a]))
-        for s in range(2) for a in range(3))
-    got = float(MemberPenalty(l1, l2, shared_input)(keras.ops.convert_to_tensor(kernel)))
-    assert got == pytest.approx(expected, rel=1e-6)
+    kernel = tf.Variable(rng.normal(size=(2, 5, 3, 4) if shared_input else (2, 3, 5, 4))
+                         .astype(np.float32))
+    kernel[0, 0].assign(tf.zeros_like(kernel[0, 0]))  # sign(0) = 0, as Keras's |w| gradient
+    with tf.GradientTape(persistent=True) as tape:
+        expected = sum(
+            keras.regularizers.L1L2(l1=float(l1[s, a]), l2=float(l2[s, a]))(
+                kernel[s, :, a] if shared_input else kernel[s, a])
+            for s in range(2) for a in range(3))
+        got = MemberPenalty(l1, l2, shared_input)(kernel)
+    assert float(got) == 0.0  # the value is added once per epoch instead (`penalty()`)
+    np.testing.assert_allclose(tape.gradient(got, kernel), tape.gradient(expected, kernel),
+                               rtol=1e-6, atol=1e-7)
     assert MemberPenalty(l1, 0 * l2, shared_input).l2 is None  # no term for absent factors
 
 
