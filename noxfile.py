@@ -61,7 +61,7 @@ def lint(session):
 @nox.session
 def benchmarks(session):
     """Training-step time of every technique, CPU and any visible GPU -> reports/benchmarks/;
-    then whole studies, regbench against the naive loop (`regbench bench-grid`, about 80 min
+    then whole studies, regbench against the naive loop (`regbench bench-grid`, 55-80 min
     on 2 cores) -> reports/benchmarks/grid.md. `-- --steps-only` skips the second part.
 
     Each Keras backend importable in this venv is timed (tensorflow; jax/torch when installed,
