@@ -134,10 +134,10 @@ class StackedDense(keras.layers.Layer):
 
 
 class MemberPenalty(keras.regularizers.Regularizer):
-    """Sum over members of l1 * sum|w| + l2 * sum w^2 (Keras `L1L2`) on the member's kernel.
+    """Each member's l1 * sum|w| + l2 * sum w^2 (Keras `L1L2`) on its kernel, as a gradient.
 
-    Only its gradient, the element-wise l1 * sign(w) + 2 * l2 * w, reaches the training step:
-    the value it adds to the loss is zero. No step needs the value (a member's logged loss adds
+    Only the gradient, the element-wise l1 * sign(w) + 2 * l2 * w, reaches the training step:
+    the value added to the loss is zero. No step needs the value (a member's logged loss adds
     `StackedMember.penalty()` at the end of the epoch), and summing a stacked kernel at every
     step costs about a tenth of the step."""
 
@@ -148,7 +148,13 @@ class MemberPenalty(keras.regularizers.Regularizer):
         self.l2 = l2.reshape(shape) if l2.any() else None
 
     def __call__(self, w):
-        return self._zero_with_gradient(w)
+        @ops.custom_gradient
+        def zero(w):
+            def grad(*args, upstream=None):
+                upstream = args[0] if upstream is None else upstream
+                return upstream * self.gradient(w)
+            return ops.zeros((), w.dtype), grad
+        return zero(w)
 
     def gradient(self, w):
         terms = []
@@ -157,15 +163,6 @@ class MemberPenalty(keras.regularizers.Regularizer):
         if self.l2 is not None:
             terms.append((2 * self.l2) * w)
         return terms[0] + terms[1] if len(terms) == 2 else terms[0]
-
-    def _zero_with_gradient(self, w):
-        @ops.custom_gradient
-        def penalty(w):
-            def grad(*args, upstream=None):
-                (upstream,) = args if upstream is None else (upstream,)
-                return upstream * self.gradient(w)
-            return ops.zeros((), w.dtype), grad
-        return penalty(w)
 
 
 class MemberMaxNorm(keras.constraints.Constraint):
