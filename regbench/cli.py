@@ -8,10 +8,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 from regbench.errors import RegbenchError
+from regbench.progress import Progress
 
 RESULTS_DIR = Path("results")
 
@@ -72,10 +72,60 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(default: $REGBENCH_DATA_DIR)")
     reproduce.add_argument("--quiet", action="store_true", help="no progress output")
 
-    from regbench import bench, report
-    report.add_commands(commands)
-    bench.add_commands(commands)
+    _add_report_commands(commands)
+    _add_bench_commands(commands)
     return parser
+
+
+def _add_report_commands(commands) -> None:
+    report = commands.add_parser(
+        "report", help="write the Markdown and HTML report of a results store (no training)",
+        description="Write README.md, report.html, figures/ and CSV tables of one results "
+                    "store; given a folder, do so for every <folder>/<study>/results.jsonl "
+                    "and write <folder>/README.md, the index.")
+    report.add_argument("results", help="a results .jsonl file, or a folder of reports")
+    report.add_argument("--out", help="report folder (default: reports/<study>/, or the "
+                                      "results file's folder when it is results.jsonl)")
+    report.set_defaults(func=cmd_report)
+    claims = commands.add_parser(
+        "claims", help="test the Keras tutorial's claims on its study's results",
+        description="Verdict and evidence for each claim of shared/reference/tutorial.md, "
+                    "computed from the results of the mnist_tutorial study.")
+    claims.add_argument("results", help="results .jsonl of the tutorial study")
+    claims.add_argument("--out", default="reports/claims", help="default: reports/claims/")
+    claims.set_defaults(func=cmd_claims)
+
+
+BENCH_DIR = Path("reports/benchmarks")
+
+
+def _add_bench_commands(commands) -> None:
+    report = commands.add_parser(
+        "bench-report", help="Markdown tables, overhead plot and fingerprint from benchmark JSON")
+    report.add_argument("raw", nargs="*", type=Path,
+                        help=f"pytest-benchmark JSON files (default: {BENCH_DIR}/raw/*.json)")
+    report.add_argument("--out", type=Path, default=BENCH_DIR,
+                        help=f"output folder (default: {BENCH_DIR})")
+    report.set_defaults(func=cmd_bench_report)
+
+    comparison = commands.add_parser(
+        "bench-compare", help="what got slower or faster between two benchmark JSON files")
+    comparison.add_argument("baseline", type=Path, help="pytest-benchmark JSON of the baseline")
+    comparison.add_argument("new", type=Path, help="pytest-benchmark JSON of the new run")
+    comparison.add_argument("--alpha", type=float, default=0.05,
+                            help="family-wise error rate (Holm) (default: 0.05)")
+    comparison.add_argument("--fail-on-slower", action="store_true",
+                            help="exit 1 if anything got significantly slower")
+    comparison.set_defaults(func=cmd_bench_compare)
+
+    grid = commands.add_parser(
+        "bench-grid", help="whole-study wall time and memory: regbench vs the naive loop")
+    grid.add_argument("--only", metavar="NAME", help="one configuration (see reports/benchmarks/"
+                                                     "grid.md): mnist_b32, mnist_b128, ...")
+    grid.add_argument("--out", type=Path, default=BENCH_DIR,
+                      help=f"output folder (default: {BENCH_DIR})")
+    grid.add_argument("--data-dir", help="folder with <dataset>.npz (default: $REGBENCH_DATA_DIR)")
+    grid.set_defaults(func=cmd_bench_grid)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +151,7 @@ def default_store(study) -> Path:
 
 
 def cmd_run(args) -> int:
-    from regbench import store
+    from regbench import executors, store
     from regbench.study import load_study
 
     study = load_study(args.study).with_overrides(args.seeds, args.epochs, args.train_subset)
@@ -115,6 +165,10 @@ def cmd_run(args) -> int:
                             "(--cpus-per-cell)")
     if args.workers is not None and args.workers < 1:
         raise RegbenchError(f"--workers: expected an integer >= 1, got {args.workers}")
+    options = executors.RunOptions(data_dir=args.data_dir,
+                                   deterministic=not args.nondeterministic,
+                                   retry_failed=args.retry_failed, pack_size=args.pack_size,
+                                   workers=args.workers)
     cells = study.cells()
     done = store.finished_keys(path, retry_failed=args.retry_failed)
     todo = [c for c in cells if c.key not in done]
@@ -129,13 +183,12 @@ def cmd_run(args) -> int:
     progress.say(f"{study.name}: {len(cells)} cells, {len(cells) - len(todo)} stored, "
                  f"{len(todo)} to train -> {path}")
     if todo:
-        from regbench import executors
         if args.executor == "ray":
-            executors.run_ray(todo, path, args, progress, address=args.address,
+            executors.run_ray(todo, path, options, progress, address=args.address,
                               cpus_per_cell=args.cpus_per_cell)
         else:
-            executors.run_local(todo, path, args, progress)
-    return cmd_show(argparse.Namespace(results=str(path)))
+            executors.run_local(todo, path, options, progress)
+    return show(path)
 
 
 def cmd_reproduce(args) -> int:
@@ -168,8 +221,7 @@ def _local_trainer(args):
     """train(cells, store): the cells not stored yet, one at a time, in this process."""
     from regbench import executors, store, train
 
-    options = argparse.Namespace(pack_size=1, nondeterministic=False, data_dir=args.data_dir,
-                                 retry_failed=False)
+    options = executors.RunOptions(data_dir=args.data_dir, pack_size=1)
 
     def run(cells, path):
         done = store.finished_keys(path)
@@ -202,66 +254,86 @@ def cmd_list(args) -> int:
 
 
 def cmd_show(args) -> int:
-    from regbench import store, summary
-
     path = Path(args.results)
     if path.suffix == ".toml":
         from regbench.study import load_study
         path = default_store(load_study(path))
+    return show(path)
+
+
+def show(path: Path) -> int:
+    from regbench import store, summary
+
     if not path.is_file():
         raise RegbenchError(f"{path}: no such results file")
     print(summary.format_table(summary.summarize(store.load(path))))
     return 0
 
 
-class Progress:
-    """Cells done/total, the epoch in progress and an ETA; one line per cell when not a TTY."""
+def cmd_report(args) -> int:
+    from regbench import report
 
-    def __init__(self, total: int, quiet: bool = False, stream=sys.stderr):
-        self.total, self.done, self.quiet, self.stream = total, 0, quiet, stream
-        self.live = stream.isatty() and not os.environ.get("CI")
-        self.began = self.pack_began = time.monotonic()
-        self.cells = []
+    path = Path(args.results)
+    if path.is_dir():
+        if args.out:
+            raise RegbenchError("--out: not used with a folder of reports (each report is "
+                                "written beside its results.jsonl)")
+        *folders, index = report.write_folder(path)
+        for folder in folders:
+            print(f"wrote {report.display_path(folder)}/README.md and report.html")
+        print(f"wrote {report.display_path(index)}")
+        return 0
+    out = Path(args.out) if args.out else report.default_out(path)
+    report.write_report(path, out)
+    print(f"wrote {report.display_path(out)}/README.md and report.html")
+    return 0
 
-    def say(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=self.stream, flush=True)
 
-    def _eta(self) -> str:
-        if not self.done:
-            return "?"
-        left = (time.monotonic() - self.began) / self.done * (self.total - self.done)
-        return f"{int(left // 60)}m{int(left % 60):02d}s"
+def cmd_claims(args) -> int:
+    from regbench import claims, report
 
-    def skip(self) -> None:
-        self.total -= 1  # trained by another runner
+    out = Path(args.out)
+    claims.write_claims(args.results, out)
+    print(f"wrote {report.display_path(out)}/README.md and report.html")
+    return 0
 
-    def start(self, cells) -> None:
-        self.cells, self.pack_began = cells, time.monotonic()
 
-    def epoch(self, epoch: int, epochs: int, logs: dict) -> None:
-        if self.live and not self.quiet:
-            first, arms = self.cells[0], sorted({c.arm.label for c in self.cells})
-            what = (f"{first.dataset} {first.model.name} {len(self.cells)} cells"
-                    if len(self.cells) > 1 else f"{first.dataset} {first.model.name} "
-                    f"{first.arm.label} seed={first.seed}")
-            print(f"\r[{self.done + 1}/{self.total}] {what} ({', '.join(arms)[:40]}): "
-                  f"epoch {epoch}/{epochs} val_acc {logs.get('val_acc', float('nan')):.4f}  "
-                  f"ETA {self._eta()}\033[K", end="", file=self.stream, flush=True)
+def cmd_bench_report(args) -> int:
+    from regbench import bench
 
-    def finish(self, row: dict) -> None:
-        seconds = time.monotonic() - self.pack_began
-        if row["status"] == "failed":
-            result = f"FAILED ({row['error']})"
-        else:
-            result = (f"{row['status']}: test_acc {row['test_acc']:.4f} "
-                      f"gap {row['gap_acc']:+.4f} epochs {row['epochs_run']}")
-        packed = f", pack of {row['pack_size']}" if row.get("pack_size", 1) > 1 else ""
-        self.done += 1
-        start, end = ("\r", "\033[K") if self.live else ("", "")
-        self.say(f"{start}[{self.done}/{self.total}] {row['dataset']} {row['model']} "
-                 f"{row['arm']} seed={row['seed']}: {result} ({seconds:.1f} s{packed})  "
-                 f"ETA {self._eta()}{end}")
+    raw = args.raw or sorted((BENCH_DIR / "raw").glob("*.json"))
+    for path in bench.write_report(raw, args.out):
+        print(path)
+    return 0
+
+
+def cmd_bench_compare(args) -> int:
+    from regbench import bench
+
+    if not 0.0 < args.alpha < 1.0:
+        raise RegbenchError(f"--alpha must be in (0, 1), got {args.alpha}")
+    baseline, _ = bench.load_runs([args.baseline])
+    new, _ = bench.load_runs([args.new])
+    result = bench.compare(baseline, new, args.alpha)
+    names = {side: set(zip(df["backend"], df["name"])) for side, df in
+             (("baseline", baseline), ("new", new))}
+    only_in = {"baseline": {n for _, n in names["baseline"] - names["new"]},
+               "new": {n for _, n in names["new"] - names["baseline"]}}
+    print(bench.format_comparison(result, args.alpha, only_in))
+    return 1 if args.fail_on_slower and (result["change"] == "slower").any() else 0
+
+
+def cmd_bench_grid(args) -> int:
+    from regbench import gridbench
+
+    summary = gridbench.run_grid(args.only, args.out,
+                                 args.data_dir or os.environ.get("REGBENCH_DATA_DIR"),
+                                 say=lambda text: print(text, flush=True))
+    for s in summary:
+        print(f"{s['config']}: {s['speedup']:.2f}x (target {s['target']:g}x), "
+              f"{s['arms_agree']}/{len(s['arms'])} arms agree")
+    print(args.out / "grid.md")
+    return 0
 
 
 if __name__ == "__main__":

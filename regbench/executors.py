@@ -28,9 +28,11 @@ import contextlib
 import os
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from regbench.errors import RegbenchError
+from regbench.provenance import usable_cores
 
 WORKER_MEMORY = 3 * 2 ** 30   # bytes a worker may need (CIFAR-10 in float32 and a network)
 MIN_PARALLEL_WORK = 1e10      # forward multiply-adds x examples seen: below this (a smoke
@@ -38,11 +40,17 @@ MIN_PARALLEL_WORK = 1e10      # forward multiply-adds x examples seen: below thi
                               # more than it saves, unless workers are asked for
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+@dataclass(frozen=True)
+class RunOptions:
+    """How a run trains its cells (the `run` command's options, as plain values)."""
+    data_dir: str | None = None     # folder with <dataset>.npz; None: $REGBENCH_DATA_DIR
+    deterministic: bool = True      # TensorFlow op determinism
+    retry_failed: bool = False      # train cells stored as failed again
+    pack_size: int | None = None    # at most this many cells per pack; None: planned
+    workers: int | None = None      # worker processes; None: $REGBENCH_WORKERS, else planned
+
+    def data_folder(self) -> str | None:
+        return self.data_dir or os.environ.get("REGBENCH_DATA_DIR")
 
 
 def default_workers() -> int:
@@ -80,15 +88,14 @@ def _check_workers(value, name: str) -> int:
 def run_local(todo, path, options, progress) -> None:
     """Train `todo` (cells) pack by pack on this machine, appending each row to store `path`.
 
-    `options` carries `nondeterministic`, `data_dir`, `retry_failed`, `pack_size` and
-    `workers` (the `run` arguments; `workers` None: `$REGBENCH_WORKERS`, else
-    `default_workers()` for a study worth them); `progress` is the command line's `Progress`.
+    `options` (`RunOptions`): `workers` None means `$REGBENCH_WORKERS`, else
+    `default_workers()` for a study worth them; `progress` is a `progress.Progress`.
     """
     from regbench import pack, store, train
 
     _check_pack_size(options.pack_size)
-    deterministic = not options.nondeterministic
-    workers = getattr(options, "workers", None)
+    deterministic = options.deterministic
+    workers = options.workers
     if workers is not None:
         workers = _check_workers(workers, "--workers")
     elif os.environ.get("REGBENCH_WORKERS"):  # asked for, like --workers
@@ -103,7 +110,7 @@ def run_local(todo, path, options, progress) -> None:
             _drive(pool, packs, path, options, progress)
         return
     train.configure(deterministic)
-    data_dir = options.data_dir or os.environ.get("REGBENCH_DATA_DIR")
+    data_dir = options.data_folder()
     for members in packs:
         with contextlib.ExitStack() as claims:
             mine = _claim(claims, members, path, options.retry_failed)
@@ -283,8 +290,8 @@ def _drive(pool, packs, path, options, progress) -> None:
     the last ones to finish are short."""
     from regbench import pack, store
 
-    deterministic = not options.nondeterministic
-    data_dir = options.data_dir or os.environ.get("REGBENCH_DATA_DIR")
+    deterministic = options.deterministic
+    data_dir = options.data_folder()
     if data_dir:  # workers do not share the driver's working directory
         data_dir = str(Path(data_dir).resolve())
     queue = collections.deque(sorted(packs, key=pack.pack_cost, reverse=True))

@@ -17,7 +17,6 @@ distributions agree (Welch's t interval of the difference and Mann-Whitney p, Ho
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import dataclasses
 import json
@@ -112,10 +111,9 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
 def train_regbench(cells: list, data_dir: str | None) -> list[dict]:
     """The cells as `regbench run` trains them, into a throw-away store."""
     from regbench import executors, store
-    from regbench.cli import Progress
+    from regbench.progress import Progress
 
-    options = argparse.Namespace(pack_size=None, nondeterministic=False, data_dir=data_dir,
-                                 retry_failed=False, workers=None)
+    options = executors.RunOptions(data_dir=data_dir)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "results.jsonl"
         executors.run_local(cells, path, options, Progress(len(cells), quiet=True))
@@ -362,45 +360,31 @@ def render(summary: list[dict], machine: dict, command: str) -> str:
     return "\n".join(lines)
 
 
-def cmd_bench_grid(args) -> int:
+def run_grid(only: str | None, out: Path, data_dir: str | None, say=print) -> list[dict]:
+    """Every configuration (or `only` one), naive then regbench, each in a child process;
+    writes `out`/grid.json and grid.md and returns the summary."""
     from regbench.bench import machine_fingerprint
 
-    configs = [_config(args.only)] if args.only else list(CONFIGS)
-    data_dir = args.data_dir or os.environ.get("REGBENCH_DATA_DIR")
+    configs = [_config(only)] if only is not None else list(CONFIGS)
     peak = measure(CONFIGS[0], "peak", data_dir)["peak_gflops"]
     runs = []
     for config in configs:
         for engine in ("naive", "regbench"):
-            print(f"bench-grid: {config.name}: {engine} ...", flush=True)
+            say(f"bench-grid: {config.name}: {engine} ...")
             run = measure(config, engine, data_dir)
-            print(f"bench-grid: {config.name}: {engine} {run['wall_s']:.0f} s, "
-                  f"peak {run['peak_rss_mib']:.0f} MiB", flush=True)
+            say(f"bench-grid: {config.name}: {engine} {run['wall_s']:.0f} s, "
+                f"peak {run['peak_rss_mib']:.0f} MiB")
             runs.append(run)
     summary = summarize(runs, peak)
-    args.out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
     machine = machine_fingerprint()
-    command = "regbench bench-grid" + (f" --only {args.only}" if args.only else "")
-    (args.out / "grid.json").write_text(json.dumps(
+    command = "regbench bench-grid" + (f" --only {only}" if only else "")
+    (out / "grid.json").write_text(json.dumps(
         {"command": command, "machine": machine, "peak_gflops": peak, "summary": summary,
          "runs": runs},
         indent=1, default=float) + "\n")
-    (args.out / "grid.md").write_text(render(summary, machine, command))
-    for s in summary:
-        print(f"{s['config']}: {s['speedup']:.2f}x (target {s['target']:g}x), "
-              f"{s['arms_agree']}/{len(s['arms'])} arms agree")
-    print(args.out / "grid.md")
-    return 0
-
-
-def add_commands(subparsers) -> None:
-    grid = subparsers.add_parser(
-        "bench-grid", help="whole-study wall time and memory: regbench vs the naive loop")
-    grid.add_argument("--only", metavar="NAME",
-                      help=f"one configuration: {', '.join(c.name for c in CONFIGS)}")
-    grid.add_argument("--out", type=Path, default=REPORT_DIR,
-                      help=f"output folder (default: {REPORT_DIR})")
-    grid.add_argument("--data-dir", help="folder with <dataset>.npz (default: $REGBENCH_DATA_DIR)")
-    grid.set_defaults(func=cmd_bench_grid)
+    (out / "grid.md").write_text(render(summary, machine, command))
+    return summary
 
 
 if __name__ == "__main__":

@@ -262,7 +262,7 @@ class Streams:
             return self.batches(order, batch_size)
         import tensorflow as tf
 
-        from regbench.executors import usable_cores
+        from regbench.provenance import usable_cores
 
         x, y, draws = self.x, self.y, self.draws
         first_step = epoch * math.ceil(n_fit / batch_size)  # training steps so far

@@ -25,6 +25,14 @@ def git_commit() -> str | None:
     return commit + ("-dirty" if dirty.strip() else "")
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
 @functools.cache
 def cpu_model() -> str:
     try:

@@ -880,59 +880,26 @@ def write_index(root: str | Path) -> Path:
 
 # --- command line ----------------------------------------------------------------------------
 
-def add_commands(subparsers) -> None:
-    """Add `report` and `claims` to the CLI's subparsers; each sets `func(args) -> int`."""
-    report = subparsers.add_parser(
-        "report", help="write the Markdown and HTML report of a results store (no training)",
-        description="Write README.md, report.html, figures/ and CSV tables of one results "
-                    "store; given a folder, do so for every <folder>/<study>/results.jsonl "
-                    "and write <folder>/README.md, the index.")
-    report.add_argument("results", help="a results .jsonl file, or a folder of reports")
-    report.add_argument("--out", help="report folder (default: reports/<study>/, or the "
-                                      "results file's folder when it is results.jsonl)")
-    report.set_defaults(func=cmd_report)
-    claims = subparsers.add_parser(
-        "claims", help="test the Keras tutorial's claims on its study's results",
-        description="Verdict and evidence for each claim of shared/reference/tutorial.md, "
-                    "computed from the results of the mnist_tutorial study.")
-    claims.add_argument("results", help="results .jsonl of the tutorial study")
-    claims.add_argument("--out", default="reports/claims", help="default: reports/claims/")
-    claims.set_defaults(func=cmd_claims)
+
+def default_out(results: str | Path) -> Path:
+    """Where a store's report goes: beside `results.jsonl`, else reports/<its study>/."""
+    path = Path(results)
+    if path.name == "results.jsonl":
+        return path.parent
+    studies = load_results(path)["study"].dropna().unique()
+    if len(studies) != 1:
+        raise RegbenchError(f"{path}: rows of {len(studies)} studies; give --out")
+    return Path("reports") / studies[0]
 
 
-def cmd_report(args) -> int:
-    path = Path(args.results)
-    if path.is_dir():
-        if args.out:
-            raise RegbenchError("--out: not used with a folder of reports (each report is "
-                                "written beside its results.jsonl)")
-        stores = sorted(path.glob("*/results.jsonl"))
-        if not stores:
-            raise RegbenchError(f"{path}: no <study>/results.jsonl under this folder")
-        for results in stores:
-            write_report(results, results.parent)
-            print(f"wrote {display_path(results.parent)}/README.md and report.html")
-        print(f"wrote {display_path(write_index(path))}")
-        return 0
-    out = args.out
-    if out is None:
-        if path.name == "results.jsonl":
-            out = path.parent
-        else:
-            studies = load_results(path)["study"].dropna().unique()
-            if len(studies) != 1:
-                raise RegbenchError(f"{path}: rows of {len(studies)} studies; give --out")
-            out = Path("reports") / studies[0]
-    out = Path(out)
-    write_report(path, out)
-    print(f"wrote {display_path(out)}/README.md and report.html")
-    return 0
+def write_folder(root: str | Path) -> list[Path]:
+    """The report of every <root>/<study>/results.jsonl, then the index: the folders and
+    the index written."""
+    root = Path(root)
+    stores = sorted(root.glob("*/results.jsonl"))
+    if not stores:
+        raise RegbenchError(f"{root}: no <study>/results.jsonl under this folder")
+    for results in stores:
+        write_report(results, results.parent)
+    return [results.parent for results in stores] + [write_index(root)]
 
-
-def cmd_claims(args) -> int:
-    from regbench import claims
-
-    out = Path(args.out)
-    claims.write_claims(args.results, out)
-    print(f"wrote {display_path(out)}/README.md and report.html")
-    return 0

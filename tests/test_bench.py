@@ -3,14 +3,13 @@ report. Timing itself is exercised by `benchmarks/`; here samples are synthetic.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 
 import numpy as np
 import pytest
 
-from regbench import bench
+from regbench import bench, cli
 from regbench.errors import RegbenchError
 
 # --- FLOP counts ----------------------------------------------------------------------------
@@ -203,9 +202,7 @@ def test_compare_of_a_run_with_itself_reports_no_change(tmp_path):
 
 
 def _cli(argv):
-    parser = argparse.ArgumentParser()
-    bench.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
+    args = cli.build_parser().parse_args([str(a) for a in argv])
     return args.func(args)
 
 

@@ -8,7 +8,6 @@ are skipped where Ray is not installed.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -89,8 +88,8 @@ class Progress:
 
 
 def options(data_dir=None, retry_failed=False, pack_size=None, workers=1):
-    return argparse.Namespace(nondeterministic=False, data_dir=data_dir and str(data_dir),
-                              retry_failed=retry_failed, pack_size=pack_size, workers=workers)
+    return executors.RunOptions(data_dir=data_dir and str(data_dir), retry_failed=retry_failed,
+                                pack_size=pack_size, workers=workers)
 
 
 def comparable(row: dict) -> dict:

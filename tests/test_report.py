@@ -1,7 +1,6 @@
 """regbench.report and regbench.claims on synthetic stores with planted effects: files, tables,
 numbers, determinism, failed cells, the CLI commands, and the HTML in a real headless browser."""
 
-import argparse
 import base64
 import re
 import shutil
@@ -11,7 +10,7 @@ import pandas as pd
 import pytest
 from report_rows import factorial_rows, row, tutorial_rows, write
 
-from regbench import claims, report
+from regbench import claims, cli, report
 from regbench.errors import RegbenchError
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -222,9 +221,7 @@ def test_claims_need_a_none_arm(tmp_path):
 # --- command line ----------------------------------------------------------------------------
 
 def run_cli(*argv) -> int:
-    parser = argparse.ArgumentParser(prog="regbench")
-    report.add_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args([str(a) for a in argv])
+    args = cli.build_parser().parse_args([str(a) for a in argv])
     return args.func(args)
 
 
