@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from regbench import provenance
+from regbench.document import markdown_table
 from regbench.errors import RegbenchError
 from regbench.recipe import (
     L1,
@@ -540,13 +541,7 @@ def _num(value: float, digits: int = 3) -> str:
     return f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}"
 
 
-def _table(header: list[str], lines: list[list[str]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    out += ["| " + " | ".join(line) + " |" for line in lines]
-    return "\n".join(out)
-
-
-def step_table(df) -> str:
+def stepmarkdown_table(df) -> str:
     """Markdown: one row per (batch, technique) of one problem, device and backend."""
     header = ["batch", "technique", "median ms", "IQR ms", "rounds", "overhead vs none [95% CI]",
               "examples/s", "GFLOP/s", "of peak", "compile s"]
@@ -556,10 +551,10 @@ def step_table(df) -> str:
               str(r["rounds"]), _ratio(r), _num(r["examples_per_s"]), _num(r["gflops"]),
               f"{r['roofline']:.1%}" if math.isfinite(r["roofline"]) else "",
               f"{r['compile_s']:.2f}"] for _, r in df.iterrows()]
-    return _table(header, lines)
+    return markdown_table(header, lines)
 
 
-def headline_table(df) -> str:
+def headlinemarkdown_table(df) -> str:
     """Markdown: overhead ratio [95% CI] per technique (rows) and problem/batch (columns);
     the `none` row is the null check (`none` against its own paired `none` model)."""
     steps = df[df["kind"] == "step"]
@@ -574,10 +569,10 @@ def headline_table(df) -> str:
                         & (steps["technique"] == technique)]
             line.append(_ratio(hit.iloc[0], n=True) if not hit.empty else "")
         lines.append(line)
-    return _table(header, lines)
+    return markdown_table(header, lines)
 
 
-def augmentation_table(df, device: str) -> str:
+def augmentationmarkdown_table(df, device: str) -> str:
     """Markdown: what augmentation costs per batch where it runs, per problem and batch.
 
     `df`: rows of one backend; steps on `device`, the tf.data pipeline always on the host CPU.
@@ -611,7 +606,7 @@ def augmentation_table(df, device: str) -> str:
                           _ms(in_model["median"]) if in_model is not None else "",
                           _ms(in_data["median"]) if in_data is not None else "",
                           _ratio(in_data) if in_data is not None else ""])
-    return _table(header, lines)
+    return markdown_table(header, lines)
 
 
 def plot_overhead(df, ax=None):
@@ -675,7 +670,7 @@ def _machine_section(machines: list[dict]) -> str:
     for machine in machines:
         keys += [k for k in machine if k not in keys and k != "file"]
     header = ["", *[Path(m["file"]).name for m in machines]]
-    return _table(header, [[k, *[str(m.get(k, "")) for m in machines]] for k in keys])
+    return markdown_table(header, [[k, *[str(m.get(k, "")) for m in machines]] for k in keys])
 
 
 def render_report(df, machines: list[dict]) -> str:
@@ -730,7 +725,7 @@ def render_report(df, machines: list[dict]) -> str:
     ]
     steps = df[df["kind"] == "step"]
     for (backend_name, device), group in steps.groupby(["backend", "device"]):
-        parts += [f"### {device.upper()}, {backend_name}", "", headline_table(group), ""]
+        parts += [f"### {device.upper()}, {backend_name}", "", headlinemarkdown_table(group), ""]
     parts += ["![overhead ratios](overhead.png)", ""]
     for (backend_name, device), group in steps.groupby(["backend", "device"]):
         for problem in PROBLEMS:
@@ -739,7 +734,7 @@ def render_report(df, machines: list[dict]) -> str:
                 continue
             p = PROBLEMS[problem]
             parts += [f"## {problem}: {p.architecture} on {device.upper()} ({backend_name})", "",
-                      step_table(rows), ""]
+                      stepmarkdown_table(rows), ""]
     parts += [
         "## Augmentation: in the model or in a tf.data pipeline",
         "",
@@ -764,10 +759,10 @@ def render_report(df, machines: list[dict]) -> str:
         if group[group["kind"] == "fed_step"].empty:
             continue
         parts += [f"### {device.upper()}, {backend_name}", "",
-                  augmentation_table(df[df["backend"] == backend_name], device), ""]
+                  augmentationmarkdown_table(df[df["backend"] == backend_name], device), ""]
     matmul = df[df["kind"] == "matmul"].sort_values(["backend", "device", "n"])
     parts += ["## Matmul peak (float32, n x n @ n x n)", "",
-              _table(["backend", "device", "n", "median ms", "IQR ms", "rounds", "GFLOP/s"],
+              markdown_table(["backend", "device", "n", "median ms", "IQR ms", "rounds", "GFLOP/s"],
                      [[r["backend"], r["device"], str(int(r["n"])), _ms(r["median"]),
                        _ms(r["iqr"]), str(r["rounds"]), _num(r["gflops"])]
                       for _, r in matmul.iterrows()]), ""]

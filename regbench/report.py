@@ -10,20 +10,27 @@ or global backend is needed.
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 import math
 import os
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from regbench import stats, store, summary
+from regbench.document import (
+    Bullets,
+    Code,
+    Heading,
+    Para,
+    Table,
+    clear_figures,
+    draw,
+    render_markdown,
+    write_document,
+)
 from regbench.errors import RegbenchError
 from regbench.plots import arms_of
 
@@ -35,144 +42,7 @@ COMPARED = {
     "gap_xent": ("gap (test xent − train xent)", False),
 }
 EFFECT_METRICS = ("test_acc", "gap_acc")
-FIGURE_DPI = 110
-FIGURES_DIR = "figures"
 ERROR_CHARS = 160  # of a failed cell's error message in the table
-
-
-# --- document model --------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Heading:
-    text: str
-    level: int = 2
-
-
-@dataclass(frozen=True)
-class Para:
-    text: str  # `code` spans allowed
-
-
-@dataclass(frozen=True)
-class Bullets:
-    items: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Code:
-    text: str
-
-
-@dataclass(frozen=True)
-class Table:
-    headers: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-
-
-@dataclass(frozen=True)
-class Figure:
-    path: str  # relative to the report folder
-    caption: str
-    png: bytes = field(repr=False)
-
-
-def render_markdown(blocks: list) -> str:
-    out = []
-    for b in blocks:
-        if isinstance(b, Heading):
-            out.append("#" * b.level + " " + b.text)
-        elif isinstance(b, Para):
-            out.append(b.text)
-        elif isinstance(b, Bullets):
-            out.append("\n".join(f"- {item}" for item in b.items))
-        elif isinstance(b, Code):
-            out.append(f"```\n{b.text}\n```")
-        elif isinstance(b, Table):
-            cells = [[c.replace("|", "\\|") for c in row] for row in (b.headers, *b.rows)]
-            lines = ["| " + " | ".join(row) + " |" for row in cells]
-            lines.insert(1, "|" + "|".join("---" for _ in b.headers) + "|")
-            out.append("\n".join(lines))
-        elif isinstance(b, Figure):
-            out.append(f"![{b.caption}]({b.path})\n\n*{b.caption}*")
-    return "\n\n".join(out) + "\n"
-
-
-CSS = """
-body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 75em;
-       margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
-th { background: #f3f3f3; }
-td.num { white-space: nowrap; font-variant-numeric: tabular-nums; }
-div.scroll { overflow-x: auto; }
-tr:nth-child(even) td { background: #fafafa; }
-code, pre { background: #f5f5f5; font-family: ui-monospace, monospace; font-size: 0.9em; }
-pre { padding: 0.6em; overflow-x: auto; }
-figure { margin: 1.5em 0; }
-figure img { max-width: 100%; height: auto; }
-figcaption { font-style: italic; color: #555; }
-"""
-
-
-def render_html(blocks: list, title: str) -> str:
-    body = []
-    for b in blocks:
-        if isinstance(b, Heading):
-            body.append(f"<h{b.level}>{_inline(b.text)}</h{b.level}>")
-        elif isinstance(b, Para):
-            body.append(f"<p>{_inline(b.text)}</p>")
-        elif isinstance(b, Bullets):
-            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in b.items) + "</ul>")
-        elif isinstance(b, Code):
-            body.append(f"<pre><code>{html.escape(b.text)}</code></pre>")
-        elif isinstance(b, Table):
-            head = "".join(f"<th>{_inline(h)}</th>" for h in b.headers)
-            rows = "".join("<tr>" + "".join(_cell(c) for c in row) + "</tr>" for row in b.rows)
-            body.append(f'<div class="scroll"><table><thead><tr>{head}</tr></thead>'
-                        f"<tbody>{rows}</tbody></table></div>")
-        elif isinstance(b, Figure):
-            data = base64.b64encode(b.png).decode("ascii")
-            body.append(f'<figure><img alt="{html.escape(b.caption)}" '
-                        f'src="data:image/png;base64,{data}">'
-                        f"<figcaption>{_inline(b.caption)}</figcaption></figure>")
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-            f"<title>{html.escape(title)}</title>\n<style>{CSS}</style>\n</head>\n<body>\n"
-            + "\n".join(body) + "\n</body>\n</html>\n")
-
-
-def _inline(text: str) -> str:
-    """The Markdown this module writes, as HTML: `code`, **bold**, *emphasis*, [text](link).
-    Code spans are taken verbatim (an error message may hold `*` or `[`)."""
-    out = []
-    for i, piece in enumerate(re.split(r"`([^`]+)`", text)):
-        piece = html.escape(piece, quote=False)
-        if i % 2:
-            out.append(f"<code>{piece}</code>")
-            continue
-        piece = re.sub(r"\*\*([^*]+)\*\*", r"<strong>\1</strong>", piece)
-        piece = re.sub(r"\*([^*\s][^*]*)\*", r"<em>\1</em>", piece)
-        out.append(re.sub(r"\[([^\]]+)\]\(([^)\s]+)\)", r'<a href="\2">\1</a>', piece))
-    return "".join(out)
-
-
-NUMERIC = re.compile(r"^[-+–\d.,±%\[\] /e]+$")  # table cells kept on one line
-
-
-def _cell(text: str) -> str:
-    numeric = ' class="num"' if NUMERIC.match(text) else ""
-    return f"<td{numeric}>{_inline(text)}</td>"
-
-
-def write_document(blocks: list, out_dir: Path, title: str) -> None:
-    """README.md beside its figures/*.png, and report.html with the figures inside."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    figures = out_dir / FIGURES_DIR
-    for b in blocks:
-        if isinstance(b, Figure):
-            figures.mkdir(exist_ok=True)
-            (out_dir / b.path).write_bytes(b.png)
-    (out_dir / "README.md").write_text(render_markdown(blocks))
-    (out_dir / "report.html").write_text(render_html(blocks, title))
 
 
 # --- loading and grouping --------------------------------------------------------------------
@@ -483,22 +353,6 @@ def not_ok_blocks(rows: pd.DataFrame) -> list:
 
 # --- figures ---------------------------------------------------------------------------------
 
-def draw(name: str, caption: str, plot, size=(8, 4.5), ncols: int = 1, nrows: int = 1,
-         prefix: str = "") -> Figure:
-    """Run `plot(axes)` on a fresh Agg figure and return it as PNG bytes."""
-    import seaborn as sns
-    from matplotlib.figure import Figure as MplFigure
-
-    with sns.axes_style("whitegrid"):
-        fig = MplFigure(figsize=size, layout="constrained")
-        axes = fig.subplots(nrows, ncols, squeeze=False)
-        plot(fig, axes)
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
-    path = f"{FIGURES_DIR}/{prefix}{name}.png"
-    return Figure(path, caption, buffer.getvalue())
-
-
 def figure_blocks(rows: pd.DataFrame, baseline: str, prefix: str = "") -> list:
     from regbench import plots
 
@@ -769,7 +623,7 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     blocks = build_report(rows, results, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _clear_figures(out_dir)
+    clear_figures(out_dir)
     write_document(blocks, out_dir, f"regbench report: {_title(blocks)}")
     _write_csv(rows, out_dir)
     return out_dir
@@ -777,14 +631,6 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
 
 def _title(blocks: list) -> str:
     return next((b.text for b in blocks if isinstance(b, Heading)), "")
-
-
-def _clear_figures(out_dir: Path) -> None:
-    """Old PNGs of a previous report would otherwise linger beside the new ones."""
-    figures = out_dir / FIGURES_DIR
-    if figures.is_dir():
-        for png in figures.glob("*.png"):
-            png.unlink()
 
 
 def _write_csv(rows: pd.DataFrame, out_dir: Path) -> None:

@@ -21,18 +21,18 @@ import numpy as np
 import pandas as pd
 
 from regbench import stats, store
-from regbench.errors import RegbenchError
-from regbench.report import (
+from regbench.document import (
     Code,
     Heading,
     Para,
     Table,
-    _clear_figures,
+    clear_figures,
     draw,
-    load_results,
     render_markdown,
     write_document,
 )
+from regbench.errors import RegbenchError
+from regbench.report import load_results
 from regbench.study import Cell, load_study
 
 STUDY_DIR = Path("ablations/published")
@@ -309,7 +309,7 @@ def write(name: str) -> Path:
                      if part.strip())]
     blocks += reproducibility(repro, rows)
     out.mkdir(parents=True, exist_ok=True)
-    _clear_figures(out)
+    clear_figures(out)
     write_document(blocks, out, f"regbench reproduction: {repro.name}")
     write_index()
     return out
