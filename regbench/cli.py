@@ -219,7 +219,7 @@ def cmd_reproduce(args) -> int:
 
 def _local_trainer(args):
     """train(cells, store): the cells not stored yet, one at a time, in this process."""
-    from regbench import executors, store, train
+    from regbench import engine, executors, store
 
     options = executors.RunOptions(data_dir=args.data_dir, pack_size=1)
 
@@ -227,7 +227,7 @@ def _local_trainer(args):
         done = store.finished_keys(path)
         todo = [c for c in cells if c.key not in done]
         if todo:
-            train.configure(True)
+            engine.configure(True)
             executors.run_local(todo, path, options, Progress(len(todo), quiet=args.quiet))
 
     return run

@@ -1,6 +1,6 @@
 """Executors: where the cells of a study are trained. The store semantics are the same for all.
 
-Cells are trained in packs (`pack.plan_packs`: one cell, or several small cells sharing one
+Cells are trained in packs (`engine.plan.plan_packs`: one cell, or several small cells sharing one
 compiled step). For every pack: claim its cells (`store.claim`), drop those another runner
 holds or has finished, train the rest, append their rows, release the claims. Only the process
 that claimed a cell appends its row, so a store gets each cell once however many runners share
@@ -69,7 +69,7 @@ def default_workers() -> int:
 def work(cells) -> float:
     """The cells' training arithmetic: forward multiply-adds x examples seen."""
     from regbench import data
-    from regbench.pack import fit_examples, macs_per_example
+    from regbench.engine.plan import fit_examples, macs_per_example
 
     return sum(macs_per_example(cell.model, data.DATASETS[cell.dataset])
                * fit_examples(cell) * cell.training.epochs for cell in cells)
@@ -91,7 +91,8 @@ def run_local(todo, path, options, progress) -> None:
     `options` (`RunOptions`): `workers` None means `$REGBENCH_WORKERS`, else
     `default_workers()` for a study worth them; `progress` is a `progress.Progress`.
     """
-    from regbench import pack, store, train
+    from regbench import engine, store
+    from regbench.engine import plan
 
     _check_pack_size(options.pack_size)
     deterministic = options.deterministic
@@ -102,14 +103,14 @@ def run_local(todo, path, options, progress) -> None:
         workers = _check_workers(os.environ["REGBENCH_WORKERS"], "$REGBENCH_WORKERS")
     else:
         workers = default_workers() if work(todo) >= MIN_PARALLEL_WORK else 1
-    packs = pack.plan_packs(todo, options.pack_size, workers)
+    packs = plan.plan_packs(todo, options.pack_size, workers)
     if workers > 1 and len(packs) > 1:
         workers = min(workers, len(packs))
         pool = LocalPool(workers, max(1, usable_cores() // workers))
         with contextlib.closing(pool):
             _drive(pool, packs, path, options, progress)
         return
-    train.configure(deterministic)
+    engine.configure(deterministic)
     data_dir = options.data_folder()
     for members in packs:
         with contextlib.ExitStack() as claims:
@@ -137,15 +138,15 @@ def _claim(claims: contextlib.ExitStack, members, path, retry_failed: bool) -> l
 
 def train_pack(cells, data_dir, deterministic, on_epoch=None) -> list[dict]:
     """Rows for the cells; a pack that raises is retried cell by cell to isolate the cause."""
-    from regbench import pack, train
+    from regbench import engine, rows
 
     try:
-        return pack.run_pack(cells, data_dir, deterministic, on_epoch=on_epoch)
+        return engine.fit(cells, data_dir, deterministic, on_epoch=on_epoch)
     except RegbenchError:
         raise
     except Exception as error:  # one broken cell must not stop the study
         if len(cells) == 1:
-            return [train.failed_row(cells[0], error, deterministic)]
+            return [rows.failed_row(cells[0], error, deterministic)]
     return [row for cell in cells
             for row in train_pack([cell], data_dir, deterministic, on_epoch)]
 
@@ -164,7 +165,7 @@ def run_ray(todo, path, options, progress, address=None, cpus_per_cell=1) -> Non
     many packs are in flight as the cluster has room for (its CPUs // `cpus_per_cell`), so the
     other cells stay unclaimed for other runners.
     """
-    from regbench import pack
+    from regbench.engine import plan
 
     if isinstance(cpus_per_cell, bool) or not (
             isinstance(cpus_per_cell, int | float) and 0 < cpus_per_cell < float("inf")):
@@ -185,7 +186,7 @@ def run_ray(todo, path, options, progress, address=None, cpus_per_cell=1) -> Non
             raise RegbenchError(f"--executor ray: cannot start or reach a Ray cluster {where} "
                                 f"({' '.join(str(error).split())})") from None
     try:
-        _drive(RayPool(ray, cpus_per_cell), pack.plan_packs(todo, options.pack_size), path,
+        _drive(RayPool(ray, cpus_per_cell), plan.plan_packs(todo, options.pack_size), path,
                options, progress)
     finally:
         if started_here:
@@ -276,9 +277,9 @@ class RayPool:
         try:
             return self.ray.get(handle)
         except self.ray.exceptions.RayError as error:  # the worker or its node died
-            from regbench import train
+            from regbench import rows
 
-            return "rows", [train.failed_row(cell, error, deterministic) for cell in cells]
+            return "rows", [rows.failed_row(cell, error, deterministic) for cell in cells]
 
     def cancel(self, handle) -> None:
         self.ray.cancel(handle, force=True)
@@ -286,15 +287,16 @@ class RayPool:
 
 def _drive(pool, packs, path, options, progress) -> None:
     """Keep `pool.slots` packs in flight: claim a pack's cells, submit it, append the rows
-    of whichever pack finishes, release its claims. Most work first (`pack.pack_cost`), so
+    of whichever pack finishes, release its claims. Most work first (`plan.pack_cost`), so
     the last ones to finish are short."""
-    from regbench import pack, store
+    from regbench import store
+    from regbench.engine import plan
 
     deterministic = options.deterministic
     data_dir = options.data_folder()
     if data_dir:  # workers do not share the driver's working directory
         data_dir = str(Path(data_dir).resolve())
-    queue = collections.deque(sorted(packs, key=pack.pack_cost, reverse=True))
+    queue = collections.deque(sorted(packs, key=plan.pack_cost, reverse=True))
     in_flight = {}  # handle -> (cells, their claims, when they were submitted)
     try:
         while queue or in_flight:
@@ -335,9 +337,9 @@ def _train_remote(cells, data_dir, deterministic) -> tuple[str, object]:
     """A worker's task: ("rows", result rows) or ("error", message) for bad input
     (RegbenchError)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from regbench import train
+    from regbench import engine
 
-    train.configure(deterministic)
+    engine.configure(deterministic)
     try:
         return "rows", train_pack(cells, data_dir, deterministic)
     except RegbenchError as error:  # bad data or settings: the driver stops the study

@@ -186,7 +186,7 @@ def _weight_args(arm: Arm, seed: int, name: str, prefix: str, is_output=False,
     )
 
 
-def _augmentation_layers(arm: Arm, seed: int, flip_ok: bool, prefix: str) -> list:
+def augmentation_layers(arm: Arm, seed: int, flip_ok: bool, prefix: str) -> list:
     aug = arm.get("augmentation")
     if aug is None:
         return []
@@ -263,7 +263,7 @@ def model_layers(model: Model, arm: Arm, classes: int, seed: int, flip_ok: bool 
     their initial weights, which depend on (seed, unprefixed name) only.
     """
     layers = _input_layers(model, arm, seed, prefix)
-    layers += _augmentation_layers(arm, seed, flip_ok, prefix)
+    layers += augmentation_layers(arm, seed, flip_ok, prefix)
     if model.name == "alexnet":
         for i, filters in enumerate(model.filters):
             layers.append(keras.layers.Conv2D(
@@ -300,9 +300,3 @@ def build_model(model: Model, arm: Arm, input_shape: tuple, classes: int, seed: 
     return keras.Sequential([keras.Input(shape=input_shape, name="image"),
                              *model_layers(model, arm, classes, seed, flip_ok)],
                             name=model.name)
-
-
-def kernels(layers: list) -> dict:
-    """Layer name -> kernel array of every Dense and Conv2D layer, in order."""
-    return {layer.name: keras.ops.convert_to_numpy(layer.kernel)
-            for layer in layers if isinstance(layer, keras.layers.Dense | keras.layers.Conv2D)}

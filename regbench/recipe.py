@@ -1,7 +1,8 @@
-"""Technique, model and training settings: frozen dataclasses of plain values, validated.
+"""Technique, model and training settings: frozen dataclasses of plain values, validated,
+and `REGISTRY`, the one table of every setting regbench knows.
 
 Every setting a study file can hold is one of these objects. They carry no Keras objects:
-`models.py` and `train.py` turn them into layers, regularizers and callbacks as late as
+`models.py` and the engine turn them into layers, regularizers and callbacks as late as
 possible. Defaults follow the Keras regularization tutorial (`ablations/mnist_tutorial.toml`).
 """
 
@@ -214,22 +215,7 @@ class RandomCrop:
     kind = "random_crop"
 
 
-TECHNIQUES: dict[str, type] = {
-    cls.kind: cls for cls in (L1, L2, L1L2, Dropout, BatchNorm, Augmentation, EarlyStopping,
-                              MaxNorm, KLSparsity, LateL1, WeightDecay, RandomCrop)
-}
 NONE = "none"  # the label of the arm without any technique
-
-# Pairs that cannot sit in one arm: both would set the same thing twice.
-CONFLICTS = {
-    frozenset({"l1_l2", "l1"}): "`l1_l2` already holds an L1 term; use `l1_l2` or `l1`",
-    frozenset({"l1_l2", "l2"}): "`l1_l2` already holds an L2 term; use `l1_l2` or `l2`",
-    frozenset({"l1_late", "l1"}): "`l1_late` and `l1` both set the L1 term; use one",
-    frozenset({"l1_late", "l1_l2"}): "`l1_late` and `l1_l2` both set the L1 term; use one",
-    frozenset({"weight_decay", "l2"}): "`weight_decay` and `l2` both set the L2 term; use one",
-    frozenset({"weight_decay", "l1_l2"}): "`weight_decay` and `l1_l2` both set the L2 term; "
-                                          "use one",
-}
 
 
 # --- model and training settings -------------------------------------------------------------
@@ -402,3 +388,134 @@ class Arm:
     def get(self, kind: str):
         """The technique of this kind in the arm, or None."""
         return next((t for t in self.techniques if t.kind == kind), None)
+
+
+# --- the registry ------------------------------------------------------------------------------
+# Execution strategies (regbench/engine/): a cell trained alone, as a branch of a packed model,
+# or as a member of a stacked network.
+ALONE, BRANCH, STACK = "alone", "branch", "stack"
+EVERY = frozenset({ALONE, BRANCH, STACK})
+UNSTACKED = frozenset({ALONE, BRANCH})
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One technique or setting: what it is, where it acts, which strategies implement it.
+
+    `name` is a technique kind (`dropout`), one of a technique's parameters (`batchnorm.position`)
+    or a model or training setting (`model.crop`, `training.lr_decay`). A cell uses a
+    technique entry when its arm has the technique, and a parameter or setting entry when the
+    value differs from its default. `later` marks settings added after cells were first
+    stored: they enter a cell's key only when they differ from their defaults, so stored keys
+    stay valid. `input_cost`: multiply-adds one input value costs the technique per example
+    (the planner's work estimate).
+    """
+    name: str
+    where: str
+    strategies: frozenset[str]
+    settings: type | None = None
+    conflicts: tuple[tuple[str, str], ...] = ()   # (other technique, why not together)
+    later: bool = False
+    input_cost: int = 0
+
+    @property
+    def scope(self) -> str:
+        return self.name.split(".")[0]
+
+    @property
+    def field(self) -> str | None:
+        return self.name.split(".")[1] if "." in self.name else None
+
+    def uses(self, model: Model, training: Training, arm: Arm) -> bool:
+        if self.scope == "model":
+            return getattr(model, self.field) != getattr(Model(), self.field)
+        if self.scope == "training":
+            return getattr(training, self.field) != getattr(Training(), self.field)
+        technique = arm.get(self.scope)
+        if technique is None or self.field is None:
+            return technique is not None
+        return getattr(technique, self.field) != getattr(type(technique)(), self.field)
+
+
+def _technique(cls, where: str, strategies=EVERY, conflicts=(), input_cost=0) -> Entry:
+    return Entry(cls.kind, where, strategies, cls, conflicts, input_cost=input_cost)
+
+
+_PENALTY = "kernel regularizer on every Dense/Conv2D kernel (`layers = \"hidden\"`: not the " \
+           "output layer); biases never"
+ENTRIES = (
+    _technique(L1, _PENALTY),
+    _technique(L2, _PENALTY),
+    _technique(L1L2, _PENALTY, conflicts=(
+        ("l1", "`l1_l2` already holds an L1 term; use `l1_l2` or `l1`"),
+        ("l2", "`l1_l2` already holds an L2 term; use `l1_l2` or `l2`"))),
+    _technique(Dropout, "after every hidden Dense layer (after its batch norm); `input_rate` "
+                        "drops the flattened input; conv blocks get none"),
+    _technique(BatchNorm, "after the activation of every hidden Dense layer and convolution"),
+    Entry("batchnorm.position", "`before`: between each hidden Dense layer's affine map and "
+                                "its activation", UNSTACKED, later=True),
+    # An augmented input value costs about 64 multiply-adds (rotation and shift of MNIST: an
+    # augmented stacked member of the tutorial MLP trains at half the speed of a plain one).
+    _technique(Augmentation, "Keras preprocessing layers after the input (training only)",
+               input_cost=64),
+    _technique(EarlyStopping, "the epoch loop: Keras EarlyStopping on validation cross-entropy"),
+    _technique(MaxNorm, "MaxNorm constraint on each unit's incoming weights, every layer"),
+    _technique(KLSparsity, "activity regularizer on every hidden Dense layer's output",
+               UNSTACKED),
+    _technique(LateL1, "an L1 kernel term switched on by the epoch loop from its first epoch",
+               UNSTACKED, conflicts=(
+                   ("l1", "`l1_late` and `l1` both set the L1 term; use one"),
+                   ("l1_l2", "`l1_late` and `l1_l2` both set the L1 term; use one"))),
+    _technique(WeightDecay, "as l2, with factor / 2", conflicts=(
+        ("l2", "`weight_decay` and `l2` both set the L2 term; use one"),
+        ("l1_l2", "`weight_decay` and `l1_l2` both set the L2 term; use one"))),
+    _technique(RandomCrop, "the model's crop at a random position per image in training",
+               UNSTACKED),
+    Entry("model.name", "the network: `cnn` and `alexnet` (convolutions) are not stacked",
+          UNSTACKED),
+    Entry("model.hidden", "Dense layer sizes", EVERY),
+    Entry("model.activation", "hidden layers' nonlinearity", EVERY),
+    Entry("model.filters", "convolution channels (cnn, alexnet; unused by the mlp)", EVERY),
+    Entry("model.crop", "a centre crop as the first layer", UNSTACKED, later=True),
+    Entry("model.standardize", "per-image standardization after the crop", UNSTACKED,
+          later=True),
+    Entry("training.optimizer", "the optimizer (adam, sgd, rmsprop)", EVERY),
+    Entry("training.learning_rate", "the optimizer's learning rate", EVERY),
+    Entry("training.momentum", "SGD momentum (its final value with a ramp)", EVERY),
+    Entry("training.batch_size", "examples per step", EVERY),
+    Entry("training.epochs", "passes over the fit split", EVERY),
+    Entry("training.validation_fraction", "the validation split carved from train", EVERY),
+    Entry("training.train_subset", "a random subset of the fit split per seed", EVERY),
+    Entry("training.lr_decay", "the epoch loop: learning rate x lr_decay after every epoch",
+          EVERY, later=True),
+    Entry("training.momentum_start", "the epoch loop: SGD momentum ramp, first value", EVERY,
+          later=True),
+    Entry("training.momentum_epochs", "the epoch loop: SGD momentum ramp, its length", EVERY,
+          later=True),
+    Entry("training.curve_every", "the epoch loop: validation and test accuracy every N steps",
+          EVERY, later=True),
+)
+REGISTRY: dict[str, Entry] = {entry.name: entry for entry in ENTRIES}
+TECHNIQUES: dict[str, type] = {e.name: e.settings for e in ENTRIES if e.settings is not None}
+# Pairs that cannot sit in one arm: both would set the same thing twice.
+CONFLICTS = {frozenset({e.name, other}): why for e in ENTRIES for other, why in e.conflicts}
+
+
+def settings_used(model: Model, training: Training, arm: Arm) -> list[Entry]:
+    """The registry entries a cell with these settings uses."""
+    return [entry for entry in ENTRIES if entry.uses(model, training, arm)]
+
+
+def strategies_for(model: Model, training: Training, arm: Arm) -> frozenset[str]:
+    """The strategies that implement every setting of such a cell (alone implements all)."""
+    out = EVERY
+    for entry in settings_used(model, training, arm):
+        out &= entry.strategies
+    return out
+
+
+def later_fields(scope: str) -> tuple[str, ...]:
+    """The fields of `scope` ("model", "training" or a technique kind) added after cells were
+    first stored (see `Entry.later`)."""
+    return tuple(e.field for e in ENTRIES if e.later and e.scope == scope)
+

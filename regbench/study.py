@@ -34,6 +34,7 @@ from regbench.recipe import (
     check_combination,
     check_model,
     from_dict,
+    later_fields,
     technique_from_dict,
     to_dict,
 )
@@ -43,13 +44,6 @@ DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
 STUDY_KEYS = ("name", "description", "datasets", "seeds", "model", "training", "sweep",
               "techniques", "design")
 KEY_VERSION = 1  # bump when training code changes what a cell's result is
-# Settings added after cells were first stored: they enter a cell's key only when they differ
-# from their defaults (which reproduce the earlier behaviour), so stored keys stay valid.
-LATER_FIELDS = {
-    "model": ("crop", "standardize"),
-    "training": ("lr_decay", "momentum_start", "momentum_epochs", "curve_every"),
-    "batchnorm": ("position",),
-}
 MAX_SEEDS = 10_000  # seeds per study
 MAX_SEED = 2**31 - 1  # the largest seed the backends accept
 
@@ -67,9 +61,9 @@ class Cell:
         """Everything that determines the result, as plain data."""
         return {
             "dataset": self.dataset,
-            "model": _key_dict(self.model, LATER_FIELDS["model"]),
-            "training": _key_dict(self.training, LATER_FIELDS["training"]),
-            "techniques": {t.kind: _key_dict(t, LATER_FIELDS.get(t.kind, ())) for t in
+            "model": _key_dict(self.model, later_fields("model")),
+            "training": _key_dict(self.training, later_fields("training")),
+            "techniques": {t.kind: _key_dict(t, later_fields(t.kind)) for t in
                            sorted(self.arm.techniques, key=lambda t: t.kind)},
             "seed": self.seed,
             "key_version": KEY_VERSION,

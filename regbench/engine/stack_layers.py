@@ -1,4 +1,4 @@
-"""Keras layers of a stacked network (see `stack.py`): S x A members' layers as one.
+"""Keras layers of a stacked network (see `engine/stack.py`): S x A members' layers as one.
 
 Activations are (S, A, batch, units): member (s, a) is slice [s, a]. A shared first layer reads
 (S, batch, pixels) and stores its kernel as (S, pixels, A, units).
@@ -12,8 +12,9 @@ import keras
 import numpy as np
 from keras import ops
 
-from regbench.models import _augmentation_layers, layer_seed, penalty_factors
-from regbench.stack import stack_key
+from regbench import keras_private
+from regbench.engine import tensorflow as pipeline
+from regbench.models import augmentation_layers, layer_seed, penalty_factors
 from regbench.study import Cell
 
 # --- per-member settings as arrays over the grid ------------------------------------------
@@ -30,13 +31,13 @@ def _setting(kind: str, field: str, default):
     return value
 
 
-def build_stacked(grid: list[list[Cell]], info):
-    """The stacked network of a grid: input (batch, S, *image), output (batch, S, A, classes)."""
+def build_stacked(grid: list[list[Cell]], info, per_member: bool):
+    """The stacked network of a grid: input (batch, S, *image), output (batch, S, A, classes).
+    `per_member`: each member transforms its own input (augmentation, input dropout)."""
     rows, cols = len(grid), len(grid[0])
     first = grid[0][0]
-    per_member = stack_key(first)[3]
     # TensorFlow draws other random numbers inside XLA: there the draws come with the batch
-    in_pipeline = keras.backend.backend() == "tensorflow"
+    in_pipeline = pipeline.in_pipeline()
 
     def inits(name: str, shape: tuple) -> np.ndarray:  # each member's seeded initial kernel
         return np.stack([np.stack([ops.convert_to_numpy(keras.initializers.GlorotUniform(
@@ -64,7 +65,7 @@ def build_stacked(grid: list[list[Cell]], info):
     stage, augment = None, None
     width = int(np.prod(info.image_shape))
     if per_member:
-        augment = [[_augmentation_layers(cell.arm, cell.seed, info.flip_ok, f"s{s}a{a}_")
+        augment = [[augmentation_layers(cell.arm, cell.seed, info.flip_ok, f"s{s}a{a}_")
                     for a, cell in enumerate(row)] for s, row in enumerate(grid)]
         augment = augment if any(map(any, augment)) else None
         stage = StackedInput(None if in_pipeline else augment, cols,
@@ -242,25 +243,9 @@ class StackedDropout(keras.layers.Layer):
         return h * ops.stack([ops.stack(row) for row in masks])
 
 
-class _StepSeeds(keras.random.SeedGenerator):
-    """The seeds a Keras layer's own `SeedGenerator` hands out from its draw `first` on:
-    [seed, first], [seed, first + 1], ... It holds no variable, so a tf.data function can
-    use it."""
-
-    def __init__(self, seed, first):  # no SeedGenerator.__init__: that creates a variable
-        self.seed, self.count = seed, first
-
-    def next(self, ordered=True):
-        import tensorflow as tf
-
-        drawn = tf.stack([tf.cast(self.seed, tf.int64), tf.cast(self.count, tf.int64)])
-        self.count += 1
-        return drawn
-
-
 def _draws_per_call(layer) -> int:
     """How many seeds one training call of a Keras image augmentation layer draws."""
-    counter = _StepSeeds(0, 0)
+    counter = keras_private.StepSeeds(0, 0)
     layer.get_random_transformation(np.zeros((1, 8, 8, 1), np.float32), training=True,
                                     seed=counter)
     return counter.count
@@ -287,7 +272,6 @@ class PipelineDraws:
         """`images`: (B, S, *image) -> masks by layer name, (B, S, A, width) each, and
         "augmented" images, (B, S, A, pixels)."""
         import tensorflow as tf
-        from keras.src.backend.tensorflow.random import _cast_seed
 
         batch = tf.shape(images)[0]
         out = {}
@@ -300,7 +284,7 @@ class PipelineDraws:
                     if rate > 0:
                         seed = tf.stack([tf.constant(int(layer.seeds[s, a]), tf.int64), step])
                         row.append(tf.nn.experimental.stateless_dropout(
-                            ones, rate=float(rate), seed=_cast_seed(seed)))
+                            ones, rate=float(rate), seed=keras_private.tf_stateless_seed(seed)))
                     else:
                         row.append(ones)
                 rows.append(tf.stack(row, axis=1))
@@ -312,7 +296,7 @@ class PipelineDraws:
                 for layers in row:
                     h = images[:, s]
                     for layer in layers:
-                        seeds = _StepSeeds(layer.seed, step * self.per_call[id(layer)])
+                        seeds = keras_private.StepSeeds(layer.seed, step * self.per_call[id(layer)])
                         change = layer.get_random_transformation(h, training=True, seed=seeds)
                         h = layer.transform_images(h, change, training=True)
                     members.append(tf.reshape(h, (batch, -1)))
@@ -398,7 +382,7 @@ class MemberCrossentropy(keras.losses.Loss):
 
 class MemberMetrics(keras.metrics.Metric):
     """Accuracy and cross-entropy per member, logged as `m{k}_acc` and `m{k}_xent`
-    (k = s * A + a), the names `pack.fit_pack` reads."""
+    (k = s * A + a)."""
 
     def __init__(self, rows: int, cols: int, name="members", **kwargs):
         super().__init__(name=name, **kwargs)

@@ -1,0 +1,30 @@
+"""Strategy `alone`: one cell, one Keras network (`models.build_model`). The reference every
+other strategy is tested against; it implements every setting of the registry."""
+
+from __future__ import annotations
+
+from regbench import data
+from regbench.engine.program import Member, Program, cell_metrics, compile_network
+from regbench.recipe import ALONE
+
+NAME = ALONE
+LAYOUT = "alone"
+
+
+def sources(cells: list, grid) -> list:
+    return cells
+
+
+def build(cells: list, grid, streams) -> Program:
+    import keras
+
+    from regbench.models import build_model
+
+    (cell,) = cells
+    info = data.DATASETS[cell.dataset]
+    net = build_model(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
+                      flip_ok=info.flip_ok)
+    compile_network(net, cell.training, keras.losses.SparseCategoricalCrossentropy(),
+                    cell_metrics())
+    return Program(NAME, net, [Member(net.layers)], streams, [0], [""],
+                   outputs=lambda predicted: [predicted])

@@ -1,0 +1,84 @@
+"""Strategy `stack`: a grid of small MLP cells (seeds x arms) trained as one network.
+
+Branch packing keeps each member's ops as they are alone, so a small network still pays the
+fixed cost of every op once per member. Stacking removes that for the multilayer perceptron:
+each Dense layer of a grid's S x A members is one stacked weight tensor, so a training step is
+a handful of large batched matmuls however many members there are. Members at one seed see
+the same batches (the data order depends only on the seed), so unless each member transforms
+its own input (augmentation, input dropout) the first layer is one matmul per seed,
+(batch, pixels) @ (pixels, A * units): the arms at a seed share the read of the input.
+
+What stays per member: initial weights (the same seeded initializers as alone), penalty
+coefficients per layer, max-norm, dropout rates and masks (the masks the cell draws alone),
+batch normalization (on or off, momentum, epsilon, statistics over the member's own batch),
+augmentation (the images the member's own seeded Keras layers make alone), optimizer state
+(Adam, SGD and RMSprop act element-wise), and early stopping (the epoch loop's, per member).
+What differs from training alone is floating-point rounding only: a stacked matmul may sum in
+another order. `tests/test_engine.py` measures the agreement for every setting the registry
+says a stack implements.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from regbench import data
+from regbench.engine import tensorflow as pipeline
+from regbench.engine.program import Program, compile_network
+from regbench.recipe import STACK
+from regbench.study import Cell
+
+NAME = STACK
+LAYOUT = "stack"
+STACK_MAC_BUDGET = 4e6   # members' multiply-adds per example: beyond this a step is compute-bound
+MAX_STACK = 64
+
+
+def per_member_input(cell: Cell) -> bool:
+    """Whether the cell transforms its own input (augmentation, input dropout)."""
+    dropout = cell.arm.get("dropout")
+    return cell.arm.get("augmentation") is not None or bool(dropout and dropout.input_rate)
+
+
+def stack_key(cell: Cell) -> tuple:
+    """Cells with equal keys can share one stacked network: the same data, network shape and
+    training, and the same kind of input (shared by a seed's members, or per member)."""
+    return (cell.dataset, cell.model, cell.training, per_member_input(cell))
+
+
+def stack_size(macs: int) -> int:
+    """Members per stack for a network of `macs` multiply-adds per example."""
+    return int(max(1, min(MAX_STACK, STACK_MAC_BUDGET // macs)))
+
+
+def grids(cells: list[Cell]) -> list[list[list[Cell]]]:
+    """Cells (of one stack key) as grids: rows are seeds, columns arms, every row the same
+    arms. Rows with another set of arms (a study resumed half-way) form grids of their own."""
+    rows: dict[int, list[Cell]] = {}
+    for cell in cells:
+        rows.setdefault(cell.seed, []).append(cell)
+    by_arms: dict[tuple, list[list[Cell]]] = {}
+    for row in rows.values():
+        by_arms.setdefault(tuple(cell.arm.label for cell in row), []).append(row)
+    return list(by_arms.values())
+
+
+def sources(cells: list, grid) -> list:
+    return [row[0] for row in grid]  # one stream per seed row
+
+
+def build(cells: list[Cell], grid, streams) -> Program:
+    from regbench.engine import stack_layers
+
+    info = data.DATASETS[cells[0].dataset]
+    net = stack_layers.build_stacked(grid, info, per_member_input(cells[0]))
+    net(np.zeros((1, len(grid), *info.image_shape), np.float32))  # creates the weights
+    rows, cols = len(grid), len(grid[0])
+    members = [stack_layers.StackedMember(net, s, a) for s in range(rows) for a in range(cols)]
+    streams.draws = net.draws
+    compile_network(net, cells[0].training, stack_layers.MemberCrossentropy(),
+                    [stack_layers.MemberMetrics(rows, cols)])
+    pipeline.enable_xla(net)
+    return Program(NAME, net, members, streams, [s for s in range(rows) for _ in range(cols)],
+                   [f"m{k}_" for k in range(rows * cols)],
+                   outputs=lambda p: [p[:, s, a] for s in range(rows) for a in range(cols)])

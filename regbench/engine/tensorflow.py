@@ -1,0 +1,106 @@
+"""The TensorFlow seam: everything of the engine that is TensorFlow-specific.
+
+Input pipelines (tf.data), process settings and XLA. The epoch loop, evaluation and rows never
+import TensorFlow; another backend's pipeline implements the same four functions:
+`configure`, `constant`, `batches` and `enable_xla`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PREFETCH = 4  # batches made ahead of the step
+
+
+def configure(deterministic: bool = True) -> None:
+    """Process-wide settings, before any model is built."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
+    import tensorflow as tf
+
+    tf.get_logger().setLevel("ERROR")  # per-cell retracing notices are expected
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def constant(array: np.ndarray):
+    """An array held once in memory, gathered from by every batch."""
+    import tensorflow as tf
+
+    return tf.constant(array)
+
+
+def batches(x, y, index: np.ndarray, batch_size: int, layout: str, draws=None,
+            first_step: int = 0):
+    """Batches of `index` (n, streams): stream k's example i is x[index[i, k]].
+
+    `layout` shapes a batch for the strategy's network: "alone" (x (b, *image), y (b,)),
+    "branch" (x (b, K, *image), one label tensor per member) or "stack" (x (b, S, *image),
+    y (b, S)). `draws(step, images)` (a stack's per-member random draws) adds its tensors to
+    the inputs; batches are then numbered from `first_step` and made on every core, in order.
+    """
+    import tensorflow as tf
+
+    from regbench.provenance import usable_cores
+
+    k = index.shape[1]
+    if layout == "alone":
+        index = index[:, 0]
+
+    def gather(idx):
+        images = tf.gather(x, idx)
+        if layout == "branch":
+            return images, tuple(tf.gather(y, idx[:, j]) for j in range(k))
+        return images, tf.gather(y, idx)
+
+    dataset = tf.data.Dataset.from_tensor_slices(index).batch(batch_size)
+    if draws is None:
+        dataset = dataset.map(gather)
+    else:
+        def gather_drawn(step, idx):
+            images, labels = gather(idx)
+            return {"images": images, **draws(step, images)}, labels
+        # Per-member draws (augmentation above all) dominate a batch: made on every core.
+        dataset = dataset.enumerate(start=first_step).map(
+            gather_drawn, num_parallel_calls=usable_cores(), deterministic=True)
+    return _untuned(dataset.prefetch(PREFETCH))
+
+
+def gather(x, index: np.ndarray) -> np.ndarray:
+    """x[index] as a numpy array (index of any shape)."""
+    import tensorflow as tf
+
+    return tf.gather(x, index).numpy()
+
+
+def _untuned(dataset):
+    """`dataset` without tf.data's autotuning. Its background thread can hold up the deletion
+    of an iterator, at the end of every `fit` call, for seconds: up to 10 s per epoch measured
+    on 2 cores, against 11 s of training steps. regbench's pipelines set their buffers."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
+def enable_xla(net) -> None:
+    """XLA for a stacked network on TensorFlow (`keras_private.force_jit_compile`): it fuses
+    the per-member element-wise work (penalties, constraints, masks, the optimizer) into few
+    loops, about 2x faster. Random draws, which XLA makes differently, come with the batch
+    (`stack_layers.PipelineDraws`)."""
+    import keras
+
+    from regbench import keras_private
+
+    if keras.backend.backend() == "tensorflow":
+        keras_private.force_jit_compile(net)
+
+
+def in_pipeline() -> bool:
+    """Whether a stack's random draws are made in the input pipeline (see `enable_xla`)."""
+    import keras
+
+    return keras.backend.backend() == "tensorflow"

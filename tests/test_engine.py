@@ -1,0 +1,178 @@
+"""The engine's contract, for every setting of the registry: whatever strategy trains a cell,
+its row is the row it gets trained alone.
+
+Scenarios below use every registry entry (a test checks it, so a new entry without a scenario
+fails the suite). For each scenario, every cell is trained alone, then by every other strategy
+the registry says implements all its settings:
+- branch packs must give the alone row bit for bit: a member's ops are the ops it runs alone;
+- stacks within floating-point rounding: a stacked matmul sums in another order, and training
+  amplifies it (tolerances below, measured on TensorFlow 2.21 CPU over these short trainings).
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from regbench import engine
+from regbench.engine import plan
+from regbench.recipe import ALONE, BRANCH, REGISTRY, STACK, settings_used, strategies_for
+from regbench.study import parse_study
+
+BASE = {"datasets": ["mnist"], "seeds": [1, 2], "model": {"hidden": [16]},
+        "training": {"batch_size": 50, "epochs": 4, "train_subset": 600,
+                     "learning_rate": 0.02, "validation_fraction": 0.05}}
+# Arms also trained at seed 2, so that stacks have two seed rows (shared and per-member input).
+SECOND_SEED = {"none", "l2", "dropout", "augmentation", "early_stopping"}
+# name -> (overrides of BASE, techniques, arms). The learning rate is high enough that early
+# stopping with patience 0 fires within the budget.
+SCENARIOS = {
+    "techniques": ({}, {
+        "max_norm": {"c": 0.5},
+        "early_stopping": {"patience": 0, "restore_best_weights": True},
+        "dropout": {"rate": 0.3, "input_rate": 0.2},
+        "bn_before": {"type": "batchnorm", "position": "before", "momentum": 0.9},
+        "kl_sparsity": {"weight": 0.01},
+        "l1_late": {"factor": 1e-3},
+    }, ["none", "l1", "l2", "l1_l2", "dropout", "batchnorm", "bn_before", "augmentation",
+        "early_stopping", "max_norm", "kl_sparsity", "l1_late", "weight_decay",
+        "l2+batchnorm+early_stopping"]),
+    "sgd": ({"training": {"optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.9,
+                          "momentum_start": 0.5, "momentum_epochs": 2, "lr_decay": 0.7,
+                          "curve_every": 20}},
+            {"early_stopping": {"patience": 1}},
+            ["none", "l2", "dropout", "early_stopping"]),
+    "rmsprop": ({"model": {"hidden": [16, 8], "activation": "tanh"},
+                 "training": {"optimizer": "rmsprop", "epochs": 3}},
+                {}, ["none", "dropout"]),
+    "cnn": ({"model": {"name": "cnn", "filters": [4], "hidden": [8]}},
+            {}, ["none", "l2", "dropout", "batchnorm"]),
+    "alexnet": ({"model": {"name": "alexnet", "filters": [4], "hidden": [8]},
+                 "training": {"epochs": 2}}, {}, ["none", "batchnorm"]),
+    "crop": ({"model": {"crop": 24, "standardize": True}, "training": {"epochs": 3}},
+             {}, ["none", "random_crop", "augmentation"]),
+}
+# What may differ between two trainings of one cell: when, where and how long it ran, and
+# which strategy ran it.
+VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
+            "host", "load_average_1min", "strategy", "pack_size"}
+STACK_ABS = {"acc": 1e-2, "xent": 2e-2, "penalty": 1e-3, "sparsity_lt_1e-3": 5e-4}
+STACK_REL = 1e-2
+COMPARED = ["train_acc", "train_xent", "val_acc", "val_xent", "test_acc", "test_xent",
+            "penalty", "l1_norm", "l2_norm", "sparsity_lt_1e-3", "epochs_run", "best_epoch",
+            "stopped_epoch", "n_fit", "n_val", "n_test", "status"]
+
+
+def scenario_cells(name: str) -> list:
+    overrides, techniques, arms = SCENARIOS[name]
+    study = {**BASE, "techniques": techniques, "design": {"kind": "explicit", "arms": arms}}
+    for section in ("model", "training"):
+        study[section] = {**BASE[section], **overrides.get(section, {})}
+    return [cell for cell in parse_study(study, name).cells()
+            if cell.seed == 1 or cell.arm.label in SECOND_SEED]
+
+
+def test_every_registry_entry_has_a_scenario():
+    used = {entry.name for name in SCENARIOS for cell in scenario_cells(name)
+            for entry in settings_used(cell.model, cell.training, cell.arm)}
+    assert used == set(REGISTRY), f"entries without a scenario: {set(REGISTRY) - used}"
+
+
+def test_every_setting_field_has_a_registry_entry():
+    """A field without an entry would reach strategies that may not implement it."""
+    import dataclasses
+
+    from regbench.recipe import TECHNIQUES, Model, Training
+
+    for scope, cls in (("model", Model), ("training", Training)):
+        for field in dataclasses.fields(cls):
+            assert f"{scope}.{field.name}" in REGISTRY
+    for kind, cls in TECHNIQUES.items():
+        assert REGISTRY[kind].settings is cls
+
+
+@pytest.fixture(scope="module", params=list(SCENARIOS))
+def trained(request, data_dir):
+    """A scenario's rows: alone, and by every other strategy that implements its cells."""
+    engine.configure(deterministic=True)
+    cells = scenario_cells(request.param)
+    alone = {cell.key: engine.fit([cell], str(data_dir))[0] for cell in cells}
+    by_strategy = {}
+    branch_cells = [c for c in cells
+                    if c.seed == 1 and BRANCH in strategies_for(c.model, c.training, c.arm)]
+    if len(branch_cells) > 1:
+        by_strategy[BRANCH] = engine.fit_program(engine.STRATEGIES[BRANCH], branch_cells, None,
+                                                 str(data_dir), True)
+    stack_cells = [c for c in cells if STACK in strategies_for(c.model, c.training, c.arm)]
+    if stack_cells:  # grids of both seeds' rows, then the rest of seed 1
+        twice = [c for c in stack_cells if c.arm.label in SECOND_SEED]
+        once = [c for c in stack_cells if c.arm.label not in SECOND_SEED]
+        by_strategy[STACK] = engine.fit(twice, str(data_dir)) + (
+            engine.fit(once, str(data_dir)) if once else [])
+    return request.param, alone, by_strategy
+
+
+@pytest.mark.slow
+def test_branch_members_equal_their_cells_alone_bit_for_bit(trained):
+    name, alone, by_strategy = trained
+    rows = by_strategy.get(BRANCH, [])
+    assert rows, "every scenario has branch-packable cells"
+    for row in rows:
+        assert row["strategy"] == BRANCH and row["pack_size"] == len(rows) > 1
+        reference = alone[row["key"]]
+        assert reference["strategy"] == ALONE and reference["pack_size"] == 1
+        mine = {k: v for k, v in row.items() if k not in VOLATILE}
+        theirs = {k: v for k, v in reference.items() if k not in VOLATILE}
+        mine["history"].pop("epoch_s"), theirs["history"].pop("epoch_s")
+        assert mine == theirs, (row["arm"], _first_difference(mine, theirs))
+
+
+def _first_difference(a: dict, b: dict) -> str:
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            return f"{key}: {a.get(key)!r} != {b.get(key)!r}"
+    return ""
+
+
+def _stack_tolerance(column: str) -> dict:
+    for suffix, tolerance in STACK_ABS.items():
+        if column.endswith(suffix):
+            return {"abs": tolerance, "rel": STACK_REL}
+    return {"abs": 1e-6, "rel": STACK_REL}
+
+
+@pytest.mark.slow
+def test_stacked_members_equal_their_cells_alone_within_rounding(trained):
+    name, alone, by_strategy = trained
+    rows = by_strategy.get(STACK, [])
+    if name in ("cnn", "alexnet", "crop"):  # the registry keeps these out of stacks
+        assert not rows
+        return
+    assert rows and all(row["strategy"] == STACK for row in rows)
+    for row in rows:
+        reference = alone[row["key"]]
+        for column in COMPARED:
+            a, b = row[column], reference[column]
+            if isinstance(b, float):
+                assert a == pytest.approx(b, **_stack_tolerance(column)), (row["arm"], column)
+            else:
+                assert a == b, (row["arm"], column)
+        for metric in ("val_xent", "val_acc", "xent", "acc", "loss"):
+            assert row["history"][metric] == pytest.approx(
+                reference["history"][metric], **_stack_tolerance(metric)), (row["arm"], metric)
+        if reference.get("curve"):
+            assert row["curve"]["step"] == reference["curve"]["step"]
+            for metric in ("val_acc", "test_acc"):
+                assert row["curve"][metric] == pytest.approx(reference["curve"][metric],
+                                                             abs=STACK_ABS["acc"])
+
+
+def test_the_planner_routes_each_cell_to_a_strategy_that_implements_it():
+    for name in SCENARIOS:
+        cells = scenario_cells(name)
+        for strategy, members, _ in plan.route(cells):
+            for cell in members:
+                assert strategy in strategies_for(cell.model, cell.training, cell.arm)
+    by_arm = {cell.arm.label: plan.strategy_of(cell) for cell in scenario_cells("techniques")}
+    assert by_arm["l2"] == by_arm["augmentation"] == by_arm["early_stopping"] == STACK
+    assert by_arm["bn_before"] == by_arm["kl_sparsity"] == by_arm["l1_late"] == BRANCH
+    assert {plan.strategy_of(c) for c in scenario_cells("cnn")} == {BRANCH}
