@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 
 from regbench import reproduce, store, train
+from regbench.reproduce import common, ioffe, registry, srivastava
+from regbench.reproduce.registry import Table9Row
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -51,16 +53,16 @@ def test_grid_points_are_chosen_on_validation_accuracy_never_test():
         {"arm": "b", "seed": 100, "val_acc": 0.95, "test_acc": 0.10},
         {"arm": "c", "seed": 100, "val_acc": 0.80, "test_acc": 0.80},
     ])
-    grid = ({"method": "M", "grid": ("a", "b")}, {"method": "N", "grid": ("c", "missing")},
-            {"method": "O", "grid": ("missing",)})
-    assert reproduce.chosen_arms(rows, grid) == {"M": "b", "N": "c"}
+    grid = (Table9Row("M", 1.0, ("a", "b")), Table9Row("N", 1.0, ("c", "missing")),
+            Table9Row("O", 1.0, ("missing",)))
+    assert srivastava.chosen_arms(rows, grid) == {"M": "b", "N": "c"}
 
 
 def test_steps_to_a_threshold_is_the_first_point_at_or_above_it():
     curve = {"step": [100, 200, 300], "test_acc": [0.90, 0.95, 0.97]}
-    assert reproduce.steps_to(curve, 0.95) == 200
-    assert reproduce.steps_to(curve, 0.97) == 300
-    assert math.isnan(reproduce.steps_to(curve, 0.99))
+    assert ioffe.steps_to(curve, 0.95) == 200
+    assert ioffe.steps_to(curve, 0.97) == 300
+    assert math.isnan(ioffe.steps_to(curve, 0.99))
 
 
 @pytest.mark.parametrize("low, high, expected_sign, verdict", [
@@ -71,14 +73,14 @@ def test_steps_to_a_threshold_is_the_first_point_at_or_above_it():
 ])
 def test_direction_verdict(low, high, expected_sign, verdict):
     d = {"n": 3, "mean": (low + high) / 2, "ci_low": low, "ci_high": high}
-    assert reproduce.direction_verdict(d, expected_sign) == verdict
-    assert reproduce.direction_verdict({"n": 0}, 1) == "not yet run"
+    assert common.direction_verdict(d, expected_sign) == verdict
+    assert common.direction_verdict({"n": 0}, 1) == "not yet run"
 
 
 def test_kendall_tau_of_same_and_reversed_orders():
-    assert reproduce.kendall([1, 2, 3], [10, 20, 30]).startswith("Kendall's tau = +1.00 over 3")
-    assert reproduce.kendall([1, 2, 3], [3, 2, 1]).startswith("Kendall's tau = -1.00 over 3")
-    assert "fewer than two rows" in reproduce.kendall([1, 2], [math.nan, 1.0])
+    assert common.kendall([1, 2, 3], [10, 20, 30]).startswith("Kendall's tau = +1.00 over 3")
+    assert common.kendall([1, 2, 3], [3, 2, 1]).startswith("Kendall's tau = -1.00 over 3")
+    assert "fewer than two rows" in common.kendall([1, 2], [math.nan, 1.0])
 
 
 TINY_TUNING = """
@@ -118,12 +120,13 @@ def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir)
     """Tune on seed 100 (validation only), train the chosen points at seeds 0 and 1, report."""
     (tmp_path / "studies").mkdir()
     (tmp_path / "studies" / "tiny_tuning.toml").write_text(textwrap.dedent(TINY_TUNING))
-    monkeypatch.setattr(reproduce, "STUDY_DIR", tmp_path / "studies")
-    monkeypatch.setattr(reproduce, "REPORT_DIR", tmp_path / "out")
-    rows = ({"method": "L2", "error": 1.62, "grid": ("l2_small", "l2_large")},
-            {"method": "Max-norm", "error": 1.35, "grid": ("mn_a", "mn_b")})
-    tiny = replace(reproduce.REPRODUCTIONS["srivastava2014_table9_narrow"], name="tiny",
-                   studies=("tiny_tuning",), rows=rows, final_seeds=(0, 1), stretch=2,
+    monkeypatch.setattr(registry, "STUDY_DIR", tmp_path / "studies")
+    monkeypatch.setattr(registry, "REPORT_DIR", tmp_path / "out")
+    rows = (Table9Row("L2", 1.62, ("l2_small", "l2_large")),
+            Table9Row("Max-norm", 1.35, ("mn_a", "mn_b")))
+    base = reproduce.get("srivastava2014_table9_narrow")
+    tiny = replace(base, name="tiny", studies=("tiny_tuning",),
+                   published=replace(base.published, rows=rows), final_seeds=(0, 1), stretch=2,
                    stretch_methods=("Max-norm",))
     monkeypatch.setitem(reproduce.REPRODUCTIONS, "tiny", tiny)
     trained = []
@@ -146,8 +149,7 @@ def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir)
     tuning = results[results["study"] == "tiny_tuning"]
     final = results[results["study"] == "tiny"]
     assert sorted(final["seed"]) == [0, 0, 1, 1]
-    best = {m["method"]: max(m["grid"], key=lambda a: tuning.loc[tuning["arm"] == a,
-                                                                  "val_acc"].mean())
+    best = {m.method: max(m.grid, key=lambda a: tuning.loc[tuning["arm"] == a, "val_acc"].mean())
             for m in rows}
     assert set(final["arm"]) == set(best.values())
     text = (out / "README.md").read_text()
@@ -162,7 +164,7 @@ def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir)
 
 
 COMMITTED = [name for name in reproduce.REPRODUCTIONS
-             if (REPO / reproduce.store_path(name)).is_file()]
+             if (REPO / registry.store_path(name)).is_file()]
 
 
 @pytest.mark.parametrize("name", COMMITTED)
@@ -170,13 +172,13 @@ def test_committed_reports_regenerate_with_published_numbers(tmp_path, monkeypat
     """Each committed store gives a report with the paper's numbers, budgets and claims."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(REPO / "ablations", tmp_path / "ablations")
-    target = tmp_path / reproduce.store_path(name)
+    target = tmp_path / registry.store_path(name)
     target.parent.mkdir(parents=True)
-    shutil.copy(REPO / reproduce.store_path(name), target)
+    shutil.copy(REPO / registry.store_path(name), target)
     text = (reproduce.write(name) / "README.md").read_text()
     repro = reproduce.REPRODUCTIONS[name]
     assert "## Budget: the paper's and this reproduction's" in text and "## Claims" in text
-    for row in repro.rows:
-        published = row.get("error", row.get("test"))
+    for row in repro.published.rows:
+        published = getattr(row, "error", None) or row.test
         assert f"| {published:.2f} |" in text
     assert f"regbench reproduce {name}" in text
