@@ -94,10 +94,12 @@ def _fit_size(dataset: str, validation_fraction: float) -> int:
 
 
 def seeds(values) -> str:
+    """Seeds as the budget tables list them: `0, 1, 2`."""
     return ", ".join(map(str, values))
 
 
 def header(repro: Reproduction, rows: pd.DataFrame) -> list:
+    """Title, citation, what is stored, and a warning when the budget is not the paper's."""
     ran = len(rows[rows["status"] == "ok"]) if len(rows) else 0
     blocks = [Heading(f"Reproduction: {repro.title}", 1),
               Para(f"Paper: {repro.published.citation}."),

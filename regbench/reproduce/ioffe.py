@@ -88,6 +88,8 @@ def _summary(arm: str, part: pd.DataFrame, curves: list[dict]) -> tuple[str, ...
 
 
 def ioffe_claims(rows: pd.DataFrame, per_arm: dict) -> list:
+    """Batch norm against none, paired by seed: the final test accuracy and the steps to each
+    threshold."""
     final = paired_pct(rows, "batchnorm", "none", "test_acc")
     lines = [("batch norm reaches a higher final test accuracy", interval(final),
               direction_verdict(final, 1))]

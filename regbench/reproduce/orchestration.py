@@ -83,6 +83,7 @@ def plan(repro: Reproduction, gpu: bool) -> list[tuple[str, list[Cell]]]:
 
 
 def probe_cell(probe: Probe) -> Cell:
+    """The probe's short cell, in a study of its own so its row never counts as a result."""
     study = load_study(study_path(probe.study))
     cell = study.cells()[0]
     training = replace(cell.training, epochs=probe.epochs, train_subset=PROBE_SUBSET)

@@ -205,6 +205,7 @@ def coefficients(rows: pd.DataFrame, arm: str) -> str:
 
 
 def tuning_blocks(repro: Reproduction, tune_rows: pd.DataFrame, chosen: dict) -> list:
+    """Every grid point's validation accuracy, and which one each row chose."""
     lines = []
     ok = tune_rows[tune_rows["status"] == "ok"] if len(tune_rows) else tune_rows
     for row in repro.published.rows:
