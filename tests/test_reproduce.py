@@ -1,8 +1,11 @@
-"""`regbench reproduce`: names, bad input, selection on validation only, the claim verdicts,
-one small Table 9-style reproduction trained end to end, and the committed reports."""
+"""`regbench reproduce`: the data files (a round trip, one-line errors), names, bad input,
+selection on validation only, the claim verdicts, one small Table 9-style reproduction trained
+end to end, and the committed reports."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import math
 import shutil
 import textwrap
@@ -13,10 +16,168 @@ import pandas as pd
 import pytest
 
 from regbench import reproduce, store, train
+from regbench.errors import RegbenchError
+from regbench.reproduce import common, ioffe, registry, reports, srivastava
+from regbench.reproduce.registry import Probe, Published, Reproduction, Table9Row
 
 REPO = Path(__file__).resolve().parents[1]
 
 
+# --- the data files --------------------------------------------------------------------------
+
+def _toml(value) -> str:
+    """A value as TOML: JSON's strings, numbers and arrays are TOML's; tables inline."""
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(map(_toml, value)) + "]"
+    return json.dumps(value)
+
+
+def _paper_file(repros: list[Reproduction]) -> str:
+    """One paper's data file, written back from its reproductions."""
+    lines = [f"citation = {_toml(repros[0].published.citation)}"]
+    for published in {r.published.report: r.published for r in repros}.values():
+        lines += [f"[published.{published.report}]", f"report = {_toml(published.report)}",
+                  f"budget = {_toml(published.budget)}",
+                  f"rows = {_toml([dataclasses.asdict(row) for row in published.rows])}"]
+    for repro in repros:
+        lines += [f"[reproductions.{repro.name}]",
+                  f"published = {_toml(repro.published.report)}"]
+        lines += [f"{f.name} = {_toml(dataclasses.asdict(repro)[f.name])}"
+                  for f in dataclasses.fields(repro) if f.name not in ("name", "published")]
+    return "\n".join(lines) + "\n"
+
+
+def test_the_registry_round_trips_through_its_data_files(tmp_path):
+    """Every reproduction written back to data files reads back equal, in the same order."""
+    studies = tmp_path / "published"
+    shutil.copytree(REPO / registry.STUDY_DIR, studies,
+                    ignore=shutil.ignore_patterns("reproductions"))
+    folder = studies / "reproductions"
+    folder.mkdir()
+    papers: dict[str, list] = {}
+    for repro in reproduce.REPRODUCTIONS.values():
+        papers.setdefault(repro.published.citation, []).append(repro)
+    names = [f"paper{i}" for i in range(len(papers))]
+    (folder / "index.toml").write_text(f"papers = {_toml(names)}\n")
+    for name, repros in zip(names, papers.values()):
+        (folder / f"{name}.toml").write_text(_paper_file(repros))
+    loaded = registry.load(folder)
+    assert loaded == reproduce.REPRODUCTIONS and list(loaded) == list(reproduce.REPRODUCTIONS)
+    assert [list(r.published.budget) for r in loaded.values()] == \
+        [list(r.published.budget) for r in reproduce.REPRODUCTIONS.values()]
+
+
+def test_the_committed_data_files_read_as_the_reproductions():
+    table9 = reproduce.get("srivastava2014_table9_narrow")
+    assert table9.published is reproduce.get("srivastava2014_table9").published
+    assert table9.published.rows[0] == Table9Row("L2", 1.62, ("l2_1e-5", "l2_1e-4"))
+    assert (table9.final_seeds, table9.stretch) == ((0, 1, 2), 3)
+    assert reproduce.get("zhang2017_table1").probes == (Probe("zhang2017_table1_alexnet", 2),)
+    assert set(registry.ROW_TYPES) == set(reports.REPORTS)  # every report can be written
+
+
+TINY_PAPER = """
+    citation = "A. Author (2020), *A paper*"
+    [published.table9]
+    report = "table9"
+    [published.table9.budget]
+    network = "784-10"
+    "runs per row" = "not given"
+    [[published.table9.rows]]
+    method = "L2"
+    error = 1.62
+    grid = ["l2_small", "l2_large"]
+    [reproductions.tiny]
+    published = "table9"
+    title = "A tiny reproduction"
+    variant = "tiny: 784-16-10"
+    studies = ["tiny_tuning"]
+    not_run = ["tiny_tuning"]
+    probes = [{ study = "tiny_tuning" }]
+    final_seeds = [0, 1]
+    stretch = 2
+    stretch_methods = ["L2"]
+    notes = ["A note."]
+"""
+
+
+def _write_paper(tmp_path, text: str = TINY_PAPER) -> Path:
+    """A registry folder holding one paper, `tiny2020.toml`, beside a study file."""
+    folder = tmp_path / "published" / "reproductions"
+    folder.mkdir(parents=True)
+    (tmp_path / "published" / "tiny_tuning.toml").write_text(textwrap.dedent(TINY_TUNING))
+    (folder / "index.toml").write_text('papers = ["tiny2020"]\n')
+    (folder / "tiny2020.toml").write_text(textwrap.dedent(text))
+    return folder
+
+
+def test_a_data_file_reads_field_by_field(tmp_path):
+    published = Published("A. Author (2020), *A paper*", "table9",
+                          {"network": "784-10", "runs per row": "not given"},
+                          (Table9Row("L2", 1.62, ("l2_small", "l2_large")),))
+    assert registry.load(_write_paper(tmp_path)) == {"tiny": Reproduction(
+        "tiny", "A tiny reproduction", published, ("tiny_tuning",), not_run=("tiny_tuning",),
+        probes=(Probe("tiny_tuning", epochs=2),), final_seeds=(0, 1), stretch=2,
+        stretch_methods=("L2",), variant="tiny: 784-16-10", notes=("A note.",))}
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("final_seeds = [0, 1]", 'final_seeds = "0, 1"',
+     "reproductions.tiny.final_seeds: expected a list, got '0, 1'"),
+    ("final_seeds = [0, 1]", 'final_seeds = [0, "1"]',
+     "reproductions.tiny.final_seeds[1]: expected an integer, got '1'"),
+    ("stretch = 2", "stretch = true", "reproductions.tiny.stretch: expected an integer, got True"),
+    ("error = 1.62", 'error = "1.62"',
+     "published.table9.rows[0].error: expected a number, got '1.62'"),
+    ('"runs per row" = "not given"', '"runs per row" = 3',
+     'published.table9.budget."runs per row": expected a string, got 3'),
+    ('title = "A tiny reproduction"', "",
+     "reproductions.tiny.title: missing"),
+    ("stretch = 2", "seeds = [1]",
+     "reproductions.tiny.seeds: unknown field; expected one of final_seeds, not_run, notes, "
+     "probes, stretch, stretch_methods, studies, title, variant"),
+    ('probes = [{ study = "tiny_tuning" }]', 'probes = [{ study = "tiny_tuning", seed = 1 }]',
+     "reproductions.tiny.probes[0].seed: unknown field; expected one of epochs, study"),
+    ('published = "table9"', 'published = "table10"',
+     "reproductions.tiny.published: expected one of table9, got 'table10'"),
+    ('report = "table9"', 'report = "table10"',
+     "published.table9.report: expected one of table9, fig10, zhang, ioffe, got 'table10'"),
+    ('report = "table9"', 'report = "fig10"', "published.table9.rows: the fig10 report takes no "
+                                              "rows"),
+])
+def test_a_malformed_data_file_is_one_line_naming_file_and_field(tmp_path, old, new, message):
+    assert old in TINY_PAPER
+    folder = _write_paper(tmp_path, TINY_PAPER.replace(old, new))
+    with pytest.raises(RegbenchError) as error:
+        registry.load(folder)
+    assert str(error.value) == f"{folder / 'tiny2020.toml'}: {message}"
+
+
+def test_a_missing_study_unlisted_paper_or_bad_toml_is_one_line(tmp_path):
+    folder = _write_paper(tmp_path, TINY_PAPER.replace('studies = ["tiny_tuning"]',
+                                                       'studies = ["nope"]'))
+    with pytest.raises(RegbenchError, match=r"^\S+/tiny2020\.toml: reproductions\.tiny\."
+                                            r"studies\[0\]: no study file \S+/nope\.toml$"):
+        registry.load(folder)
+    (folder / "tiny2020.toml").write_text(textwrap.dedent(TINY_PAPER))
+    (folder / "other2021.toml").write_text(textwrap.dedent(TINY_PAPER))
+    with pytest.raises(RegbenchError) as error:
+        registry.load(folder)
+    assert str(error.value) == (f"{folder / 'other2021'}.toml: not listed in "
+                                f"{folder / 'index.toml'} (papers)")
+    (folder / "other2021.toml").unlink()
+    (folder / "tiny2020.toml").write_text("title = \n")
+    with pytest.raises(RegbenchError) as error:
+        registry.load(folder)
+    assert str(error.value).startswith(f"{folder / 'tiny2020.toml'}: not valid TOML: ")
+    assert "\n" not in str(error.value)
+
+
+# --- the command line and the pieces of a report ---------------------------------------------
+
+@pytest.mark.slow  # starts the command line in a subprocess
 def test_list_names_every_reproduction(regbench_cli, tmp_path):
     result = regbench_cli("reproduce", "--list", cwd=REPO)
     assert result.returncode == 0, result.stderr
@@ -26,6 +187,7 @@ def test_list_names_every_reproduction(regbench_cli, tmp_path):
             "ioffe2015_bn_mnist"} <= set(names)
 
 
+@pytest.mark.slow  # starts the command line in a subprocess
 @pytest.mark.parametrize("args, message", [
     (["bogus"], "regbench: error: reproduce: unknown reproduction `bogus`. Valid names: "
                 + ", ".join(reproduce.REPRODUCTIONS)),
@@ -51,16 +213,16 @@ def test_grid_points_are_chosen_on_validation_accuracy_never_test():
         {"arm": "b", "seed": 100, "val_acc": 0.95, "test_acc": 0.10},
         {"arm": "c", "seed": 100, "val_acc": 0.80, "test_acc": 0.80},
     ])
-    grid = ({"method": "M", "grid": ("a", "b")}, {"method": "N", "grid": ("c", "missing")},
-            {"method": "O", "grid": ("missing",)})
-    assert reproduce.chosen_arms(rows, grid) == {"M": "b", "N": "c"}
+    grid = (Table9Row("M", 1.0, ("a", "b")), Table9Row("N", 1.0, ("c", "missing")),
+            Table9Row("O", 1.0, ("missing",)))
+    assert srivastava.chosen_arms(rows, grid) == {"M": "b", "N": "c"}
 
 
 def test_steps_to_a_threshold_is_the_first_point_at_or_above_it():
     curve = {"step": [100, 200, 300], "test_acc": [0.90, 0.95, 0.97]}
-    assert reproduce.steps_to(curve, 0.95) == 200
-    assert reproduce.steps_to(curve, 0.97) == 300
-    assert math.isnan(reproduce.steps_to(curve, 0.99))
+    assert ioffe.steps_to(curve, 0.95) == 200
+    assert ioffe.steps_to(curve, 0.97) == 300
+    assert math.isnan(ioffe.steps_to(curve, 0.99))
 
 
 @pytest.mark.parametrize("low, high, expected_sign, verdict", [
@@ -71,14 +233,14 @@ def test_steps_to_a_threshold_is_the_first_point_at_or_above_it():
 ])
 def test_direction_verdict(low, high, expected_sign, verdict):
     d = {"n": 3, "mean": (low + high) / 2, "ci_low": low, "ci_high": high}
-    assert reproduce.direction_verdict(d, expected_sign) == verdict
-    assert reproduce.direction_verdict({"n": 0}, 1) == "not yet run"
+    assert common.direction_verdict(d, expected_sign) == verdict
+    assert common.direction_verdict({"n": 0}, 1) == "not yet run"
 
 
 def test_kendall_tau_of_same_and_reversed_orders():
-    assert reproduce.kendall([1, 2, 3], [10, 20, 30]).startswith("Kendall's tau = +1.00 over 3")
-    assert reproduce.kendall([1, 2, 3], [3, 2, 1]).startswith("Kendall's tau = -1.00 over 3")
-    assert "fewer than two rows" in reproduce.kendall([1, 2], [math.nan, 1.0])
+    assert common.kendall([1, 2, 3], [10, 20, 30]).startswith("Kendall's tau = +1.00 over 3")
+    assert common.kendall([1, 2, 3], [3, 2, 1]).startswith("Kendall's tau = -1.00 over 3")
+    assert "fewer than two rows" in common.kendall([1, 2], [math.nan, 1.0])
 
 
 TINY_TUNING = """
@@ -114,16 +276,18 @@ TINY_TUNING = """
 """
 
 
+@pytest.mark.slow  # trains real networks
 def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir):
     """Tune on seed 100 (validation only), train the chosen points at seeds 0 and 1, report."""
     (tmp_path / "studies").mkdir()
     (tmp_path / "studies" / "tiny_tuning.toml").write_text(textwrap.dedent(TINY_TUNING))
-    monkeypatch.setattr(reproduce, "STUDY_DIR", tmp_path / "studies")
-    monkeypatch.setattr(reproduce, "REPORT_DIR", tmp_path / "out")
-    rows = ({"method": "L2", "error": 1.62, "grid": ("l2_small", "l2_large")},
-            {"method": "Max-norm", "error": 1.35, "grid": ("mn_a", "mn_b")})
-    tiny = replace(reproduce.REPRODUCTIONS["srivastava2014_table9_narrow"], name="tiny",
-                   studies=("tiny_tuning",), rows=rows, final_seeds=(0, 1), stretch=2,
+    monkeypatch.setattr(registry, "STUDY_DIR", tmp_path / "studies")
+    monkeypatch.setattr(registry, "REPORT_DIR", tmp_path / "out")
+    rows = (Table9Row("L2", 1.62, ("l2_small", "l2_large")),
+            Table9Row("Max-norm", 1.35, ("mn_a", "mn_b")))
+    base = reproduce.get("srivastava2014_table9_narrow")
+    tiny = replace(base, name="tiny", studies=("tiny_tuning",),
+                   published=replace(base.published, rows=rows), final_seeds=(0, 1), stretch=2,
                    stretch_methods=("Max-norm",))
     monkeypatch.setitem(reproduce.REPRODUCTIONS, "tiny", tiny)
     trained = []
@@ -146,8 +310,7 @@ def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir)
     tuning = results[results["study"] == "tiny_tuning"]
     final = results[results["study"] == "tiny"]
     assert sorted(final["seed"]) == [0, 0, 1, 1]
-    best = {m["method"]: max(m["grid"], key=lambda a: tuning.loc[tuning["arm"] == a,
-                                                                  "val_acc"].mean())
+    best = {m.method: max(m.grid, key=lambda a: tuning.loc[tuning["arm"] == a, "val_acc"].mean())
             for m in rows}
     assert set(final["arm"]) == set(best.values())
     text = (out / "README.md").read_text()
@@ -162,21 +325,26 @@ def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir)
 
 
 COMMITTED = [name for name in reproduce.REPRODUCTIONS
-             if (REPO / reproduce.store_path(name)).is_file()]
+             if (REPO / registry.store_path(name)).is_file()]
 
 
 @pytest.mark.parametrize("name", COMMITTED)
 def test_committed_reports_regenerate_with_published_numbers(tmp_path, monkeypatch, name):
-    """Each committed store gives a report with the paper's numbers, budgets and claims."""
+    """Each committed store gives a report with the paper's numbers, budgets and claims: the
+    committed report, byte for byte."""
     monkeypatch.chdir(tmp_path)
     shutil.copytree(REPO / "ablations", tmp_path / "ablations")
-    target = tmp_path / reproduce.store_path(name)
-    target.parent.mkdir(parents=True)
-    shutil.copy(REPO / reproduce.store_path(name), target)
+    report = registry.store_path(name).parent
+    shutil.copytree(REPO / report, tmp_path / report,
+                    ignore=shutil.ignore_patterns("README.md", "report.html", "figures"))
     text = (reproduce.write(name) / "README.md").read_text()
     repro = reproduce.REPRODUCTIONS[name]
     assert "## Budget: the paper's and this reproduction's" in text and "## Claims" in text
-    for row in repro.rows:
-        published = row.get("error", row.get("test"))
-        assert f"| {published:.2f} |" in text
+    for row in repro.published.rows:
+        for field in ("error", "train", "test"):
+            if hasattr(row, field):
+                assert f"| {getattr(row, field):.2f} |" in text
+    for setting, value in repro.published.budget.items():
+        assert f"| {setting} | {value} |" in text
     assert f"regbench reproduce {name}" in text
+    assert text == (REPO / report / "README.md").read_text()
