@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from regbench import reproduce, store, train
+from regbench import engine, reproduce, store
 from regbench.errors import RegbenchError
 from regbench.reproduce import common, ioffe, registry, reports, srivastava
 from regbench.reproduce.registry import Probe, Published, Reproduction, Table9Row
@@ -296,10 +296,10 @@ def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir)
         done = store.finished_keys(path)
         for cell in cells:
             if cell.key not in done:
-                store.append(path, train.run_cell(cell, data_dir=str(data_dir)))
+                store.append(path, engine.fit([cell], str(data_dir))[0])
                 trained.append(cell)
 
-    train.configure()
+    engine.configure()
     out = reproduce.run("tiny", trainer, say=lambda _: None, gpu=False)
     # the grid at seed 100, two chosen points x 2 seeds, the max-norm point stretched x 2 seeds
     assert len(trained) == 4 + 4 + 2

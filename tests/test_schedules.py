@@ -10,7 +10,8 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from regbench import models, train
+from regbench import engine, models
+from regbench.engine.program import Member, make_optimizer
 from regbench.errors import RegbenchError
 from regbench.recipe import (
     Arm,
@@ -117,7 +118,7 @@ def test_scheduled_momentum_follows_the_velocity_rule():
     """v <- m v - lr g; w <- w + v, with m read from the variable at each step."""
     import keras
 
-    opt = train.make_optimizer(Training(optimizer="sgd", learning_rate=0.1, momentum_start=0.5,
+    opt = make_optimizer(Training(optimizer="sgd", learning_rate=0.1, momentum_start=0.5,
                                         momentum=0.9, momentum_epochs=2))
     w = keras.Variable(np.zeros(1, np.float32))
     grad = np.ones(1, np.float32)
@@ -145,7 +146,7 @@ def _set_kernels(net, value: float) -> int:
 def test_weight_decay_is_half_factor_times_squares():
     net = _net(Arm("weight_decay", (WeightDecay(factor=0.2),)))
     n = _set_kernels(net, 2.0)
-    assert train.weight_penalty(net) == pytest.approx(0.2 / 2 * 4.0 * n, rel=1e-6)
+    assert Member(net.layers).penalty() == pytest.approx(0.2 / 2 * 4.0 * n, rel=1e-6)
 
 
 def test_late_l1_is_off_until_its_epoch():
@@ -154,9 +155,9 @@ def test_late_l1_is_off_until_its_epoch():
     net = _net(arm)
     n = _set_kernels(net, -1.0)
     models.set_epoch(net.layers, arm, 4, 10)
-    assert train.weight_penalty(net) == 0.0
+    assert Member(net.layers).penalty() == 0.0
     models.set_epoch(net.layers, arm, 5, 10)
-    assert train.weight_penalty(net) == pytest.approx(0.1 * n, rel=1e-6)
+    assert Member(net.layers).penalty() == pytest.approx(0.1 * n, rel=1e-6)
 
 
 def test_kl_sparsity_penalty_closed_form():
@@ -259,14 +260,14 @@ def test_bad_sweeps_are_one_line_errors(write_study, sweep, message):
 # --- one real training -----------------------------------------------------------------------
 
 def test_schedules_and_curve_in_a_real_training(data_dir):
-    """lr decay, a momentum ramp, late L1 and the accuracy curve, through `run_cell`."""
+    """lr decay, a momentum ramp, late L1 and the accuracy curve, trained alone."""
     training = Training(optimizer="sgd", learning_rate=0.05, lr_decay=0.5, momentum_start=0.5,
                         momentum=0.9, momentum_epochs=1, batch_size=64, epochs=2,
                         train_subset=512, curve_every=8)
     cell = Cell("t", "mnist", Model(hidden=(16,)), training,
                 Arm("l1_late", (LateL1(factor=1e-3, start=0.5),)), seed=0)
-    train.configure()
-    row = train.run_cell(cell, data_dir=str(data_dir))
+    engine.configure()
+    (row,) = engine.fit([cell], str(data_dir))
     assert row["status"] == "ok" and row["epochs_run"] == 2
     assert row["penalty"] == pytest.approx(1e-3 * row["l1_norm"], rel=1e-4)  # L1 is on
     curve = row["curve"]

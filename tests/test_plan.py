@@ -1,0 +1,121 @@
+"""The planner: which cells train together, and with which strategy (`engine.plan`)."""
+
+from __future__ import annotations
+
+import pytest
+
+from regbench.data import DATASETS
+from regbench.engine import plan, stack
+from regbench.recipe import BRANCH, STACK, Model
+from regbench.study import parse_study
+
+STUDY = {
+    "datasets": ["mnist"],
+    "seeds": [1],
+    "model": {"hidden": [16]},
+    "training": {"batch_size": 50, "epochs": 4, "train_subset": 600, "learning_rate": 0.02},
+    "design": {"kind": "explicit", "arms": ["none"]},
+}
+
+
+def test_plan_branch_packs_compatible_cells_in_study_order():
+    study = {**STUDY, "model": {"name": "cnn", "filters": [4], "hidden": [8]},
+             "training": {**STUDY["training"], "epochs": 200}}
+    cells = parse_study(study, "plan").cells()
+    packs = plan.plan_packs(cells, limit=8)
+    assert [len(p) for p in packs] == [8, 2]
+    assert [c for p in packs for c in p] == cells
+    other = parse_study({**study, "model": {**study["model"], "hidden": [32]}}, "o").cells()
+    assert [len(p) for p in plan.plan_packs(cells + other, limit=50)] == [10, 10]
+
+
+def test_plan_stacks_whole_seed_rows_by_stack_key():
+    study = {**STUDY, "seeds": 3, "training": {"epochs": 20},
+             "design": {"kind": "explicit", "arms": ["none", "l1", "dropout", "augmentation"]}}
+    cells = parse_study(study, "plan").cells()
+    packs = plan.plan_packs(cells)
+    labels = [sorted({c.arm.label for c in p}) for p in packs]
+    assert labels == [["dropout", "l1", "none"], ["augmentation"]]  # augmented input: apart
+    assert [len(p) for p in packs] == [9, 3]
+    assert [len(p) for p in plan.plan_packs(cells, limit=7)] == [6, 3, 3]  # 2 rows, then 1
+    assert [len(p) for p in plan.plan_packs(cells, limit=2)] == [2, 1, 2, 2, 1, 2, 1, 1]
+    assert [p for p in plan.plan_packs(cells, limit=1)] == [[cell] for cell in cells]
+
+
+def test_plan_shares_a_large_stack_among_workers():
+    """With two workers, the 5 x 8 grid is shared so that both get the same work: the one
+    that also trains the 5 augmentation cells (each about twice a plain cell's work) gets 3
+    arm columns, the other 5."""
+    study = {**STUDY, "seeds": 5, "model": {"hidden": [64]}, "training": {"epochs": 20},
+             "design": {"kind": "explicit", "arms": [
+                 "none", "l1", "l2", "l1_l2", "dropout", "batchnorm", "early_stopping",
+                 "max_norm", "augmentation"]}}
+    cells = parse_study(study, "plan").cells()
+    assert [len(p) for p in plan.plan_packs(cells)] == [40, 5]
+    shared = plan.plan_packs(cells, workers=2)
+    assert sorted(len(p) for p in shared) == [5, 15, 25]
+    assert [len({c.seed for c in p}) for p in shared] == [5, 5, 5]  # whole arm columns
+    assert sorted(c.key for p in shared for c in p) == sorted(c.key for c in cells)
+    big, small, augmented = sorted(shared, key=len, reverse=True)
+    plain = [c for c in cells if c.arm.label == "none"]
+    assert plan.pack_cost(augmented) == pytest.approx(2 * plan.pack_cost(plain), rel=0.05)
+    assert plan.pack_cost(big) == pytest.approx(
+        plan.pack_cost(small) + plan.pack_cost(augmented), rel=0.01)
+    assert sorted(len(p) for p in plan.plan_packs(cells, workers=4)) == [5, 5, 10, 10, 15]
+
+
+def test_plan_shares_seed_rows_when_arms_are_fewer_than_workers():
+    study = {**STUDY, "seeds": 12, "training": {"epochs": 20},
+             "design": {"kind": "explicit", "arms": ["none"]}}
+    cells = parse_study(study, "plan").cells()
+    assert [len(p) for p in plan.plan_packs(cells)] == [12]
+    assert [len(p) for p in plan.plan_packs(cells, workers=2)] == [6, 6]
+    assert [len(p) for p in plan.plan_packs(cells, workers=8)] == [4, 4, 4]  # MIN_SHARE each
+    assert [len(p) for p in plan.plan_packs(cells[:7], workers=2)] == [7]    # too few to share
+
+
+def test_grid_cut_fewest_then_most_even_then_widest_blocks():
+    assert plan._grid_cut(5, 8, 64) == (5, 8)   # one block
+    assert plan._grid_cut(5, 8, 20) == (5, 4)   # two of 20, not 16 + 16 + 8
+    assert plan._grid_cut(2, 8, 8) == (1, 8)    # whole seed rows when as few and as even
+    assert plan._grid_cut(3, 3, 2) == (1, 2)
+
+
+def test_grids_of_a_half_finished_study():
+    study = {**STUDY, "seeds": 3, "design": {"kind": "explicit", "arms": ["none", "l1"]}}
+    cells = parse_study(study, "plan").cells()
+    left = [c for c in cells if not (c.seed == 1 and c.arm.label == "l1")]
+    grids = stack.grids(left)
+    assert [[len(row) for row in grid] for grid in grids] == [[2, 2], [1]]
+
+
+@pytest.mark.parametrize("change", [
+    {"model": {"name": "cnn"}},
+    {"model": {"crop": 24}},
+    {"techniques": {"batchnorm": {"position": "before"}}, "arm": "batchnorm"},
+    {"techniques": {"l1_late": {}}, "arm": "l1_late"},
+])
+def test_settings_a_stack_does_not_implement_are_branch_packed(change):
+    arm = change.pop("arm", "none")
+    study = {**STUDY, **change, "design": {"kind": "explicit", "arms": [arm]}}
+    cell = parse_study(study, "plan").cells()[0]
+    assert plan.strategy_of(cell) == BRANCH
+    assert plan.strategy_of(parse_study(STUDY, "plan").cells()[0]) == STACK
+
+
+def test_pack_size_small_networks_pack_large_ones_do_not():
+    tutorial = parse_study({**STUDY, "training": {"epochs": 20}}, "t").cells()[0]
+    assert plan.pack_size(tutorial) == plan.MAX_PACK
+    short = parse_study(STUDY, "s").cells()[0]  # 12 steps x 4 epochs: not worth compiling
+    assert plan.pack_size(short) == 1
+    wide = parse_study({**STUDY, "training": {"epochs": 20},
+                        "model": {"hidden": [1024, 1024, 2048]}}, "w").cells()[0]
+    assert plan.pack_size(wide) == 1
+
+
+def test_macs_per_example_by_hand():
+    mnist, cifar = DATASETS["mnist"], DATASETS["cifar10"]
+    assert plan.macs_per_example(Model(hidden=(64,)), mnist) == 784 * 64 + 64 * 10
+    cnn = Model(name="cnn", filters=(8,), hidden=(16,))
+    # conv 32x32 positions x (3x3x3) x 8 filters, pool to 16x16x8, dense 2048->16->10
+    assert plan.macs_per_example(cnn, cifar) == 32 * 32 * 27 * 8 + 2048 * 16 + 16 * 10
