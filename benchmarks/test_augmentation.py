@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from regbench import bench
+from regbench.macs import forward_macs, train_flops
 
 
 @pytest.mark.parametrize("where", ["plain", "augmented"])
@@ -37,4 +38,4 @@ def test_fed_step(benchmark, timed, device, problem, batch, where):
         net = bench.build(problem, "none" if where == "pipeline" else "augmentation", batch)
         timed(bench.fed_step(net, batches),
               {"kind": "fed_step", "device": device, "problem": problem, "batch": batch,
-               "where": where, "flops_per_example": bench.train_flops(bench.model_macs(net))})
+               "where": where, "flops_per_example": train_flops(forward_macs(net))})

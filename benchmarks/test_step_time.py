@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from regbench import bench
+from regbench.macs import forward_macs, train_flops
 
 
 # The last parameter varies fastest: one (device, problem, batch) group after the other, so the
@@ -21,11 +22,11 @@ def test_step(benchmark, timed, baseline_step, device, problem, batch, technique
         baseline = baseline_step(device, problem, batch)
         net = bench.build(problem, technique, batch)
         x, y = bench.on_device(*bench.batch_arrays(problem, batch))
-        macs = bench.model_macs(net)
+        macs = forward_macs(net)
         timed(bench.train_step(net, x, y), {
             "kind": "step", "device": device, "problem": problem, "batch": batch,
             "technique": technique, "macs_per_example": macs,
-            "flops_per_example": bench.train_flops(macs), "params": net.count_params()},
+            "flops_per_example": train_flops(macs), "params": net.count_params()},
             baseline=baseline)
 
 

@@ -1,4 +1,4 @@
-"""Training-step benchmarks: the grid, FLOP counts, timing helpers, statistics, report, compare.
+"""Training-step benchmarks: the grid, timing helpers, statistics, report, compare.
 
 The suite itself lives in `benchmarks/` (pytest-benchmark); this module holds what it and the
 `bench-report` / `bench-compare` commands share. Keras is imported late, inside the timing
@@ -9,11 +9,10 @@ sits on the device, in steady state. The first call (build, tracing, compilation
 a few warm-up steps run before timing; the first call is reported on its own. `train_on_batch`
 returns Python floats, so every timed call ends only when the device has finished.
 
-FLOP convention: multiply-adds (MACs) of every Dense and Conv2D layer per example; forward
-= 2 * MACs, backward = 2 * forward (gradients for inputs and for weights), so one training step
-counts 6 * MACs per example. Biases, activations, pooling, batch normalization, dropout,
-augmentation, penalties, constraints and the optimizer update are not counted: a technique adds
-time but no counted FLOPs, so its achieved GFLOP/s falls by its overhead.
+FLOP convention (`regbench.macs`): multiply-adds (MACs) of every Dense and Conv2D layer per
+example; one training step counts 6 * MACs per example. The optimizer update and everything a
+technique adds are not counted: a technique adds time but no counted FLOPs, so its achieved
+GFLOP/s falls by its overhead.
 
 One results row per benchmark (flat, plain values); per-round samples come from the
 pytest-benchmark JSON (`stats.data`, always written by `--benchmark-json`).
@@ -121,44 +120,6 @@ def profile(name: str | None = None) -> Profile:
 
 def arm(technique: str) -> Arm:
     return Arm(technique, TECHNIQUES[technique])
-
-
-# --- FLOP counts: pure --------------------------------------------------------------------------
-
-
-def dense_macs(in_features: int, units: int, positions: int = 1) -> int:
-    """Multiply-adds of a Dense layer per example; `positions` > 1 for inputs of rank > 2."""
-    return in_features * units * positions
-
-
-def conv2d_macs(out_height: int, out_width: int, kernel_height: int, kernel_width: int,
-                in_channels: int, filters: int, groups: int = 1) -> int:
-    """Multiply-adds of a Conv2D layer per example."""
-    return out_height * out_width * kernel_height * kernel_width * (in_channels // groups) * filters
-
-
-def train_flops(macs: int) -> int:
-    """FLOPs of one training step per example: forward 2 * MACs, backward 2 * forward."""
-    return 6 * macs
-
-
-def model_macs(net) -> int:
-    """Multiply-adds per example of every Dense and Conv2D layer of a built Keras model."""
-    import keras
-
-    total = 0
-    for layer in net.layers:
-        if isinstance(layer, keras.layers.Conv2D):
-            out = layer.output.shape  # channels_last: (batch, height, width, filters)
-            if layer.data_format == "channels_first":
-                out = (out[0], out[2], out[3], out[1])
-            total += conv2d_macs(out[1], out[2], *layer.kernel_size,
-                                 layer.kernel.shape[2] * layer.groups, layer.filters,
-                                 layer.groups)
-        elif isinstance(layer, keras.layers.Dense):
-            positions = math.prod(layer.output.shape[1:-1])
-            total += dense_macs(layer.kernel.shape[0], layer.units, positions)
-    return total
 
 
 # --- timing: Keras built as late as possible ----------------------------------------------------

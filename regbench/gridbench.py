@@ -125,12 +125,12 @@ def train_regbench(cells: list, data_dir: str | None) -> list[dict]:
 
 
 def training_gflop(cells: list, rows: list[dict]) -> float:
-    """Arithmetic of the epochs the cells ran: 6 x forward multiply-adds per example seen."""
-    from regbench import data
-    from regbench.pack import macs_per_example
+    """Arithmetic of the epochs the cells ran: training FLOPs per example seen (6 x forward
+    multiply-adds, `macs.train_flops`); all cells of a configuration share one network."""
+    from regbench.macs import cell_macs, train_flops
 
-    macs = macs_per_example(cells[0].model, data.DATASETS[cells[0].dataset])
-    return sum(6 * macs * row["n_fit"] * row["epochs_run"] for row in rows) / 1e9
+    flops = train_flops(cell_macs(cells[0].model, cells[0].dataset))
+    return sum(flops * row["n_fit"] * row["epochs_run"] for row in rows) / 1e9
 
 
 def matmul_peak() -> float:

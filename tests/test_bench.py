@@ -1,5 +1,5 @@
-"""The benchmark library: FLOP counts by hand, round planning, ratio intervals, Holm, compare,
-report. Timing itself is exercised by `benchmarks/`; here samples are synthetic."""
+"""The benchmark library: round planning, ratio intervals, Holm, compare, report. Timing itself
+is exercised by `benchmarks/` and MAC counts by test_macs.py; here samples are synthetic."""
 
 from __future__ import annotations
 
@@ -11,56 +11,6 @@ import pytest
 
 from regbench import bench, cli
 from regbench.errors import RegbenchError
-
-# --- FLOP counts ----------------------------------------------------------------------------
-
-
-def test_dense_and_conv_macs_closed_forms():
-    assert bench.dense_macs(784, 64) == 50_176
-    assert bench.dense_macs(3, 5, positions=7) == 105
-    # 4x5 output positions, 3x2 kernel over 2 input channels, 3 filters.
-    assert bench.conv2d_macs(4, 5, 3, 2, 2, 3) == 4 * 5 * 3 * 2 * 2 * 3
-    assert bench.conv2d_macs(4, 4, 3, 3, 8, 8, groups=4) == 4 * 4 * 3 * 3 * 2 * 8
-
-
-def test_train_flops_is_forward_plus_twice_forward():
-    assert bench.train_flops(1) == 2 + 4
-
-
-def test_model_macs_of_a_small_model_by_hand():
-    import keras
-
-    net = keras.Sequential([
-        keras.Input(shape=(8, 8, 3)),
-        keras.layers.Conv2D(4, 3, padding="same"),       # 8*8 positions * 3*3*3 * 4 = 6912
-        keras.layers.MaxPooling2D(2),                    # 4x4x4
-        keras.layers.Conv2D(2, (3, 2), padding="valid"),  # 2*3 positions * 3*2*4 * 2 = 288
-        keras.layers.Flatten(),                          # 12
-        keras.layers.BatchNormalization(),               # not counted
-        keras.layers.Dense(5),                           # 12 * 5 = 60
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(2),                           # 5 * 2 = 10
-    ])
-    assert bench.model_macs(net) == 6912 + 288 + 60 + 10
-
-
-def test_dense_on_a_sequence_counts_every_position():
-    import keras
-
-    net = keras.Sequential([keras.Input(shape=(7, 3)), keras.layers.Dense(5)])
-    assert bench.model_macs(net) == 7 * 3 * 5
-
-
-@pytest.mark.parametrize(("problem", "macs"), [
-    ("mnist_mlp", 784 * 64 + 64 * 10),
-    ("mnist_mlp_wide", 784 * 1024 + 1024 * 1024 + 1024 * 2048 + 2048 * 10),
-    # conv 32x32 x 3x3x3 x 32, pool, conv 16x16 x 3x3x32 x 64, pool, 8*8*64 -> 128 -> 10
-    ("cifar10_cnn", 32 * 32 * 27 * 32 + 16 * 16 * 288 * 64 + 4096 * 128 + 128 * 10),
-])
-@pytest.mark.parametrize("technique", ["none", "l2+dropout+batchnorm+augmentation", "max_norm"])
-def test_problem_macs_do_not_depend_on_the_technique(problem, macs, technique):
-    assert bench.model_macs(bench.make_model(problem, technique)) == macs
-
 
 # --- rounds ---------------------------------------------------------------------------------
 
