@@ -379,17 +379,6 @@ def ratio_of_medians(numerator, denominator, paired: bool = False, confidence: f
     return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
-def holm(pvalues) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values, in the input order."""
-    p = np.asarray(pvalues, dtype=np.float64)
-    m = p.size
-    order = np.argsort(p)
-    stepped = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    adjusted = np.empty(m)
-    adjusted[order] = np.minimum(stepped, 1.0)
-    return adjusted
-
-
 # --- results: pytest-benchmark JSON -> flat rows ------------------------------------------------
 
 # Columns every row has (NaN/None where a kind has no such field).
@@ -771,7 +760,9 @@ def compare(baseline, new, alpha: float = 0.05):
     `change` in {"slower", "faster", "same"}, sorted by ratio (slowest first).
     """
     import pandas as pd
-    from scipy import stats
+    from scipy import stats as sps
+
+    from regbench.stats import holm
 
     base = {(r["backend"], r["name"]): r for _, r in baseline.iterrows()}
     rows = []
@@ -780,7 +771,7 @@ def compare(baseline, new, alpha: float = 0.05):
         if b is None:
             continue
         ratio, low, high = ratio_of_medians(r["samples"], b["samples"])
-        p = stats.mannwhitneyu(r["samples"], b["samples"], alternative="two-sided").pvalue
+        p = sps.mannwhitneyu(r["samples"], b["samples"], alternative="two-sided").pvalue
         rows.append({"backend": r["backend"], "name": r["name"], "baseline_ms": b["median"] * 1e3,
                      "new_ms": r["median"] * 1e3, "ratio": ratio, "ratio_low": low,
                      "ratio_high": high, "baseline_rounds": b["rounds"], "new_rounds": r["rounds"],
@@ -788,7 +779,7 @@ def compare(baseline, new, alpha: float = 0.05):
     out = pd.DataFrame(rows, columns=["backend", "name", "baseline_ms", "new_ms", "ratio",
                                       "ratio_low", "ratio_high", "baseline_rounds", "new_rounds",
                                       "p"])
-    out["p_holm"] = holm(out["p"]) if len(out) else []
+    out["p_holm"] = holm(out["p"])
     significant = out["p_holm"] < alpha
     out["change"] = np.where(significant & (out["ratio"] > 1), "slower",
                              np.where(significant & (out["ratio"] < 1), "faster", "same"))

@@ -1,4 +1,4 @@
-"""The benchmark library: round planning, ratio intervals, Holm, compare, report. Timing itself
+"""The benchmark library: round planning, ratio intervals, compare, report. Timing itself
 is exercised by `benchmarks/` and MAC counts by test_macs.py; here samples are synthetic."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from regbench import bench, cli
+from regbench import bench, cli, stats
 from regbench.errors import RegbenchError
 
 # --- rounds ---------------------------------------------------------------------------------
@@ -68,13 +68,6 @@ def test_ratio_interval_covers_the_true_ratio():
 def test_ratio_with_one_round_has_no_interval():
     ratio, low, high = bench.ratio_of_medians([2.0], [1.0, 1.0])
     assert ratio == 2.0 and math.isnan(low) and math.isnan(high)
-
-
-def test_holm_by_hand():
-    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.06, 0.04)
-    adjusted = bench.holm([0.01, 0.04, 0.03, 0.005])
-    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
-    assert bench.holm([0.9, 0.8]).tolist() == [1.0, 1.0]
 
 
 # --- synthetic runs -------------------------------------------------------------------------
@@ -143,12 +136,20 @@ def test_compare_finds_what_got_slower_or_faster(tmp_path):
     slower = result.iloc[0]
     assert slower["ratio_low"] < 1.2 < slower["ratio_high"]
     assert (result["p_holm"] >= result["p"]).all()
+    np.testing.assert_array_equal(result["p_holm"], stats.holm(result["p"]))
 
 
 def test_compare_of_a_run_with_itself_reports_no_change(tmp_path):
     base, _ = _runs(tmp_path)
     runs = bench.load_runs([base])[0]
     assert (bench.compare(runs, runs)["change"] == "same").all()
+
+
+def test_compare_of_runs_with_nothing_in_common_is_empty(tmp_path):
+    base, _ = _runs(tmp_path)
+    runs = bench.load_runs([base])[0]
+    result = bench.compare(runs, runs.assign(backend="jax"))
+    assert result.empty and "p_holm" in result and "change" in result
 
 
 def _cli(argv):
