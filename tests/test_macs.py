@@ -7,7 +7,8 @@ import random
 import numpy as np
 import pytest
 
-from regbench import bench, macs
+from regbench import macs
+from regbench.bench import cases, timing
 from regbench.recipe import Model
 
 # --- pure helpers ---------------------------------------------------------------------------
@@ -60,8 +61,8 @@ def test_dense_on_a_sequence_counts_every_position():
 ])
 @pytest.mark.parametrize("technique", ["none", "l2+dropout+batchnorm+augmentation", "max_norm"])
 def test_problem_macs_do_not_depend_on_the_technique(problem, expected, technique):
-    assert macs.forward_macs(bench.make_model(problem, technique)) == expected
-    p = bench.PROBLEMS[problem]
+    assert macs.forward_macs(timing.make_model(problem, technique)) == expected
+    p = cases.PROBLEMS[problem]
     assert macs.cell_macs(p.model, p.dataset) == expected
 
 

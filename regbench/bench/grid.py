@@ -13,6 +13,9 @@ distributions agree (Welch's t interval of the difference and Mann-Whitney p, Ho
 
     regbench bench-grid                   # all configurations -> reports/benchmarks/grid.*
     regbench bench-grid --only mnist_b32  # one of them
+
+The child is this module run as a script: `python -m regbench.bench.grid --child CONFIG
+ENGINE OUT.json [--data-dir DIR]`, so that each engine starts from a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -32,8 +35,6 @@ from pathlib import Path
 import numpy as np
 
 from regbench.errors import RegbenchError
-
-REPORT_DIR = Path("reports/benchmarks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,12 +136,12 @@ def training_gflop(cells: list, rows: list[dict]) -> float:
 
 def matmul_peak() -> float:
     """Best GFLOP/s of a float32 2048 x 2048 matmul on this backend: the roofline's roof."""
-    from regbench import bench
+    from regbench.bench import timing
 
     n = 2048
-    a, b = bench.matmul_operands(n)
-    bench.matmul(a, b)  # warm-up
-    best = min(bench.time_calls(lambda: bench.matmul(a, b), 5))
+    a, b = timing.matmul_operands(n)
+    timing.matmul(a, b)  # warm-up
+    best = min(timing.time_calls(lambda: timing.matmul(a, b), 5))
     return 2 * n ** 3 / best / 1e9
 
 
@@ -226,7 +227,7 @@ def measure(config: Config, engine: str, data_dir: str | None) -> dict:
         load_before = os.getloadavg()[0]
         began = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "regbench.gridbench", "--child", config.name, engine,
+            [sys.executable, "-m", "regbench.bench.grid", "--child", config.name, engine,
              str(out)] + (["--data-dir", data_dir] if data_dir else []),
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True)
         wall = time.perf_counter() - began
@@ -363,7 +364,7 @@ def render(summary: list[dict], machine: dict, command: str) -> str:
 def run_grid(only: str | None, out: Path, data_dir: str | None, say=print) -> list[dict]:
     """Every configuration (or `only` one), naive then regbench, each in a child process;
     writes `out`/grid.json and grid.md and returns the summary."""
-    from regbench.bench import machine_fingerprint
+    from regbench.bench.machine import machine_fingerprint
 
     configs = [_config(only)] if only is not None else list(CONFIGS)
     peak = measure(CONFIGS[0], "peak", data_dir)["peak_gflops"]
