@@ -1,70 +1,24 @@
-"""The benchmark library: FLOP counts by hand, round planning, ratio intervals, Holm, compare,
-report. Timing itself is exercised by `benchmarks/`; here samples are synthetic."""
+"""The benchmark library: round planning, ratio intervals, compare, report. Timing itself is
+exercised by `benchmarks/` and MAC counts by test_macs.py; here samples are synthetic."""
 
 from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from regbench import bench, cli
+from regbench import cli, stats
+from regbench.bench import cases, comparison, report, results, timing
 from regbench.errors import RegbenchError
-
-# --- FLOP counts ----------------------------------------------------------------------------
-
-
-def test_dense_and_conv_macs_closed_forms():
-    assert bench.dense_macs(784, 64) == 50_176
-    assert bench.dense_macs(3, 5, positions=7) == 105
-    # 4x5 output positions, 3x2 kernel over 2 input channels, 3 filters.
-    assert bench.conv2d_macs(4, 5, 3, 2, 2, 3) == 4 * 5 * 3 * 2 * 2 * 3
-    assert bench.conv2d_macs(4, 4, 3, 3, 8, 8, groups=4) == 4 * 4 * 3 * 3 * 2 * 8
-
-
-def test_train_flops_is_forward_plus_twice_forward():
-    assert bench.train_flops(1) == 2 + 4
-
-
-def test_model_macs_of_a_small_model_by_hand():
-    import keras
-
-    net = keras.Sequential([
-        keras.Input(shape=(8, 8, 3)),
-        keras.layers.Conv2D(4, 3, padding="same"),       # 8*8 positions * 3*3*3 * 4 = 6912
-        keras.layers.MaxPooling2D(2),                    # 4x4x4
-        keras.layers.Conv2D(2, (3, 2), padding="valid"),  # 2*3 positions * 3*2*4 * 2 = 288
-        keras.layers.Flatten(),                          # 12
-        keras.layers.BatchNormalization(),               # not counted
-        keras.layers.Dense(5),                           # 12 * 5 = 60
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(2),                           # 5 * 2 = 10
-    ])
-    assert bench.model_macs(net) == 6912 + 288 + 60 + 10
-
-
-def test_dense_on_a_sequence_counts_every_position():
-    import keras
-
-    net = keras.Sequential([keras.Input(shape=(7, 3)), keras.layers.Dense(5)])
-    assert bench.model_macs(net) == 7 * 3 * 5
-
-
-@pytest.mark.parametrize(("problem", "macs"), [
-    ("mnist_mlp", 784 * 64 + 64 * 10),
-    ("mnist_mlp_wide", 784 * 1024 + 1024 * 1024 + 1024 * 2048 + 2048 * 10),
-    # conv 32x32 x 3x3x3 x 32, pool, conv 16x16 x 3x3x32 x 64, pool, 8*8*64 -> 128 -> 10
-    ("cifar10_cnn", 32 * 32 * 27 * 32 + 16 * 16 * 288 * 64 + 4096 * 128 + 128 * 10),
-])
-@pytest.mark.parametrize("technique", ["none", "l2+dropout+batchnorm+augmentation", "max_norm"])
-def test_problem_macs_do_not_depend_on_the_technique(problem, macs, technique):
-    assert bench.model_macs(bench.make_model(problem, technique)) == macs
-
 
 # --- rounds ---------------------------------------------------------------------------------
 
-PROFILE = bench.Profile("test", target_s=1.0, min_rounds=5, max_rounds=100, warmup_steps=1,
+PROFILE = cases.Profile("test", target_s=1.0, min_rounds=5, max_rounds=100, warmup_steps=1,
                         min_round_s=0.002)
 
 
@@ -76,27 +30,27 @@ PROFILE = bench.Profile("test", target_s=1.0, min_rounds=5, max_rounds=100, warm
     (0.003, (83, 4)),    # 333 steps fit: 4 per round keeps rounds <= 100
 ])
 def test_plan_rounds(step_s, expected):
-    assert bench.plan_rounds(step_s, PROFILE) == expected
+    assert timing.plan_rounds(step_s, PROFILE) == expected
 
 
 def test_profile_from_environment(monkeypatch):
     monkeypatch.setenv("REGBENCH_BENCH_PROFILE", "full")
-    assert bench.profile().name == "full"
-    assert bench.profile("default").name == "default"
+    assert cases.profile().name == "full"
+    assert cases.profile("default").name == "default"
     with pytest.raises(RegbenchError, match="unknown benchmark profile 'fast'"):
-        bench.profile("fast")
+        cases.profile("fast")
 
 
 # --- statistics -----------------------------------------------------------------------------
 
 
 def test_summarize():
-    assert bench.summarize([5, 1, 4, 2, 3]) == {"median": 3.0, "q1": 2.0, "q3": 4.0, "iqr": 2.0,
+    assert results.summarize([5, 1, 4, 2, 3]) == {"median": 3.0, "q1": 2.0, "q3": 4.0, "iqr": 2.0,
                                                   "rounds": 5}
 
 
 def test_ratio_of_constant_samples_is_exact():
-    ratio, low, high = bench.ratio_of_medians([2.0] * 10, [1.0] * 8)
+    ratio, low, high = results.ratio_of_medians([2.0] * 10, [1.0] * 8)
     assert (ratio, low, high) == (2.0, 2.0, 2.0)
 
 
@@ -107,7 +61,7 @@ def test_ratio_interval_covers_the_true_ratio():
     for seed in range(trials):
         a = 1.3 * rng.lognormal(0.0, 0.1, 40)  # true ratio of medians: 1.3
         b = rng.lognormal(0.0, 0.1, 40)
-        ratio, low, high = bench.ratio_of_medians(a, b, n_resamples=500, seed=seed)
+        ratio, low, high = results.ratio_of_medians(a, b, n_resamples=500, seed=seed)
         assert low <= ratio <= high
         covered += low <= 1.3 <= high
         widths.append(high - low)
@@ -116,15 +70,8 @@ def test_ratio_interval_covers_the_true_ratio():
 
 
 def test_ratio_with_one_round_has_no_interval():
-    ratio, low, high = bench.ratio_of_medians([2.0], [1.0, 1.0])
+    ratio, low, high = results.ratio_of_medians([2.0], [1.0, 1.0])
     assert ratio == 2.0 and math.isnan(low) and math.isnan(high)
-
-
-def test_holm_by_hand():
-    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 -> max(0.06, 0.04)
-    adjusted = bench.holm([0.01, 0.04, 0.03, 0.005])
-    np.testing.assert_allclose(adjusted, [0.03, 0.06, 0.06, 0.02])
-    assert bench.holm([0.9, 0.8]).tolist() == [1.0, 1.0]
 
 
 # --- synthetic runs -------------------------------------------------------------------------
@@ -156,7 +103,7 @@ def test_derive_ratios_throughput_and_roofline(tmp_path):
     path = _write_run(tmp_path / "run.json", [
         _step("none", [0.01] * 5), _step("l2", [0.015] * 5, first_call_s=2.0),
         _matmul(1000, [0.02] * 5), _matmul(2000, [0.2] * 5)])
-    df = bench.derive(bench.load_runs([path])[0]).set_index("name")
+    df = results.derive(results.load_runs([path])[0]).set_index("name")
     l2 = df.loc["test_step[cpu-mnist_mlp-b100-l2]"]
     assert l2["ratio"] == pytest.approx(1.5)
     assert (l2["ratio_low"], l2["ratio_high"]) == pytest.approx((1.5, 1.5))
@@ -185,7 +132,7 @@ def _runs(tmp_path, slower=1.2, faster=0.8, seed=0):
 
 def test_compare_finds_what_got_slower_or_faster(tmp_path):
     base, new = _runs(tmp_path)
-    result = bench.compare(bench.load_runs([base])[0], bench.load_runs([new])[0])
+    result = comparison.compare(results.load_runs([base])[0], results.load_runs([new])[0])
     change = dict(zip(result["name"], result["change"]))
     assert change == {"test_step[cpu-mnist_mlp-b100-l2]": "slower",
                       "test_step[cpu-mnist_mlp-b100-dropout]": "faster",
@@ -193,12 +140,21 @@ def test_compare_finds_what_got_slower_or_faster(tmp_path):
     slower = result.iloc[0]
     assert slower["ratio_low"] < 1.2 < slower["ratio_high"]
     assert (result["p_holm"] >= result["p"]).all()
+    np.testing.assert_array_equal(result["p_holm"], stats.holm(result["p"]))
 
 
 def test_compare_of_a_run_with_itself_reports_no_change(tmp_path):
     base, _ = _runs(tmp_path)
-    runs = bench.load_runs([base])[0]
-    assert (bench.compare(runs, runs)["change"] == "same").all()
+    runs = results.load_runs([base])[0]
+    assert (comparison.compare(runs, runs)["change"] == "same").all()
+
+
+def test_compare_of_runs_with_nothing_in_common_is_empty(tmp_path):
+    base, _ = _runs(tmp_path)
+    runs = results.load_runs([base])[0]
+    other = runs.assign(backend="jax")
+    result = comparison.compare(runs, other)
+    assert result.empty and "p_holm" in result and "change" in result
 
 
 def _cli(argv):
@@ -224,12 +180,12 @@ def test_bench_compare_bad_input(tmp_path):
         _cli(["bench-compare", str(tmp_path / "missing.json"), str(tmp_path / "x.json")])
     (tmp_path / "bad.json").write_text("{}")
     with pytest.raises(RegbenchError, match="bad.json: not a pytest-benchmark JSON file"):
-        bench.load_run(tmp_path / "bad.json")
+        results.load_run(tmp_path / "bad.json")
     nodata = tmp_path / "nodata.json"
     nodata.write_text(json.dumps({"benchmarks": [
         {"name": "test_step[x]", "stats": {"median": 1.0}, "extra_info": {"kind": "step"}}]}))
     with pytest.raises(RegbenchError, match=r"test_step\[x\] has no per-round samples"):
-        bench.load_run(nodata)
+        results.load_run(nodata)
     base, _ = _runs(tmp_path)
     with pytest.raises(RegbenchError, match="--alpha must be in"):
         _cli(["bench-compare", base, base, "--alpha", "2"])
@@ -238,7 +194,7 @@ def test_bench_compare_bad_input(tmp_path):
 def test_bench_report_command(tmp_path, capsys):
     raw = _write_run(tmp_path / "tensorflow.json", [
         *[_step(t, np.full(5, 0.01 * (1 + i / 10)), batch=b) for i, t in
-          enumerate(bench.TECHNIQUES) for b in bench.BATCH_SIZES],
+          enumerate(cases.TECHNIQUES) for b in cases.BATCH_SIZES],
         _matmul(1000, [0.02] * 5)])
     assert _cli(["bench-report", raw, "--out", str(tmp_path / "out")]) == 0
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
@@ -256,17 +212,17 @@ def test_plot_overhead_axes():
     import pandas as pd
 
     rows = pd.DataFrame([{"technique": t, "batch": b, "ratio": 1.1, "ratio_low": 1.0,
-                          "ratio_high": 1.2} for t in bench.TECHNIQUES for b in bench.BATCH_SIZES])
-    ax = bench.plot_overhead(rows)
+                          "ratio_high": 1.2} for t in cases.TECHNIQUES for b in cases.BATCH_SIZES])
+    ax = report.plot_overhead(rows)
     assert ax.get_ylabel() == "step time / step time of none"
-    assert len(ax.get_xticklabels()) == len(bench.TECHNIQUES)
+    assert len(ax.get_xticklabels()) == len(cases.TECHNIQUES)
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["batch 32", "batch 128",
                                                                    "batch 512"]
 
 
 def test_interleaved_baseline_runs_in_abba_order():
     calls = []
-    pairs = bench.Interleaved(lambda: calls.append("none"))
+    pairs = timing.Interleaved(lambda: calls.append("none"))
     for _ in range(4):  # what pytest-benchmark's pedantic does per round
         pairs.setup()
         calls.append("technique")
@@ -281,18 +237,38 @@ def test_paired_ratio_cancels_shared_load():
     load = rng.lognormal(0.0, 0.5, 60)  # per pair, shared
     a = 1.5 * load * rng.lognormal(0.0, 0.01, 60)
     b = load * rng.lognormal(0.0, 0.01, 60)
-    _, low, high = bench.ratio_of_medians(a, b, paired=True)
-    _, unpaired_low, unpaired_high = bench.ratio_of_medians(a, b)
+    _, low, high = results.ratio_of_medians(a, b, paired=True)
+    _, unpaired_low, unpaired_high = results.ratio_of_medians(a, b)
     assert low < 1.5 < high
     assert high - low < 0.1 * (unpaired_high - unpaired_low)
     with pytest.raises(ValueError, match="paired samples differ in length: 60 and 59"):
-        bench.ratio_of_medians(a, b[:-1], paired=True)
+        results.ratio_of_medians(a, b[:-1], paired=True)
 
 
 def test_derive_prefers_the_interleaved_baseline(tmp_path):
     technique = _step("l2", [0.03] * 6)
     technique["extra_info"]["baseline_samples"] = [0.02] * 6  # load doubled while l2 ran
     path = _write_run(tmp_path / "run.json", [_step("none", [0.01] * 6), technique])
-    df = bench.derive(bench.load_runs([path])[0]).set_index("technique")
+    df = results.derive(results.load_runs([path])[0]).set_index("technique")
     assert df.loc["l2", "ratio"] == pytest.approx(1.5)
     assert df.loc["none", "ratio"] == 1.0  # no interleaved rounds: the `none` benchmark
+
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports" / "benchmarks"
+
+
+def test_committed_report_is_what_its_raw_json_gives():
+    """`bench-report` is deterministic: the committed Markdown regenerates byte for byte."""
+    df, machines = results.load_runs(sorted((REPORTS / "raw").glob("*.json")))
+    markdown = report.render_report(results.derive(df), machines) + "\n"
+    assert markdown == (REPORTS / "README.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_package_starts_no_backend_and_exposes_what_cli_calls():
+    code = ("import sys; from regbench import bench; "
+            "assert not {'keras', 'tensorflow', 'jax', 'torch'} & set(sys.modules), sys.modules; "
+            "print(*sorted(bench.__all__))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["compare", "format_comparison", "load_runs", "write_report"]

@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
+import pytest
 
-from regbench import gridbench
+from regbench.bench import grid
 
 
+@pytest.mark.slow
 def test_smoke_configuration_end_to_end(tmp_path, data_dir):
     done = subprocess.run([sys.executable, "-m", "regbench.cli", "bench-grid", "--only",
                            "smoke", "--out", str(tmp_path), "--data-dir", str(data_dir)],
@@ -30,12 +33,23 @@ def test_smoke_configuration_end_to_end(tmp_path, data_dir):
     assert "| smoke (" in markdown and "Regenerate: `regbench bench-grid --only smoke`" in markdown
 
 
+@pytest.mark.slow
 def test_unknown_configuration_is_one_line_and_status_2(tmp_path):
     done = subprocess.run([sys.executable, "-m", "regbench.cli", "bench-grid", "--only", "nope",
                            "--out", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("regbench: error: --only: unknown")
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.slow
+def test_child_entry_point_writes_its_result(tmp_path):
+    """What `measure` starts: this module as a script, one engine, its result as JSON."""
+    out = tmp_path / "out.json"
+    done = subprocess.run([sys.executable, "-m", "regbench.bench.grid", "--child", "smoke",
+                           "peak", str(out)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(out.read_text())["peak_gflops"] > 0
 
 
 def _rows(accuracies: dict) -> list[dict]:
@@ -48,18 +62,19 @@ def test_agreement_separates_equal_from_shifted_distributions():
     base = rng.normal(0.97, 0.002, 8)
     naive = _rows({"same": base, "shifted": base})
     ours = _rows({"same": base + rng.normal(0, 0.002, 8), "shifted": base - 0.05})
-    same, shifted = gridbench.agreement(naive, ours)
+    same, shifted = grid.agreement(naive, ours)
     assert same["agree"] and not shifted["agree"]
     assert shifted["ci_high"] < 0 < same["ci_high"] and same["ci_low"] < 0
     assert shifted["difference"] == np.mean(base - 0.05) - np.mean(base)
 
 
+@pytest.mark.slow
 def test_peak_memory_counts_child_processes():
     """regbench's memory is its driver's and its workers' together: a child's 300 MiB count."""
-    own = gridbench._rss(gridbench.os.getpid()) / 2 ** 20
+    own = grid._rss(grid.os.getpid()) / 2 ** 20
     script = ("import time; b = bytearray(300 * 2 ** 20); b[::4096] = b'x' * len(b[::4096]); "
               "time.sleep(1)")
-    with gridbench.PeakMemory(every=0.05) as memory:
+    with grid.PeakMemory(every=0.05) as memory:
         subprocess.run([sys.executable, "-c", script], check=True)
     assert memory.peak / 2 ** 20 > own + 250
     assert memory.mib() >= memory.peak / 2 ** 20
@@ -68,5 +83,15 @@ def test_peak_memory_counts_child_processes():
 def test_pack_times_name_each_pack_once_and_sum_the_cells_alone():
     rows = ([{"pack_size": 20, "fit_s": 185.0}] * 20 + [{"pack_size": 5, "fit_s": 72.0}] * 5
             + [{"pack_size": 1, "fit_s": 3.0}, {"pack_size": 1, "fit_s": 4.5}])
-    assert gridbench.pack_times(rows) == {"packs": [(20, 185.0), (5, 72.0)], "alone": 2,
+    assert grid.pack_times(rows) == {"packs": [(20, 185.0), (5, 72.0)], "alone": 2,
                                           "alone_fit_s": 7.5}
+
+
+REPORTS = Path(__file__).resolve().parents[1] / "reports" / "benchmarks"
+
+
+def test_committed_grid_report_is_what_its_json_gives():
+    """grid.md is rendered from what grid.json stores, so the JSON regenerates it exactly."""
+    result = json.loads((REPORTS / "grid.json").read_text())
+    markdown = grid.render(result["summary"], result["machine"], result["command"])
+    assert markdown == (REPORTS / "grid.md").read_text()

@@ -13,6 +13,9 @@ distributions agree (Welch's t interval of the difference and Mann-Whitney p, Ho
 
     regbench bench-grid                   # all configurations -> reports/benchmarks/grid.*
     regbench bench-grid --only mnist_b32  # one of them
+
+The child is this module run as a script: `python -m regbench.bench.grid --child CONFIG
+ENGINE OUT.json [--data-dir DIR]`, so that each engine starts from a fresh interpreter.
 """
 
 from __future__ import annotations
@@ -31,9 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from regbench.document import markdown_table
 from regbench.errors import RegbenchError
-
-REPORT_DIR = Path("reports/benchmarks")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -125,22 +127,22 @@ def train_regbench(cells: list, data_dir: str | None) -> list[dict]:
 
 
 def training_gflop(cells: list, rows: list[dict]) -> float:
-    """Arithmetic of the epochs the cells ran: 6 x forward multiply-adds per example seen."""
-    from regbench import data
-    from regbench.pack import macs_per_example
+    """Arithmetic of the epochs the cells ran: training FLOPs per example seen (6 x forward
+    multiply-adds, `macs.train_flops`); all cells of a configuration share one network."""
+    from regbench.macs import cell_macs, train_flops
 
-    macs = macs_per_example(cells[0].model, data.DATASETS[cells[0].dataset])
-    return sum(6 * macs * row["n_fit"] * row["epochs_run"] for row in rows) / 1e9
+    flops = train_flops(cell_macs(cells[0].model, cells[0].dataset))
+    return sum(flops * row["n_fit"] * row["epochs_run"] for row in rows) / 1e9
 
 
 def matmul_peak() -> float:
     """Best GFLOP/s of a float32 2048 x 2048 matmul on this backend: the roofline's roof."""
-    from regbench import bench
+    from regbench.bench import timing
 
     n = 2048
-    a, b = bench.matmul_operands(n)
-    bench.matmul(a, b)  # warm-up
-    best = min(bench.time_calls(lambda: bench.matmul(a, b), 5))
+    a, b = timing.matmul_operands(n)
+    timing.matmul(a, b)  # warm-up
+    best = min(timing.time_calls(lambda: timing.matmul(a, b), 5))
     return 2 * n ** 3 / best / 1e9
 
 
@@ -226,7 +228,7 @@ def measure(config: Config, engine: str, data_dir: str | None) -> dict:
         load_before = os.getloadavg()[0]
         began = time.perf_counter()
         done = subprocess.run(
-            [sys.executable, "-m", "regbench.gridbench", "--child", config.name, engine,
+            [sys.executable, "-m", "regbench.bench.grid", "--child", config.name, engine,
              str(out)] + (["--data-dir", data_dir] if data_dir else []),
             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}, capture_output=True, text=True)
         wall = time.perf_counter() - began
@@ -305,7 +307,16 @@ def _packs_line(packs: dict) -> str:
 
 
 def render(summary: list[dict], machine: dict, command: str) -> str:
-    lines = [
+    """grid.md: what was compared, the speed-ups, where the time went, accuracy per arm."""
+    lines = [*_intro(command), _summary_table(summary), *_notes(summary)]
+    for s in summary:
+        lines += _arms_section(s)
+    lines += ["## Machine", "", *(f"- {k}: {v}" for k, v in machine.items()), ""]
+    return "\n".join(lines)
+
+
+def _intro(command: str) -> list[str]:
+    return [
         "# Whole-study wall time: regbench vs the naive loop", "",
         "The naive loop trains each cell as tutorials do: a fresh `Sequential` and a default "
         "`model.fit` (Keras defaults: no `steps_per_execution`; `jit_compile=\"auto\"`, "
@@ -317,53 +328,59 @@ def render(summary: list[dict], machine: dict, command: str) -> str:
         "the largest resident memory of the engine's processes together (regbench's driver "
         "and its workers), sampled every 0.2 s.", "",
         f"Regenerate: `{command}`", "",
-        "| configuration | cells | naive s | regbench s | speed-up | target | naive peak MiB "
-        "| regbench peak MiB | GFLOP/s naive / regbench (of peak) | arms agreeing "
-        "| load avg (1 min) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for s in summary:
-        lines.append(
-            f"| {s['config']} ({s['note']}) | {s['cells']} | {s['naive_s']:.0f} | "
-            f"{s['regbench_s']:.0f} | **{s['speedup']:.2f}x** | "
-            f"{'>=' if s['target'] > 1 else 'not slower: >='} {s['target']:g}x "
-            f"({'met' if s['met'] else 'NOT met'}) | {s['naive_peak_mib']:.0f} | "
-            f"{s['regbench_peak_mib']:.0f} | {s['naive_gflops']:.3g} / "
-            f"{s['regbench_gflops']:.3g} ({s['naive_gflops'] / s['peak_gflops']:.1%} / "
-            f"{s['regbench_gflops'] / s['peak_gflops']:.1%}) | "
-            f"{s['arms_agree']}/{len(s['arms'])} | "
-            f"{' / '.join(f'{x:.1f}' for x in s['load'])} |")
-    lines += ["", "GFLOP/s: 6 x forward multiply-adds x examples of the epochs each cell "
-              "ran, over the engine's training time; `of peak`: against the best float32 "
-              "2048 x 2048 matmul measured in the same run "
-              f"({summary[0]['peak_gflops']:.0f} GFLOP/s), the roof of a roofline. A small "
-              "fraction means the time goes to per-step overhead, not arithmetic.", "",
-              "Load average: before and after the naive run, then the regbench run.", "",
-              "Where regbench's time goes (fit seconds; packs and cells run side by side in "
-              "the worker processes, so they add up to more than the wall time):", "",
-              *(f"- {s['config']}: {s['workers']} worker(s); " + _packs_line(s["packs"])
-                for s in summary), ""]
-    for s in summary:
-        lines += [f"## {s['config']}: test accuracy per arm (n = seeds per engine)", "",
-                  "Agreement: Mann-Whitney p, Holm-corrected over arms, >= 0.05. The naive "
-                  "loop shuffles with Keras's own order, so seeds are not paired.", "",
-                  "| arm | n | naive mean ± sd | regbench mean ± sd | difference [95% CI] "
-                  "| p (Holm) | agree |", "|---|---|---|---|---|---|---|"]
-        for a in s["arms"]:
-            lines.append(
-                f"| {a['arm']} | {a['n']} | {a['naive_mean']:.4f} ± {a['naive_std']:.4f} | "
-                f"{a['regbench_mean']:.4f} ± {a['regbench_std']:.4f} | "
-                f"{a['difference']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}] | "
-                f"{a['p_holm']:.3f} | {'yes' if a['agree'] else 'no'} |")
-        lines.append("")
-    lines += ["## Machine", "", *(f"- {k}: {v}" for k, v in machine.items()), ""]
-    return "\n".join(lines)
+
+
+def _summary_table(summary: list[dict]) -> str:
+    """One row per configuration: times, speed-up against its target, memory, GFLOP/s."""
+    header = ["configuration", "cells", "naive s", "regbench s", "speed-up", "target",
+              "naive peak MiB", "regbench peak MiB", "GFLOP/s naive / regbench (of peak)",
+              "arms agreeing", "load avg (1 min)"]
+    rows = [[f"{s['config']} ({s['note']})", s["cells"], f"{s['naive_s']:.0f}",
+             f"{s['regbench_s']:.0f}", f"**{s['speedup']:.2f}x**",
+             f"{'>=' if s['target'] > 1 else 'not slower: >='} {s['target']:g}x "
+             f"({'met' if s['met'] else 'NOT met'})",
+             f"{s['naive_peak_mib']:.0f}", f"{s['regbench_peak_mib']:.0f}",
+             f"{s['naive_gflops']:.3g} / {s['regbench_gflops']:.3g} "
+             f"({s['naive_gflops'] / s['peak_gflops']:.1%} / "
+             f"{s['regbench_gflops'] / s['peak_gflops']:.1%})",
+             f"{s['arms_agree']}/{len(s['arms'])}",
+             " / ".join(f"{x:.1f}" for x in s["load"])] for s in summary]
+    return markdown_table(header, rows)
+
+
+def _notes(summary: list[dict]) -> list[str]:
+    """How to read GFLOP/s and the load averages, and where regbench's fit time went."""
+    return ["", "GFLOP/s: 6 x forward multiply-adds x examples of the epochs each cell "
+            "ran, over the engine's training time; `of peak`: against the best float32 "
+            "2048 x 2048 matmul measured in the same run "
+            f"({summary[0]['peak_gflops']:.0f} GFLOP/s), the roof of a roofline. A small "
+            "fraction means the time goes to per-step overhead, not arithmetic.", "",
+            "Load average: before and after the naive run, then the regbench run.", "",
+            "Where regbench's time goes (fit seconds; packs and cells run side by side in "
+            "the worker processes, so they add up to more than the wall time):", "",
+            *(f"- {s['config']}: {s['workers']} worker(s); " + _packs_line(s["packs"])
+              for s in summary), ""]
+
+
+def _arms_section(s: dict) -> list[str]:
+    """Test accuracy of each arm under both engines, and whether they agree."""
+    header = ["arm", "n", "naive mean ± sd", "regbench mean ± sd", "difference [95% CI]",
+              "p (Holm)", "agree"]
+    rows = [[a["arm"], a["n"], f"{a['naive_mean']:.4f} ± {a['naive_std']:.4f}",
+             f"{a['regbench_mean']:.4f} ± {a['regbench_std']:.4f}",
+             f"{a['difference']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}]",
+             f"{a['p_holm']:.3f}", "yes" if a["agree"] else "no"] for a in s["arms"]]
+    return [f"## {s['config']}: test accuracy per arm (n = seeds per engine)", "",
+            "Agreement: Mann-Whitney p, Holm-corrected over arms, >= 0.05. The naive "
+            "loop shuffles with Keras's own order, so seeds are not paired.", "",
+            markdown_table(header, rows), ""]
 
 
 def run_grid(only: str | None, out: Path, data_dir: str | None, say=print) -> list[dict]:
     """Every configuration (or `only` one), naive then regbench, each in a child process;
     writes `out`/grid.json and grid.md and returns the summary."""
-    from regbench.bench import machine_fingerprint
+    from regbench.bench.machine import machine_fingerprint
 
     configs = [_config(only)] if only is not None else list(CONFIGS)
     peak = measure(CONFIGS[0], "peak", data_dir)["peak_gflops"]

@@ -1,0 +1,148 @@
+"""Benchmark results: pytest-benchmark JSON -> flat rows, and the statistics over their rounds
+(summaries, ratios of medians with bootstrap intervals, overheads, throughput, roofline).
+
+One row per benchmark, with flat, plain values; its per-round samples come from the JSON's
+`stats.data`, which `--benchmark-json` always writes. Intervals are computed from the samples,
+not from pytest-benchmark's own summary, so that paired rounds (see `timing.Interleaved`) can
+be resampled together.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from regbench.bench.cases import BASELINE
+from regbench.errors import RegbenchError
+
+
+def summarize(samples) -> dict:
+    """Median, quartiles, IQR and number of rounds of per-round times (seconds)."""
+    s = np.asarray(samples, dtype=np.float64)
+    if s.size == 0:
+        raise ValueError("no samples")
+    q1, median, q3 = np.percentile(s, [25, 50, 75])
+    return {"median": float(median), "q1": float(q1), "q3": float(q3), "iqr": float(q3 - q1),
+            "rounds": int(s.size)}
+
+
+def ratio_of_medians(numerator, denominator, paired: bool = False, confidence: float = 0.95,
+                     n_resamples: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """median(numerator) / median(denominator) with a percentile-bootstrap interval.
+
+    Unpaired, the two samples are resampled independently. `paired`: round i of each sample
+    was taken back to back (interleaved), so pairs are resampled together and load that both
+    rounds of a pair shared cancels out of the interval.
+    """
+    from scipy import stats
+
+    a = np.asarray(numerator, dtype=np.float64)
+    b = np.asarray(denominator, dtype=np.float64)
+    ratio = float(np.median(a) / np.median(b))
+    if a.size < 2 or b.size < 2:
+        return ratio, math.nan, math.nan
+
+    def statistic(x, y, axis):
+        return np.median(x, axis=axis) / np.median(y, axis=axis)
+
+    if paired and a.size != b.size:
+        raise ValueError(f"paired samples differ in length: {a.size} and {b.size}")
+    result = stats.bootstrap((a, b), statistic, vectorized=True, paired=paired,
+                             confidence_level=confidence, n_resamples=n_resamples,
+                             method="percentile", rng=np.random.default_rng(seed))
+    return ratio, float(result.confidence_interval.low), float(result.confidence_interval.high)
+
+
+
+# Columns every row has (NaN/None where a kind has no such field).
+COLUMNS = ["backend", "device", "kind", "problem", "batch", "technique", "where", "n", "flops",
+           "flops_per_example", "first_call_s", "baseline_samples"]
+
+
+def load_run(path: Path) -> tuple[list[dict], dict]:
+    """(rows, machine fingerprint) of one pytest-benchmark JSON file written by the suite."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise RegbenchError(f"{path}: no such file") from None
+    except (OSError, ValueError) as error:
+        raise RegbenchError(f"{path}: not a pytest-benchmark JSON file ({error})") from None
+    if not isinstance(raw, dict) or "benchmarks" not in raw:
+        raise RegbenchError(f"{path}: not a pytest-benchmark JSON file (no `benchmarks`)")
+    rows = []
+    for b in raw["benchmarks"]:
+        info = b.get("extra_info") or {}
+        if "kind" not in info:
+            continue  # not one of regbench's benchmarks
+        samples = b["stats"].get("data")
+        if not samples:
+            raise RegbenchError(f"{path}: {b['name']} has no per-round samples (stats.data)")
+        row = {"name": b["name"], **info, **summarize(samples), "samples": samples}
+        rows.append(row)
+    if not rows:
+        raise RegbenchError(f"{path}: no regbench benchmarks in it")
+    return rows, raw.get("machine_info", {}).get("regbench", {})
+
+
+def load_runs(paths) -> tuple:
+    """A DataFrame of rows from several JSON files (e.g. one per backend) and their
+    fingerprints, one per file."""
+    import pandas as pd
+
+    rows, machines = [], []
+    for path in paths:
+        r, machine = load_run(path)
+        rows += r
+        machines.append({"file": str(path), **machine})
+    df = pd.DataFrame(rows)
+    for column in COLUMNS:
+        if column not in df:
+            df[column] = None
+    return df, machines
+
+
+def derive(df):
+    """Add overhead ratios with 95% intervals, examples per second, achieved GFLOP/s and its
+    fraction of the measured matmul peak.
+
+    A step's ratio is to `none` at the same backend, device, problem and batch: to the `none`
+    rounds interleaved with its own (`baseline_samples`, paired) where the run has them, else
+    to the `none` benchmark's rounds (unpaired). Pipelines compare to `plain`, fed steps to
+    augmentation in the `model`.
+    """
+    import pandas as pd
+
+    df = df.copy()
+    for column in ("batch", "n", "flops", "flops_per_example", "first_call_s"):
+        df[column] = pd.to_numeric(df[column], errors="coerce").astype(float)
+    is_matmul = df["kind"] == "matmul"
+    df["examples_per_s"] = df["batch"] / df["median"]
+    df["gflops"] = (df["flops"].where(is_matmul, df["flops_per_example"] * df["batch"])
+                    / df["median"] / 1e9)
+    df["compile_s"] = (df["first_call_s"] - df["median"]).clip(lower=0.0)
+    peak = df[is_matmul].groupby(["backend", "device"])["gflops"].max()
+    df["peak_gflops"] = [peak.get((b, d), math.nan) for b, d in zip(df["backend"], df["device"])]
+    df["roofline"] = (df["gflops"] / df["peak_gflops"]).where(~is_matmul)
+    for column in ("ratio", "ratio_low", "ratio_high", "baseline_rounds"):
+        df[column] = math.nan
+    base_of = {"step": ("technique", BASELINE), "fed_step": ("where", "model"),
+               "pipeline": ("where", "plain")}
+    for (kind, *_), group in df.groupby(["kind", "backend", "device", "problem", "batch"],
+                                        dropna=False):
+        if kind not in base_of:
+            continue
+        column, value = base_of[kind]
+        base = group[group[column] == value]
+        if base.empty and not group["baseline_samples"].map(lambda v: isinstance(v, list)).all():
+            continue
+        for index, row in group.iterrows():
+            paired = isinstance(row["baseline_samples"], list)
+            base_samples = row["baseline_samples"] if paired else base.iloc[0]["samples"]
+            ratio, low, high = ratio_of_medians(row["samples"], base_samples, paired=paired)
+            df.loc[index, ["ratio", "ratio_low", "ratio_high", "baseline_rounds"]] = (
+                ratio, low, high, len(base_samples))
+    return df
+

@@ -1,0 +1,79 @@
+"""Multiply-adds (MACs) per example of a network's forward pass: the one count regbench uses.
+
+Counted: the multiply-adds of every Dense and Conv2D layer (each kernel weight once per output
+position). Not counted: biases, activations, pooling, normalization, crops, dropout,
+augmentation and penalties. They take time but little arithmetic next to the matrix products,
+so a technique adds time and no counted MACs. A training step counts 6 x MACs per example
+(`train_flops`).
+
+The count is taken from a built network, never from the settings, so whatever the builders
+make (mlp, cnn, alexnet, a crop, padding, pooling) is counted as built, with no second
+description of the architecture to keep in step. Keras is imported inside the functions:
+importing this module starts no backend.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+from regbench.recipe import Arm, Model
+
+
+def dense_macs(in_features: int, units: int, positions: int = 1) -> int:
+    """Multiply-adds of a Dense layer per example; `positions` > 1 for inputs of rank > 2."""
+    return in_features * units * positions
+
+
+def conv2d_macs(out_height: int, out_width: int, kernel_height: int, kernel_width: int,
+                in_channels: int, filters: int, groups: int = 1) -> int:
+    """Multiply-adds of a Conv2D layer per example."""
+    return out_height * out_width * kernel_height * kernel_width * (in_channels // groups) * filters
+
+
+def train_flops(macs: int) -> int:
+    """FLOPs of one training step per example: forward 2 * MACs, backward 2 * forward
+    (gradients for the inputs and for the weights)."""
+    return 6 * macs
+
+
+def forward_macs(net) -> int:
+    """Multiply-adds per example of every Dense and Conv2D layer of a built Keras model.
+
+    A convolution's output positions come from its output shape, so padding, strides and
+    whatever crop or pooling came before are counted as the model has them.
+    """
+    import keras
+
+    total = 0
+    for layer in net.layers:
+        if isinstance(layer, keras.layers.Conv2D):
+            out = layer.output.shape  # channels_last: (batch, height, width, filters)
+            if layer.data_format == "channels_first":
+                out = (out[0], out[2], out[3], out[1])
+            total += conv2d_macs(out[1], out[2], *layer.kernel_size,
+                                 layer.kernel.shape[2] * layer.groups, layer.filters,
+                                 layer.groups)
+        elif isinstance(layer, keras.layers.Dense):
+            positions = math.prod(layer.output.shape[1:-1])
+            total += dense_macs(layer.kernel.shape[0], layer.units, positions)
+    return total
+
+
+@functools.cache
+def cell_macs(model: Model, dataset: str) -> int:
+    """Forward multiply-adds per example of a cell's network: `model` settings on `dataset`.
+
+    The network is built as `models.build_model` builds it for the arm `none` (techniques add
+    no counted MACs), once per (model, dataset) in a process. Building only creates the
+    network's variables: every initializer has a fixed seed of its own and Arm("none") has no
+    random layers, so no global seed is drawn or set and the Keras session is not cleared;
+    training before or after is unchanged.
+    """
+    from regbench import data
+    from regbench.models import build_model
+
+    info = data.DATASETS[dataset]
+    net = build_model(model, Arm("none"), info.image_shape, info.classes, seed=0,
+                      flip_ok=info.flip_ok)
+    return forward_macs(net)
