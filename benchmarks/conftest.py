@@ -34,9 +34,9 @@ LOAD_AT_START = machine.load_average()
 
 
 def pytest_configure(config):
-    from regbench import train
+    from regbench import engine
 
-    train.configure(DETERMINISTIC)
+    engine.configure(DETERMINISTIC)
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

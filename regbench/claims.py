@@ -21,6 +21,7 @@ import pandas as pd
 from regbench import document, report, stats
 from regbench.errors import RegbenchError
 from regbench.plots import arms_of
+from regbench.report_figures import claims_figures
 
 ALPHA = stats.ALPHA
 SPARSE = 0.01  # an arm is "sparse" at exact zero when >= 1% of its weights are exactly 0 ...
@@ -542,39 +543,9 @@ def claims_blocks(rows: pd.DataFrame, results: str | Path, out_dir: str | Path) 
                                 tuple((p.text, p.level, p.describe()) for p in c.parts))]
         if c.notes:
             blocks.append(document.Bullets(tuple(c.note_lines())))
-    blocks += [document.Heading("Figures", 2), *_figures(rows)]
+    blocks += [document.Heading("Figures", 2), *claims_figures(rows)]
     blocks += report.reproducibility_blocks(rows, results, out_dir, regenerate)
     return blocks, claims
-
-
-def _figures(rows: pd.DataFrame) -> list:
-    from regbench import plots
-
-    ok = rows[rows["status"] == "ok"]
-    if ok.empty or stats.NONE not in set(ok["arm"]):
-        return [document.Para("No `ok` cells of `none`: no figures.")]
-    palette = plots.arm_palette(plots.arms_of(rows))
-    tall = max(3.0, 0.45 * (rows["arm"].nunique() - 1) + 1.2)
-
-    def differences(fig, axes):
-        plots.plot_paired_differences(rows, "gap_acc", ax=axes[0][0], palette=palette)
-        plots.plot_paired_differences(rows, "test_acc", ax=axes[0][1], palette=palette)
-        axes[0][1].set_yticklabels([])
-    weight_arms = [a for a in ("none", "l1", "l2", "l1_l2") if a in set(ok["arm"])]
-    weights = ok[ok["arm"].isin(weight_arms)]
-    return [
-        document.draw("claims_differences", "Each arm minus `none` at the same seed: accuracy "
-                    "gap (left; below 0 = less overfitting) and test accuracy (right; above 0 "
-                    "= better generalization). One dot per seed, black tick the mean.",
-                    differences, size=(13, tall), ncols=2),
-        document.draw("claims_sparsity", "Share of kernel weights below each |w| threshold for "
-                    + ", ".join(f"`{a}`" for a in weight_arms) + " (mean; bars min-max over "
-                    "seeds): exactly zero at the left, near zero further right.",
-                    lambda fig, axes: (plots.plot_sparsity(weights, ax=axes[0][0],
-                                                           palette=palette),
-                                       axes[0][0].legend(fontsize="small")),
-                    size=(8, 4.5)),
-    ]
 
 
 def write_claims(results: str | Path, out_dir: str | Path) -> list[Claim]:

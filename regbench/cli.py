@@ -180,6 +180,11 @@ def cmd_run(args) -> int:
         print(f"{len(cells)} cells, {len(todo)} to train, store {path}")
         return 0
     progress = Progress(len(todo), quiet=args.quiet)
+    stale = store.stale_keys(path) & {cell.key for cell in cells}
+    if stale:
+        progress.say(f"{len(stale)} stored rows were trained in branch packs that skipped "
+                     "their schedules or curves (before the strategy was recorded in rows); "
+                     "they are trained again")
     progress.say(f"{study.name}: {len(cells)} cells, {len(cells) - len(todo)} stored, "
                  f"{len(todo)} to train -> {path}")
     if todo:
@@ -271,14 +276,14 @@ def show(path: Path) -> int:
 
 
 def cmd_report(args) -> int:
-    from regbench import report
+    from regbench import report, report_index
 
     path = Path(args.results)
     if path.is_dir():
         if args.out:
             raise RegbenchError("--out: not used with a folder of reports (each report is "
                                 "written beside its results.jsonl)")
-        *folders, index = report.write_folder(path)
+        *folders, index = report_index.write_folder(path)
         for folder in folders:
             print(f"wrote {report.display_path(folder)}/README.md and report.html")
         print(f"wrote {report.display_path(index)}")
@@ -324,7 +329,7 @@ def cmd_bench_compare(args) -> int:
 
 
 def cmd_bench_grid(args) -> int:
-    from regbench import gridbench
+    from regbench.bench import grid as gridbench
 
     summary = gridbench.run_grid(args.only, args.out,
                                  args.data_dir or os.environ.get("REGBENCH_DATA_DIR"),

@@ -68,11 +68,11 @@ def default_workers() -> int:
 
 def work(cells) -> float:
     """The cells' training arithmetic: forward multiply-adds x examples seen."""
-    from regbench import data
-    from regbench.engine.plan import fit_examples, macs_per_example
+    from regbench.engine.plan import fit_examples
+    from regbench.macs import cell_macs
 
-    return sum(macs_per_example(cell.model, data.DATASETS[cell.dataset])
-               * fit_examples(cell) * cell.training.epochs for cell in cells)
+    return sum(cell_macs(cell.model, cell.dataset) * fit_examples(cell) * cell.training.epochs
+               for cell in cells)
 
 
 def _check_workers(value, name: str) -> int:

@@ -1,6 +1,6 @@
 """Model builders: (model settings, arm, input shape, classes, seed) -> keras.Model.
 
-Where each technique goes, for both models:
+Where each technique goes, in every model (the slots at the end of this module):
 - l1 / l2 / l1_l2: kernel regularizer on every Dense and Conv2D kernel (`layers="all"`, the
   tutorial's choice) or on all but the output layer (`layers="hidden"`). Biases are never
   penalized. Several penalty techniques on one layer add up.
@@ -18,6 +18,7 @@ Where each technique goes, for both models:
   from the technique's first epoch on (`set_epoch`).
 - kl_sparsity: an activity penalty on the output of every hidden Dense layer.
 - random_crop: the model's crop is taken at a random position per image in training.
+- gaussian_noise: a GaussianNoise layer on the input, after augmentation (training only).
 
 Input processing (model settings) comes first: the crop (`model.crop`), then per-image
 standardization (`model.standardize`), then augmentation.
@@ -77,25 +78,25 @@ class KLSparsityPenalty(keras.regularizers.Regularizer):
 def penalty_factors(arm: Arm, is_output: bool) -> tuple[float, float]:
     """(l1, l2) the arm's penalties put on one kernel; several penalties add up."""
     l1 = l2 = 0.0
-    for technique in arm.techniques:
-        if technique.kind in ("l1", "l2", "l1_l2", "weight_decay"):
-            if is_output and technique.layers == "hidden":
-                continue
-            l1 += technique.l1 if technique.kind == "l1_l2" else (
-                technique.factor if technique.kind == "l1" else 0.0)
-            l2 += technique.l2 if technique.kind == "l1_l2" else (
-                technique.factor if technique.kind == "l2" else 0.0)
-            l2 += technique.factor / 2 if technique.kind == "weight_decay" else 0.0
+    for technique in _placed(arm, KERNEL_PENALTY, is_output):
+        add_l1, add_l2 = KERNEL_PENALTY[technique.kind](technique)
+        l1, l2 = l1 + add_l1, l2 + add_l2
     return l1, l2
+
+
+def _placed(arm: Arm, slot: dict, is_output: bool = False) -> list:
+    """The arm's techniques that `slot` places, in the slot's order; a kernel technique with
+    `layers = "hidden"` skips the output layer."""
+    return [technique for kind in slot if (technique := arm.get(kind)) is not None
+            and not (is_output and getattr(technique, "layers", "all") == "hidden")]
 
 
 def _penalty(arm: Arm, is_output: bool):
     l1, l2 = penalty_factors(arm, is_output)
-    base = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
-    late = arm.get("l1_late")
-    if late is None or (is_output and late.layers == "hidden"):
-        return base
-    return LateL1(late.factor, base)
+    penalty = keras.regularizers.L1L2(l1=l1, l2=l2) if (l1 or l2) else None
+    for technique in _placed(arm, KERNEL_TERM, is_output):
+        penalty = KERNEL_TERM[technique.kind](technique, penalty)
+    return penalty
 
 
 def set_epoch(layers: list, arm: Arm, epoch: int, epochs: int) -> None:
@@ -111,8 +112,8 @@ def set_epoch(layers: list, arm: Arm, epoch: int, epochs: int) -> None:
 
 
 def _activity_penalty(arm: Arm):
-    kl = arm.get("kl_sparsity")
-    return None if kl is None else KLSparsityPenalty(kl.target, kl.weight)
+    placed = _placed(arm, ACTIVITY)
+    return ACTIVITY[placed[0].kind](placed[0]) if placed else None
 
 
 class PerImageStandardization(keras.layers.Layer):
@@ -169,11 +170,8 @@ class LocalResponseNorm(keras.layers.Layer):
 
 
 def _constraint(arm: Arm, conv: bool):
-    max_norm = arm.get("max_norm")
-    if max_norm is None:
-        return None
-    # A unit's incoming weights: all axes but the last (output channels).
-    return keras.constraints.MaxNorm(max_norm.c, axis=[0, 1, 2] if conv else 0)
+    placed = _placed(arm, KERNEL_CONSTRAINT)
+    return KERNEL_CONSTRAINT[placed[0].kind](placed[0], conv) if placed else None
 
 
 def _weight_args(arm: Arm, seed: int, name: str, prefix: str, is_output=False,
@@ -187,22 +185,9 @@ def _weight_args(arm: Arm, seed: int, name: str, prefix: str, is_output=False,
 
 
 def augmentation_layers(arm: Arm, seed: int, flip_ok: bool, prefix: str) -> list:
-    aug = arm.get("augmentation")
-    if aug is None:
-        return []
-    layers = []
-    if aug.rotation:
-        layers.append(keras.layers.RandomRotation(
-            aug.rotation / 360.0, fill_mode="nearest", seed=layer_seed(seed, "rotate"),
-            name=prefix + "rotate"))
-    if aug.shift:
-        layers.append(keras.layers.RandomTranslation(
-            aug.shift, aug.shift, fill_mode="nearest", seed=layer_seed(seed, "shift"),
-            name=prefix + "shift"))
-    if aug.flip is True or (aug.flip == "auto" and flip_ok):
-        layers.append(keras.layers.RandomFlip(
-            "horizontal", seed=layer_seed(seed, "flip"), name=prefix + "flip"))
-    return layers
+    """The arm's layers right after the input stage (`INPUT`): augmentation."""
+    return [layer for technique in _placed(arm, INPUT)
+            for layer in INPUT[technique.kind](technique, seed, flip_ok, prefix)]
 
 
 def _input_layers(model: Model, arm: Arm, seed: int, prefix: str) -> list:
@@ -240,19 +225,10 @@ def _hidden_dense(model: Model, arm: Arm, seed: int, index: int, units: int,
 
 
 def _after_hidden(arm: Arm, seed: int, index: int, dense: bool, prefix: str) -> list:
-    """Batch normalization, then dropout (dense layers only), after a hidden layer."""
-    layers = []
-    batchnorm = arm.get("batchnorm")
-    if batchnorm is not None and not (dense and _bn_before(arm)):
-        layers.append(keras.layers.BatchNormalization(
-            momentum=batchnorm.momentum, epsilon=batchnorm.epsilon,
-            name=f"{prefix}{'bn' if dense else 'conv_bn'}_{index}"))
-    dropout = arm.get("dropout")
-    if dense and dropout is not None and dropout.rate > 0:
-        layers.append(keras.layers.Dropout(
-            dropout.rate, seed=layer_seed(seed, f"dropout_{index}"),
-            name=f"{prefix}dropout_{index}"))
-    return layers
+    """The layers the arm puts after a hidden layer (`AFTER_HIDDEN`): batch norm, dropout."""
+    return [layer for technique in _placed(arm, AFTER_HIDDEN)
+            for layer in AFTER_HIDDEN[technique.kind](technique, arm, seed, index, dense,
+                                                      prefix)]
 
 
 def model_layers(model: Model, arm: Arm, classes: int, seed: int, flip_ok: bool = False,
@@ -281,17 +257,80 @@ def model_layers(model: Model, arm: Arm, classes: int, seed: int, flip_ok: bool 
             layers += _after_hidden(arm, seed, i, dense=False, prefix=prefix)
             layers.append(keras.layers.MaxPooling2D(2, name=f"{prefix}pool_{i}"))
     layers.append(keras.layers.Flatten(name=f"{prefix}flatten"))
-    dropout = arm.get("dropout")
-    if dropout is not None and dropout.input_rate > 0:
-        layers.append(keras.layers.Dropout(
-            dropout.input_rate, seed=layer_seed(seed, "dropout_input"),
-            name=f"{prefix}dropout_input"))
+    layers += [layer for technique in _placed(arm, FLAT_INPUT)
+               for layer in FLAT_INPUT[technique.kind](technique, seed, prefix)]
     for i, units in enumerate(model.hidden):
         layers += _hidden_dense(model, arm, seed, i, units, prefix)
         layers += _after_hidden(arm, seed, i, dense=True, prefix=prefix)
     layers.append(keras.layers.Dense(classes, activation="softmax",
                                      **_weight_args(arm, seed, "output", prefix, is_output=True)))
     return layers
+
+
+# --- placement: one function per technique, in the slot of the network it fills -----------
+# Every network has these slots; each maps a technique kind to the function that places it,
+# and `model_layers` fills every slot from the arm, in the slot's order. A new technique is
+# one entry here (and its registry entry in recipe.py).
+
+def _augmentation(aug, seed: int, flip_ok: bool, prefix: str) -> list:
+    layers = []
+    if aug.rotation:
+        layers.append(keras.layers.RandomRotation(
+            aug.rotation / 360.0, fill_mode="nearest", seed=layer_seed(seed, "rotate"),
+            name=prefix + "rotate"))
+    if aug.shift:
+        layers.append(keras.layers.RandomTranslation(
+            aug.shift, aug.shift, fill_mode="nearest", seed=layer_seed(seed, "shift"),
+            name=prefix + "shift"))
+    if aug.flip is True or (aug.flip == "auto" and flip_ok):
+        layers.append(keras.layers.RandomFlip(
+            "horizontal", seed=layer_seed(seed, "flip"), name=prefix + "flip"))
+    return layers
+
+
+def _gaussian_noise(noise, seed: int, flip_ok: bool, prefix: str) -> list:
+    return [keras.layers.GaussianNoise(noise.stddev, seed=layer_seed(seed, "noise"),
+                                       name=prefix + "noise")]
+
+
+def _input_dropout(dropout, seed: int, prefix: str) -> list:
+    if not dropout.input_rate:
+        return []
+    return [keras.layers.Dropout(dropout.input_rate, seed=layer_seed(seed, "dropout_input"),
+                                 name=f"{prefix}dropout_input")]
+
+
+def _batchnorm_after(batchnorm, arm: Arm, seed: int, index: int, dense: bool,
+                     prefix: str) -> list:
+    if dense and batchnorm.position == "before":  # placed inside the hidden layer instead
+        return []
+    return [keras.layers.BatchNormalization(
+        momentum=batchnorm.momentum, epsilon=batchnorm.epsilon,
+        name=f"{prefix}{'bn' if dense else 'conv_bn'}_{index}")]
+
+
+def _dropout_after(dropout, arm: Arm, seed: int, index: int, dense: bool, prefix: str) -> list:
+    if not dense or not dropout.rate:  # conv blocks get no dropout
+        return []
+    return [keras.layers.Dropout(dropout.rate, seed=layer_seed(seed, f"dropout_{index}"),
+                                 name=f"{prefix}dropout_{index}")]
+
+
+KERNEL_PENALTY = {  # -> (l1, l2) added to every Dense/Conv2D kernel's L1L2 penalty
+    "l1": lambda t: (t.factor, 0.0),
+    "l2": lambda t: (0.0, t.factor),
+    "l1_l2": lambda t: (t.l1, t.l2),
+    "weight_decay": lambda t: (0.0, t.factor / 2),  # tf.nn.l2_loss: factor / 2 * sum w^2
+}
+KERNEL_TERM = {"l1_late": lambda t, base: LateL1(t.factor, base)}  # wraps the kernel penalty
+KERNEL_CONSTRAINT = {  # a unit's incoming weights: all axes but the last (output channels)
+    "max_norm": lambda t, conv: keras.constraints.MaxNorm(t.c, axis=[0, 1, 2] if conv else 0),
+}
+ACTIVITY = {"kl_sparsity": lambda t: KLSparsityPenalty(t.target, t.weight)}  # hidden outputs
+INPUT = {"augmentation": _augmentation,        # after the crop and standardization
+         "gaussian_noise": _gaussian_noise}
+FLAT_INPUT = {"dropout": _input_dropout}       # on the flattened input
+AFTER_HIDDEN = {"batchnorm": _batchnorm_after, "dropout": _dropout_after}  # in this order
 
 
 def build_model(model: Model, arm: Arm, input_shape: tuple, classes: int, seed: int,

@@ -215,6 +215,18 @@ class RandomCrop:
     kind = "random_crop"
 
 
+@dataclass(frozen=True)
+class GaussianNoise:
+    """Zero-mean Gaussian noise of standard deviation `stddev` added to the input in training
+    (Keras `GaussianNoise`), after any augmentation; nothing at inference."""
+    stddev: float = 0.1
+    kind = "gaussian_noise"
+
+    def __post_init__(self):
+        _check(self.stddev > 0 and math.isfinite(self.stddev), "stddev", "a finite float > 0",
+               self.stddev)
+
+
 NONE = "none"  # the label of the arm without any technique
 
 
@@ -470,6 +482,8 @@ ENTRIES = (
         ("l2", "`weight_decay` and `l2` both set the L2 term; use one"),
         ("l1_l2", "`weight_decay` and `l1_l2` both set the L2 term; use one"))),
     _technique(RandomCrop, "the model's crop at a random position per image in training",
+               UNSTACKED),
+    _technique(GaussianNoise, "Keras GaussianNoise on the input, after augmentation",
                UNSTACKED),
     Entry("model.name", "the network: `cnn` and `alexnet` (convolutions) are not stacked",
           UNSTACKED),

@@ -21,18 +21,16 @@ import pandas as pd
 
 from regbench import stats, store, summary
 from regbench.document import (
-    Bullets,
     Code,
     Heading,
     Para,
     Table,
     clear_figures,
-    draw,
-    render_markdown,
     write_document,
 )
 from regbench.errors import RegbenchError
 from regbench.plots import arms_of
+from regbench.report_figures import figure_blocks
 
 # metric -> (heading, higher is better); the paired comparisons and their Holm families
 COMPARED = {
@@ -351,114 +349,6 @@ def not_ok_blocks(rows: pd.DataFrame) -> list:
             Table(("arm", "status", "seeds", "detail"), tuple(lines))]
 
 
-# --- figures ---------------------------------------------------------------------------------
-
-def figure_blocks(rows: pd.DataFrame, baseline: str, prefix: str = "") -> list:
-    from regbench import plots
-
-    ok = ok_rows(rows)
-    if ok.empty:
-        return [Para("No `ok` cells: no figures.")]
-    arms = plots.arms_of(rows)
-    trained = plots.arms_of(ok)  # arms with at least one ok cell
-    palette = plots.arm_palette(arms)
-    tall = max(3.0, 0.45 * len(arms) + 1.2)
-    out = []
-
-    def single(plot):
-        return lambda fig, axes: plot(ax=axes[0][0])
-
-    out.append(draw("test_accuracy", "Test accuracy per arm: every seed a dot, mean (black "
-                    "tick) and 95% t-interval (bar).",
-                    single(lambda ax: plots.plot_test_accuracy(rows, ax=ax, palette=palette)),
-                    size=(8, tall), prefix=prefix))
-
-    def gaps(fig, axes):
-        plots.plot_gap(rows, ax=axes[0][0], metric="gap_acc", palette=palette)
-        plots.plot_gap(rows, ax=axes[0][1], metric="gap_xent", palette=palette)
-        axes[0][1].set_yticklabels([])
-    out.append(draw("gap", "Generalization gap per arm, in accuracy (left) and "
-                    "cross-entropy (right); train set re-evaluated in inference mode.", gaps,
-                    size=(12, tall), ncols=2, prefix=prefix))
-    if len(arms) > 1:
-        out.append(draw("paired_differences", f"Test accuracy minus `{baseline}`'s at the same "
-                        "seed: one dot per seed, black tick the mean.",
-                        single(lambda ax: plots.plot_paired_differences(
-                            rows, "test_acc", baseline, ax=ax, palette=palette)),
-                        size=(8, max(3.0, 0.45 * (len(arms) - 1) + 1.2)), prefix=prefix))
-    if "history" in ok:
-        ncols = min(3, len(trained))
-        nrows = math.ceil(len(trained) / ncols)
-
-        def curves(fig, axes):
-            flat = axes.ravel()
-            for ax, arm in zip(flat, trained):
-                plots.plot_learning_curves(ok[ok["arm"] == arm], ax=ax, palette=palette,
-                                           reference=baseline if arm != baseline else None)
-                ax.set_title(arm, fontsize="medium")
-                ax.legend(fontsize="x-small", loc="upper right")
-            for ax in flat[len(trained):]:
-                ax.set_visible(False)
-            lows = [a.get_ylim()[0] for a in flat[:len(trained)]]
-            highs = [a.get_ylim()[1] for a in flat[:len(trained)]]
-            for ax in flat[:len(trained)]:
-                ax.set_ylim(min(lows), max(highs))
-        out.append(draw("learning_curves", "Cross-entropy per epoch (log scale): train "
-                        "(dashed, running average in training mode: dropout on, augmented "
-                        "inputs, no penalty) and validation (solid, inference mode); line = "
-                        "mean over seeds, band = min-max over seeds. Grey dotted: "
-                        f"`{baseline}`'s validation curve for reference. Early-stopped seeds "
-                        "end early, so later epochs average fewer seeds.", curves,
-                        size=(4.2 * ncols, 3.2 * nrows), ncols=ncols, nrows=nrows,
-                        prefix=prefix))
-    weight_arms = [a for a in trained if a in ("none", "l1", "l2", "l1_l2")] or trained
-    weight_rows = ok[ok["arm"].isin(weight_arms)]
-    out.append(draw("sparsity", "Sparsity vs threshold for "
-                    + ", ".join(f"`{a}`" for a in weight_arms)
-                    + ": share of kernel weights (pooled over layers) below each |w| "
-                    "threshold; mean over seeds, bars min-max. The last point is relative to "
-                    "each layer's largest |w|.",
-                    lambda fig, axes: (plots.plot_sparsity(weight_rows, ax=axes[0][0],
-                                                           palette=palette),
-                                       axes[0][0].legend(fontsize="small")),
-                    size=(8, 4.5), prefix=prefix))
-    layers = _layer_names(weight_rows)
-    if layers:
-        ncols = min(3, len(layers))
-        nrows = math.ceil(len(layers) / ncols)
-
-        def magnitudes(fig, axes):
-            flat = axes.ravel()
-            for ax, layer in zip(flat, layers):
-                plots.plot_magnitude_bins(weight_rows, layer, ax=ax, palette=palette)
-            for ax in flat[len(layers):]:
-                ax.set_visible(False)
-            flat[0].legend(fontsize="small")
-        out.append(draw("weight_magnitudes", "Weight-magnitude histogram per layer, coarse: "
-                        "rows store each layer's share of weights below the thresholds, not "
-                        "the weights, so the bins are exactly 0, (0, 1e-3), [1e-3, 1e-2) and "
-                        "≥ 1e-2 (mean over seeds).", magnitudes,
-                        size=(4.5 * ncols, 4 * nrows), ncols=ncols, nrows=nrows,
-                        prefix=prefix))
-    if "epoch_s" in ok and "fit_s" in ok:
-        def cost(fig, axes):
-            plots.plot_cost(ok, ax=axes[0][0], palette=palette, time="epoch_s")
-            plots.plot_cost(ok, ax=axes[0][1], palette=palette, time="fit_s")
-            axes[0][1].set_ylabel("")
-        out.append(draw("cost", "Test accuracy against time per epoch (left; median epoch "
-                        "after the first) and whole training time per cell (right; early "
-                        "stopping saves here), on the hardware in Reproducibility; mean ± std "
-                        "over seeds.", cost, size=(13, 5), ncols=2, prefix=prefix))
-    return out
-
-
-def _layer_names(rows: pd.DataFrame) -> list[str]:
-    if "layers" not in rows:
-        return []
-    names = [name for s in rows["layers"] if isinstance(s, dict) for name in s]
-    return list(dict.fromkeys(names))
-
-
 # --- reproducibility -------------------------------------------------------------------------
 
 def _distinct(rows: pd.DataFrame, column: str) -> str:
@@ -649,83 +539,7 @@ def _write_csv(rows: pd.DataFrame, out_dir: Path) -> None:
                                         float_format="%.6g")
 
 
-# --- index of reports ------------------------------------------------------------------------
-
-def key_numbers(rows: pd.DataFrame) -> list[str]:
-    """A few sentences with numbers, computed from a study's rows (per section)."""
-    out = []
-    for title, part in sections(rows):
-        ok = ok_rows(part)
-        if ok.empty:
-            out.append(f"{title}: no `ok` cells.")
-            continue
-        baseline = baseline_arm(part)
-        means = ok.groupby("arm")["test_acc"].agg(["mean", "std", "count"])
-        best = means["mean"].idxmax()
-        gaps = ok.groupby("arm")["gap_acc"].mean()
-
-        text = f"{title}: best mean test accuracy `{best}` {_acc(means.loc[best])}"
-        if baseline in means.index and best != baseline:
-            text += f", vs `{baseline}` {_acc(means.loc[baseline])}"
-        text += (f"; smallest accuracy gap `{gaps.idxmin()}` {gaps.min():+.4f}"
-                 f" (`{baseline}` {gaps.get(baseline, math.nan):+.4f}).")
-        compare = paired_comparisons(part, "test_acc", True, baseline)
-        resolved = compare[compare["verdict"].isin(["better", "worse"])]
-        if len(compare):
-            text += (f" Paired tests vs `{baseline}` (Holm, alpha {stats.ALPHA}): "
-                     + (", ".join(f"`{r.arm}` {r.verdict}" for r in resolved.itertuples())
-                        if len(resolved) else "no arm resolved")
-                     + f" at n = {int(compare['n_pairs'].max())} seeds.")
-        bad = part["status"].ne("ok").sum()
-        if bad:
-            text += f" {bad} of {len(part)} cells not ok."
-        out.append(text)
-    return out
-
-
-def _acc(m: pd.Series) -> str:
-    return _mean_std({"mean": m["mean"], "std": m["std"]}) + f" (n={int(m['count'])})"
-
-
-def write_index(root: str | Path) -> Path:
-    """reports/README.md: every report under `root`, key numbers computed from its results,
-    the hand-written `FINDINGS.md` of a report folder where there is one, and claim verdicts."""
-    root = Path(root)
-    blocks = [Heading("Reports", 1),
-              Para("Generated by `regbench report " + display_path(root) + "` from each "
-                   "`<study>/results.jsonl`; the key numbers are computed, the findings are "
-                   "written by hand in `<study>/FINDINGS.md`.")]
-    for folder in sorted(p.parent for p in root.glob("*/results.jsonl")):
-        rows = load_results(folder / "results.jsonl")
-        blocks += [Heading(folder.name, 2),
-                   Para(f"[Markdown]({folder.name}/README.md) · "
-                        f"[HTML]({folder.name}/report.html) · "
-                        f"[results]({folder.name}/results.jsonl)"),
-                   Bullets(tuple(key_numbers(rows)))]
-        findings = folder / "FINDINGS.md"
-        if findings.is_file():
-            blocks.append(Para("**Findings.** " + findings.read_text().strip()))
-    others = sorted(p.parent.name for p in root.glob("*/README.md")
-                    if not (p.parent / "results.jsonl").is_file() and p.parent.name != "claims")
-    if others:
-        blocks += [Heading("Other reports", 2),
-                   Bullets(tuple(f"[{name}]({name}/README.md)" for name in others))]
-    claims_file = root / "claims" / "claims.json"
-    if claims_file.is_file():
-        claims = json.loads(claims_file.read_text())
-        blocks += [Heading("claims", 2),
-                   Para("The tutorial's claims tested on its own configurations: "
-                        "[Markdown](claims/README.md) · [HTML](claims/report.html)"),
-                   Bullets(tuple(f"Claim {c['number']}, {c['short']}: **{c['verdict']}**. "
-                                 f"{c['summary']}." for c in claims["claims"]))]
-    root.mkdir(parents=True, exist_ok=True)
-    path = root / "README.md"
-    path.write_text(render_markdown(blocks))
-    return path
-
-
-# --- command line ----------------------------------------------------------------------------
-
+# --- where a report goes ------------------------------------------------------------------
 
 def default_out(results: str | Path) -> Path:
     """Where a store's report goes: beside `results.jsonl`, else reports/<its study>/."""
@@ -736,16 +550,3 @@ def default_out(results: str | Path) -> Path:
     if len(studies) != 1:
         raise RegbenchError(f"{path}: rows of {len(studies)} studies; give --out")
     return Path("reports") / studies[0]
-
-
-def write_folder(root: str | Path) -> list[Path]:
-    """The report of every <root>/<study>/results.jsonl, then the index: the folders and
-    the index written."""
-    root = Path(root)
-    stores = sorted(root.glob("*/results.jsonl"))
-    if not stores:
-        raise RegbenchError(f"{root}: no <study>/results.jsonl under this folder")
-    for results in stores:
-        write_report(results, results.parent)
-    return [results.parent for results in stores] + [write_index(root)]
-

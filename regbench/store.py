@@ -93,17 +93,41 @@ def _row(line: bytes) -> dict | None:
 
 
 def finished_keys(path: str | Path, retry_failed: bool = False) -> set[str]:
-    """Keys of cells that need no training. Failed cells count unless `retry_failed`."""
+    """Keys of cells that need no training. Failed cells count unless `retry_failed`;
+    stale rows (`stale`) never do."""
     done = set()
     for row in read_rows(path):
-        if row.get("status") in FINISHED or not retry_failed:
+        if not stale(row) and (row.get("status") in FINISHED or not retry_failed):
             done.add(row["key"])
     return done
 
 
+def stale(row: dict) -> bool:
+    """A row that must not be reused: trained in a branch pack (`pack_size` > 1) before the
+    engine recorded its `strategy`, when branch packs silently skipped learning-rate decay,
+    the SGD momentum ramp, the late L1 switch and accuracy curves. Stacks never took such
+    cells, and cells trained alone are unaffected."""
+    techniques = row.get("techniques")
+    return ("strategy" not in row and _number(row.get("pack_size", 1)) > 1 and (
+        _number(row.get("lr_decay", 1.0)) != 1.0 or bool(row.get("momentum_epochs"))
+        or bool(row.get("curve_every"))
+        or (isinstance(techniques, list) and "l1_late" in techniques)))
+
+
+def _number(value) -> float:
+    return value if isinstance(value, int | float) and not isinstance(value, bool) else 0
+
+
+def stale_keys(path: str | Path) -> set[str]:
+    """Keys of the stale rows of a store (see `stale`) that no later row replaced."""
+    newest = {row["key"]: row for row in read_rows(path)}
+    return {key for key, row in newest.items() if stale(row)}
+
+
 def latest(rows: list[dict]) -> list[dict]:
-    """The newest row per key: a retried cell replaces its failed row."""
-    return list({row["key"]: row for row in rows}.values())
+    """The newest row per key: a retried cell replaces its failed row. Stale rows are
+    left out."""
+    return [row for row in {row["key"]: row for row in rows}.values() if not stale(row)]
 
 
 def load(path: str | Path) -> pd.DataFrame:

@@ -22,7 +22,8 @@ from regbench.study import load_study
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "ablations" / "smoke.toml"
 TECHNIQUES = ["l1", "l2", "l1_l2", "dropout", "batchnorm", "augmentation", "early_stopping",
-              "max_norm", "kl_sparsity", "l1_late", "weight_decay", "random_crop"]
+              "max_norm", "kl_sparsity", "l1_late", "weight_decay", "random_crop",
+              "gaussian_noise"]
 VALID_TECHNIQUES = ", ".join(TECHNIQUES)
 METRICS = [f"{split}_{m}" for split in ("train", "val", "test") for m in ("acc", "xent")]
 SPARSITY = ["sparsity_zero", "sparsity_lt_1e-3", "sparsity_lt_1e-2", "sparsity_rel_1pct"]

@@ -49,7 +49,7 @@ SCENARIOS = {
     "alexnet": ({"model": {"name": "alexnet", "filters": [4], "hidden": [8]},
                  "training": {"epochs": 2}}, {}, ["none", "batchnorm"]),
     "crop": ({"model": {"crop": 24, "standardize": True}, "training": {"epochs": 3}},
-             {}, ["none", "random_crop", "augmentation"]),
+             {}, ["none", "random_crop", "augmentation", "gaussian_noise"]),
 }
 # What may differ between two trainings of one cell: when, where and how long it ran, and
 # which strategy ran it.
@@ -176,3 +176,11 @@ def test_the_planner_routes_each_cell_to_a_strategy_that_implements_it():
     assert by_arm["l2"] == by_arm["augmentation"] == by_arm["early_stopping"] == STACK
     assert by_arm["bn_before"] == by_arm["kl_sparsity"] == by_arm["l1_late"] == BRANCH
     assert {plan.strategy_of(c) for c in scenario_cells("cnn")} == {BRANCH}
+
+
+def test_the_architecture_guide_lists_every_registry_entry():
+    from pathlib import Path
+
+    guide = (Path(__file__).parents[1] / "docs/architecture.md").read_text()
+    missing = [name for name in REGISTRY if f"`{name}`" not in guide]
+    assert not missing, f"docs/architecture.md does not list {missing}"

@@ -4,7 +4,8 @@ import keras
 import numpy as np
 import pytest
 
-from regbench.models import build_model, kernels, layer_seed
+from regbench.engine.program import kernels
+from regbench.models import build_model, layer_seed
 from regbench.recipe import (
     L1,
     L1L2,
@@ -14,6 +15,7 @@ from regbench.recipe import (
     BatchNorm,
     Dropout,
     EarlyStopping,
+    GaussianNoise,
     MaxNorm,
     Model,
 )
@@ -232,8 +234,8 @@ def test_layer_seed_depends_on_seed_and_name_only():
 
 
 @pytest.mark.parametrize("techniques", [(Dropout(rate=0.5, input_rate=0.5),),
-                                        (Augmentation(flip=True),)],
-                         ids=["dropout", "augmentation"])
+                                        (Augmentation(flip=True),), (GaussianNoise(),)],
+                         ids=["dropout", "augmentation", "gaussian_noise"])
 def test_train_time_layers_are_inactive_at_inference(techniques):
     x = np.random.default_rng(0).random((4, *MNIST), dtype=np.float32)
     plain = keras.ops.convert_to_numpy(build(seed=2)(x, training=False))
@@ -241,6 +243,17 @@ def test_train_time_layers_are_inactive_at_inference(techniques):
     np.testing.assert_allclose(keras.ops.convert_to_numpy(net(x, training=False)), plain,
                                rtol=1e-6)
     assert not np.allclose(keras.ops.convert_to_numpy(net(x, training=True)), plain)
+
+
+def test_gaussian_noise_adds_noise_of_its_stddev_to_the_input_after_augmentation():
+    net = build(Augmentation(), GaussianNoise(stddev=0.3), seed=1)
+    names = [layer.name for layer in net.layers]
+    assert names[:3] == ["rotate", "shift", "noise"]
+    x = np.zeros((256, *MNIST), np.float32)
+    noisy = keras.ops.convert_to_numpy(net.get_layer("noise")(x, training=True))
+    assert noisy.std() == pytest.approx(0.3, rel=0.02) and abs(noisy.mean()) < 0.01
+    np.testing.assert_array_equal(
+        keras.ops.convert_to_numpy(net.get_layer("noise")(x, training=False)), x)
 
 
 def test_kernels_lists_dense_and_conv_kernels_in_model_order():

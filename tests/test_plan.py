@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from regbench.data import DATASETS
 from regbench.engine import plan, stack
-from regbench.recipe import BRANCH, STACK, Model
+from regbench.recipe import BRANCH, STACK
 from regbench.study import parse_study
 
 STUDY = {
@@ -111,11 +110,3 @@ def test_pack_size_small_networks_pack_large_ones_do_not():
     wide = parse_study({**STUDY, "training": {"epochs": 20},
                         "model": {"hidden": [1024, 1024, 2048]}}, "w").cells()[0]
     assert plan.pack_size(wide) == 1
-
-
-def test_macs_per_example_by_hand():
-    mnist, cifar = DATASETS["mnist"], DATASETS["cifar10"]
-    assert plan.macs_per_example(Model(hidden=(64,)), mnist) == 784 * 64 + 64 * 10
-    cnn = Model(name="cnn", filters=(8,), hidden=(16,))
-    # conv 32x32 positions x (3x3x3) x 8 filters, pool to 16x16x8, dense 2048->16->10
-    assert plan.macs_per_example(cnn, cifar) == 32 * 32 * 27 * 8 + 2048 * 16 + 16 * 10

@@ -29,7 +29,7 @@ from regbench.recipe import (
 
 WHERE = "study.toml: techniques.x"  # where an error happened, as the study loader names it
 VALID_TECHNIQUES = ("l1, l2, l1_l2, dropout, batchnorm, augmentation, early_stopping, max_norm, "
-                    "kl_sparsity, l1_late, weight_decay, random_crop")
+                    "kl_sparsity, l1_late, weight_decay, random_crop, gaussian_noise")
 
 # Every settings object, at its defaults and with every field off its default.
 SETTINGS = [

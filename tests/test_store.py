@@ -164,3 +164,40 @@ def test_a_cell_can_be_claimed_by_one_runner_at_a_time(path):
     with store.claim(path, "a") as again:
         assert again  # released when its holder is done
     assert not path.exists()  # claiming writes no row
+
+
+# --- stale rows: branch packs before the strategy was recorded skipped schedules ----------
+
+PACKED = {"key": "k", "status": "ok", "pack_size": 4, "techniques": [], "lr_decay": 1.0,
+          "momentum_epochs": 0, "curve_every": 0}
+
+
+@pytest.mark.parametrize("setting", [{"lr_decay": 0.95}, {"momentum_epochs": 10},
+                                     {"curve_every": 500}, {"techniques": ["l1_late"]}])
+def test_a_branch_packed_row_with_a_schedule_is_not_reused(path, setting):
+    store.append(path, PACKED | setting)
+    assert store.stale(PACKED | setting)
+    assert store.finished_keys(path) == set() and store.stale_keys(path) == {"k"}
+    assert store.load(path).empty  # nor reported
+    store.append(path, PACKED | setting | {"strategy": "branch"})  # trained again
+    assert store.finished_keys(path) == {"k"} and store.stale_keys(path) == set()
+    assert len(store.load(path)) == 1
+
+
+@pytest.mark.parametrize("row", [
+    PACKED,                                                   # packed, no schedule
+    PACKED | {"lr_decay": 0.95, "pack_size": 1},              # trained alone
+    PACKED | {"lr_decay": 0.95, "strategy": "branch"},        # by the one engine
+])
+def test_other_rows_are_reused(path, row):
+    store.append(path, row)
+    assert not store.stale(row) and store.finished_keys(path) == {"k"}
+
+
+def test_no_committed_row_is_stale():
+    from pathlib import Path
+
+    stores = sorted(Path(__file__).parents[1].glob("reports/**/results.jsonl"))
+    assert stores
+    for results in stores:
+        assert not store.stale_keys(results), results

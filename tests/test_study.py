@@ -12,7 +12,7 @@ from regbench.study import Cell, load_study, parse_study
 ABLATIONS_DIR = Path(__file__).resolve().parents[1] / "ablations"
 ABLATIONS = sorted(ABLATIONS_DIR.glob("*.toml"))
 VALID_TECHNIQUES = ("l1, l2, l1_l2, dropout, batchnorm, augmentation, early_stopping, max_norm, "
-                    "kl_sparsity, l1_late, weight_decay, random_crop")
+                    "kl_sparsity, l1_late, weight_decay, random_crop, gaussian_noise")
 HEAD = 'datasets = ["mnist"]\nseeds = 1\n'
 THREE = HEAD + """
 [techniques.l1]
@@ -450,3 +450,15 @@ def test_the_smoke_study_is_small():
     study = load_study(ABLATIONS_DIR / "smoke.toml")
     assert labels(study) == ["none", "l1", "dropout"] and study.seeds == (0, 1)
     assert study.training.epochs <= 2 and 0 < study.training.train_subset <= 2000
+
+
+def test_cell_keys_of_every_shipped_study_are_pinned():
+    """Stored results are found by key: a change to the key (or to a study file) would
+    orphan every stored row. tests/data/cell_keys.json holds each study's keys in order."""
+    import json
+
+    repo = Path(__file__).parents[1]
+    pinned = json.loads((repo / "tests/data/cell_keys.json").read_text())
+    assert len(pinned) >= 12
+    for study, keys in pinned.items():
+        assert [cell.key for cell in load_study(repo / study).cells()] == keys, study

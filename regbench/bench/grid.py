@@ -4,7 +4,7 @@ The naive loop is how tutorials train a grid: for every cell a fresh Keras `Sequ
 default `model.fit` (no `steps_per_execution`, Keras's default `jit_compile`, shuffling by
 Keras), then `evaluate`. It builds the same networks (`models.build_model`, same seeded
 initial weights) on the same split, so only the engine differs. regbench trains the same
-cells as `regbench run` does (packs and stacks chosen by `pack.plan_packs`).
+cells as `regbench run` does (packs and stacks chosen by `engine.plan.plan_packs`).
 
 Each (configuration, engine) runs in a fresh child process, timed from its start to its end
 (imports, data loading and compilation included) and measured for peak resident memory. The
@@ -80,21 +80,23 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
     """A fresh Sequential and a default `fit` per cell, as a tutorial would write it."""
     import keras
 
-    from regbench import data, train
+    from regbench import data
+    from regbench.engine.data import member_indices, scaled
+    from regbench.engine.program import make_optimizer
     from regbench.models import build_model
 
     info = data.DATASETS[cells[0].dataset]
     arrays = data.load(cells[0].dataset, data_dir=data_dir)
-    x, y = train.scaled(arrays.x_train), arrays.y_train.astype(np.int32)
-    x_test, y_test = train.scaled(arrays.x_test), arrays.y_test.astype(np.int32)
+    x, y = scaled(arrays.x_train), arrays.y_train.astype(np.int32)
+    x_test, y_test = scaled(arrays.x_test), arrays.y_test.astype(np.int32)
     rows = []
     for cell in cells:
-        fit, val = train.member_indices(cell, arrays.y_train)
+        fit, val = member_indices(cell, arrays.y_train)
         keras.backend.clear_session()
         keras.utils.set_random_seed(cell.seed)
         net = build_model(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
                           info.flip_ok)
-        net.compile(optimizer=train.make_optimizer(cell.training),
+        net.compile(optimizer=make_optimizer(cell.training),
                     loss="sparse_categorical_crossentropy",
                     metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="xent")])
         stopping = cell.arm.get("early_stopping")
@@ -191,13 +193,13 @@ def _rss(pid: int) -> int:
 
 
 def child(config_name: str, engine: str, out: Path, data_dir: str | None) -> None:
-    from regbench import train
+    from regbench import engine as regbench_engine
 
     if engine == "peak":
         out.write_text(json.dumps({"peak_gflops": matmul_peak()}))
         return
     config = _config(config_name)
-    train.configure(deterministic=engine == "regbench")
+    regbench_engine.configure(deterministic=engine == "regbench")
     cells = cells_of(config)
     began = time.perf_counter()
     with PeakMemory() as memory:

@@ -40,7 +40,7 @@ def batch_arrays(problem: str, batch: int, seed: int = SEED) -> tuple[np.ndarray
 
 
 def make_model(problem: str, technique: str, seed: int = SEED):
-    """The regbench model of one case, as `train.run_cell` builds it."""
+    """The regbench model of one case, as a cell trained alone builds it."""
     import keras
 
     from regbench import data
@@ -54,11 +54,14 @@ def make_model(problem: str, technique: str, seed: int = SEED):
 
 
 def build(problem: str, technique: str, batch: int, seed: int = SEED):
-    """The model of one case, compiled exactly as `train.run_cell` compiles it."""
-    from regbench.train import compile_model
+    """The model of one case, compiled exactly as a cell trained alone is."""
+    import keras
+
+    from regbench.engine.program import cell_metrics, compile_network
 
     net = make_model(problem, technique, seed)
-    compile_model(net, dataclasses.replace(TRAINING, batch_size=batch))
+    compile_network(net, dataclasses.replace(TRAINING, batch_size=batch),
+                    keras.losses.SparseCategoricalCrossentropy(), cell_metrics())
     return net
 
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
+import regbench.engine.tensorflow as pipeline
 from regbench import data
-from regbench.engine import tensorflow as pipeline
 from regbench.study import Cell
 
 EVAL_BATCH = 1024  # examples per evaluation batch (Keras's `validation_batch_size`)
@@ -65,14 +65,6 @@ class Streams:
                    np.stack([val for _, val in indices]), [cell.seed for cell in sources],
                    layout)
 
-
-@functools.lru_cache(maxsize=1)
-def _held(arrays: data.Arrays) -> tuple:
-    """A dataset's images scaled and held by the backend once per process (the last one
-    used): every pack of a study reads the same arrays."""
-    return (pipeline.constant(scaled(arrays.x_train)), arrays.y_train.astype(np.int32),
-            pipeline.constant(scaled(arrays.x_test)), arrays.y_test.astype(np.int32))
-
     def index(self, split: str) -> np.ndarray:
         """(n, streams) indices of a split ("fit", "val" or "test")."""
         if split == "test":
@@ -103,3 +95,11 @@ def _held(arrays: data.Arrays) -> tuple:
         for start in range(0, len(index), size):
             rows = index[start:start + size]
             yield pipeline.gather(x, rows[:, 0] if self.layout == "alone" else rows), y[rows]
+
+
+@functools.lru_cache(maxsize=1)
+def _held(arrays: data.Arrays) -> tuple:
+    """A dataset's images scaled and held by the backend once per process (the last one
+    used): every pack of a study reads the same arrays."""
+    return (pipeline.constant(scaled(arrays.x_train)), arrays.y_train.astype(np.int32),
+            pipeline.constant(scaled(arrays.x_test)), arrays.y_test.astype(np.int32))

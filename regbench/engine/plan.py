@@ -11,8 +11,10 @@ import math
 
 import numpy as np
 
+import regbench.engine.branch as branch
+import regbench.engine.stack as stack
 from regbench import data
-from regbench.engine import branch, stack
+from regbench.macs import cell_macs
 from regbench.recipe import ALONE, BRANCH, REGISTRY, STACK, strategies_for
 from regbench.study import Cell
 
@@ -24,11 +26,10 @@ MIN_PACKED_STEPS = 2000      # a pack compiles for longer: not worth it for shor
 
 def pack_size(cell: Cell) -> int:
     """How many cells like this one to pack: many small networks, few (or one) large ones."""
-    info = data.DATASETS[cell.dataset]
     t = cell.training
     if math.ceil(fit_examples(cell) / t.batch_size) * t.epochs < MIN_PACKED_STEPS:
         return 1
-    return int(max(1, min(MAX_PACK, PACK_MAC_BUDGET // macs_per_example(cell.model, info))))
+    return int(max(1, min(MAX_PACK, PACK_MAC_BUDGET // _macs(cell))))
 
 
 def fit_examples(cell: Cell) -> float:
@@ -36,21 +37,6 @@ def fit_examples(cell: Cell) -> float:
     t = cell.training
     return t.train_subset or data.DATASETS[cell.dataset].train_size * (
         1 - t.validation_fraction)
-
-
-def macs_per_example(model, info) -> int:
-    """Multiply-adds of one forward pass through the model's Dense and Conv2D layers."""
-    macs = 0
-    side, channels = info.image_shape[0], info.image_shape[-1]
-    if model.name == "cnn":
-        for filters in model.filters:  # 3x3 'same' convolution, then 2x2 pooling
-            macs += side * side * 9 * channels * filters
-            side, channels = side // 2, filters
-    width = side * side * channels if model.name == "cnn" else int(np.prod(info.image_shape))
-    for units in (*model.hidden, info.classes):
-        macs += width * units
-        width = units
-    return macs
 
 
 def strategy_of(cell: Cell) -> str:
@@ -130,7 +116,7 @@ def pack_cost(members: list[Cell]) -> float:
     for cell in members:
         info = data.DATASETS[cell.dataset]
         per_value = sum(REGISTRY[t.kind].input_cost for t in cell.arm.techniques)
-        per_example = macs_per_example(cell.model, info) + per_value * int(
+        per_example = _macs(cell) + per_value * int(
             np.prod(info.image_shape))
         total += per_example * fit_examples(cell) * cell.training.epochs
     return total
@@ -189,4 +175,4 @@ def _grid_cut(seeds: int, arms: int, size: int) -> tuple[int, int]:
 
 
 def _macs(cell: Cell) -> int:
-    return macs_per_example(cell.model, data.DATASETS[cell.dataset])
+    return cell_macs(cell.model, cell.dataset)

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
+import regbench.engine.tensorflow as pipeline
 from regbench import data
-from regbench.engine import tensorflow as pipeline
 from regbench.engine.program import Program, compile_network
 from regbench.recipe import STACK
 from regbench.study import Cell
@@ -68,7 +68,7 @@ def sources(cells: list, grid) -> list:
 
 
 def build(cells: list[Cell], grid, streams) -> Program:
-    from regbench.engine import stack_layers
+    import regbench.engine.stack_layers as stack_layers
 
     info = data.DATASETS[cells[0].dataset]
     net = stack_layers.build_stacked(grid, info, per_member_input(cells[0]))

@@ -12,8 +12,8 @@ import keras
 import numpy as np
 from keras import ops
 
+import regbench.engine.tensorflow as pipeline
 from regbench import keras_private
-from regbench.engine import tensorflow as pipeline
 from regbench.models import augmentation_layers, layer_seed, penalty_factors
 from regbench.study import Cell
 
