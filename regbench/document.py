@@ -1,6 +1,7 @@
 """Report documents: blocks (headings, paragraphs, tables, figures) rendered twice, to
 Markdown and to self-contained HTML (figures embedded as data URIs), so both always say the
-same thing. Every Markdown table regbench writes goes through `markdown_table`.
+same thing. Every table regbench writes goes through `markdown_table` (reports) or
+`text_table` (the terminal).
 """
 
 from __future__ import annotations
@@ -144,6 +145,13 @@ def write_document(blocks: list, out_dir: Path, title: str) -> None:
             (out_dir / b.path).write_bytes(b.png)
     (out_dir / "README.md").write_text(render_markdown(blocks))
     (out_dir / "report.html").write_text(render_html(blocks, title))
+
+
+def text_table(headers, rows) -> str:
+    """A plain-text table for a terminal: columns padded, a rule under the headers."""
+    widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
+    return "\n".join("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip()
+                     for row in [headers, ["-" * w for w in widths], *rows])
 
 
 def markdown_table(headers, rows) -> str:

@@ -244,13 +244,9 @@ def _start_worker(threads: int, driver: int) -> None:
 
     threading.Thread(target=watch, daemon=True).start()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
+    from regbench.engine import tensorflow as pipeline
 
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    pipeline.set_threads(threads)
 
 
 class RayPool:

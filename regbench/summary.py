@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from regbench.document import text_table
+
 HEADLINE = {  # column -> heading
     "test_acc": "test acc",
     "gap_acc": "gap (acc)",
@@ -64,6 +66,4 @@ def format_table(summary: pd.DataFrame, columns=tuple(HEADLINE)) -> str:
                 for c in columns]
         row.append(", ".join(f"{r[k]} {k}" for k in ("diverged", "failed") if r[k]))
         body.append(row)
-    widths = [max(len(row[i]) for row in [headers, *body]) for i in range(len(headers))]
-    return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip()
-                     for row in [headers, ["-" * w for w in widths], *body])
+    return text_table(headers, body)

@@ -13,7 +13,10 @@ STUDY = {
     "seeds": [1],
     "model": {"hidden": [16]},
     "training": {"batch_size": 50, "epochs": 4, "train_subset": 600, "learning_rate": 0.02},
-    "design": {"kind": "explicit", "arms": ["none"]},
+    "techniques": {"max_norm": {"c": 0.5}, "early_stopping": {"patience": 0}},
+    "design": {"kind": "explicit", "arms": [
+        "none", "l1", "l2", "l1_l2", "dropout", "batchnorm", "augmentation", "max_norm",
+        "early_stopping", "l2+dropout+batchnorm+early_stopping"]},
 }
 
 

@@ -31,6 +31,7 @@ def test_stack_is_deterministic_under_xla(data_dir):
             assert a["history"][name] == b["history"][name]
 
 
+@pytest.mark.parametrize("shared_input", [False, True])
 def test_member_penalty_has_the_gradient_of_the_members_keras_penalties(shared_input):
     import keras
     import numpy as np
@@ -64,7 +65,7 @@ def test_pipeline_augmentation_equals_the_layers_alone(data_dir):
     import tensorflow as tf
 
     from regbench import data
-    from regbench.engine.stack_layers import PipelineDraws
+    from regbench.engine.tensorflow import PipelineDraws
     from regbench.models import augmentation_layers
 
     study = {**STUDY, "seeds": [1, 2], "techniques": {"augmentation": {"flip": True}},

@@ -13,7 +13,6 @@ import numpy as np
 from keras import ops
 
 import regbench.engine.tensorflow as pipeline
-from regbench import keras_private
 from regbench.models import augmentation_layers, layer_seed, penalty_factors
 from regbench.study import Cell
 
@@ -89,7 +88,7 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool):
     if in_pipeline:
         drop = [layer for layer in (stage and stage.dropout, *hidden)
                 if isinstance(layer, StackedDropout)]
-        draws = PipelineDraws(drop, augment) if drop or augment else None
+        draws = pipeline.PipelineDraws(drop, augment) if drop or augment else None
     return StackedMLP(rows, cols, stage, hidden, head, draws)
 
 
@@ -241,68 +240,6 @@ class StackedDropout(keras.layers.Layer):
                   if (s, a) in self.generators else ones
                   for a in range(self.rates.shape[1])] for s in range(self.rates.shape[0])]
         return h * ops.stack([ops.stack(row) for row in masks])
-
-
-def _draws_per_call(layer) -> int:
-    """How many seeds one training call of a Keras image augmentation layer draws."""
-    counter = keras_private.StepSeeds(0, 0)
-    layer.get_random_transformation(np.zeros((1, 8, 8, 1), np.float32), training=True,
-                                    seed=counter)
-    return counter.count
-
-
-class PipelineDraws:
-    """A stack's random draws for one batch, made in the input pipeline (TensorFlow): the
-    dropout masks and each member's augmented images.
-
-    Training step t of a Keras layer seeded `seed` draws with seeds [seed, t * k + i] (its
-    `SeedGenerator` counts draws; k per call), so member (s, a) at step t gets exactly the
-    masks and image transforms its cell alone gets at step t. Drawn outside XLA, which
-    draws other numbers for the same seeds; the images are transformed by the layers' own
-    TensorFlow kernels.
-    """
-
-    def __init__(self, dropout: list[StackedDropout], augment: list | None = None):
-        self.dropout = dropout
-        self.augment = augment
-        self.per_call = {id(layer): _draws_per_call(layer)
-                         for row in augment or [] for layers in row for layer in layers}
-
-    def __call__(self, step, images) -> dict:
-        """`images`: (B, S, *image) -> masks by layer name, (B, S, A, width) each, and
-        "augmented" images, (B, S, A, pixels)."""
-        import tensorflow as tf
-
-        batch = tf.shape(images)[0]
-        out = {}
-        for layer in self.dropout:
-            ones = tf.ones((batch, layer.width))
-            rows = []
-            for s, a_rates in enumerate(layer.rates):
-                row = []
-                for a, rate in enumerate(a_rates):
-                    if rate > 0:
-                        seed = tf.stack([tf.constant(int(layer.seeds[s, a]), tf.int64), step])
-                        row.append(tf.nn.experimental.stateless_dropout(
-                            ones, rate=float(rate), seed=keras_private.tf_stateless_seed(seed)))
-                    else:
-                        row.append(ones)
-                rows.append(tf.stack(row, axis=1))
-            out[layer.name] = tf.stack(rows, axis=1)
-        if self.augment:
-            rows = []
-            for s, row in enumerate(self.augment):
-                members = []
-                for layers in row:
-                    h = images[:, s]
-                    for layer in layers:
-                        seeds = keras_private.StepSeeds(layer.seed, step * self.per_call[id(layer)])
-                        change = layer.get_random_transformation(h, training=True, seed=seeds)
-                        h = layer.transform_images(h, change, training=True)
-                    members.append(tf.reshape(h, (batch, -1)))
-                rows.append(tf.stack(members, axis=1))
-            out["augmented"] = tf.stack(rows, axis=1)
-        return out
 
 
 class StackedInput(keras.layers.Layer):

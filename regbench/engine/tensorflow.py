@@ -1,13 +1,16 @@
 """The TensorFlow seam: everything of the engine that is TensorFlow-specific.
 
-Input pipelines (tf.data), process settings and XLA. The epoch loop, evaluation and rows never
-import TensorFlow; another backend's pipeline implements the same four functions:
-`configure`, `constant`, `batches` and `enable_xla`.
+Input pipelines (tf.data), a stack's per-member random draws made in them (`PipelineDraws`),
+process settings and XLA. The epoch loop, evaluation, rows and the stacked layers never import
+TensorFlow; another backend implements the same functions (`configure`, `set_threads`,
+`constant`, `batches`, `gather`, `enable_xla`, `in_pipeline`).
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from regbench.keras_private import StepSeeds, tf_stateless_seed
 
 PREFETCH = 4  # batches made ahead of the step
 
@@ -104,3 +107,76 @@ def in_pipeline() -> bool:
     import keras
 
     return keras.backend.backend() == "tensorflow"
+
+
+def set_threads(threads: int) -> None:
+    """A worker process's share of the cores."""
+    import keras
+
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
+def _draws_per_call(layer) -> int:
+    """How many seeds one training call of a Keras image augmentation layer draws."""
+    counter = StepSeeds(0, 0)
+    layer.get_random_transformation(np.zeros((1, 8, 8, 1), np.float32), training=True,
+                                    seed=counter)
+    return counter.count
+
+
+class PipelineDraws:
+    """A stack's random draws for one batch, made in the input pipeline (TensorFlow): the
+    dropout masks and each member's augmented images.
+
+    Training step t of a Keras layer seeded `seed` draws with seeds [seed, t * k + i] (its
+    `SeedGenerator` counts draws; k per call), so member (s, a) at step t gets exactly the
+    masks and image transforms its cell alone gets at step t. Drawn outside XLA, which
+    draws other numbers for the same seeds; the images are transformed by the layers' own
+    TensorFlow kernels.
+    """
+
+    def __init__(self, dropout: list, augment: list | None = None):
+        self.dropout = dropout
+        self.augment = augment
+        self.per_call = {id(layer): _draws_per_call(layer)
+                         for row in augment or [] for layers in row for layer in layers}
+
+    def __call__(self, step, images) -> dict:
+        """`images`: (B, S, *image) -> masks by layer name, (B, S, A, width) each, and
+        "augmented" images, (B, S, A, pixels)."""
+        import tensorflow as tf
+
+        batch = tf.shape(images)[0]
+        out = {}
+        for layer in self.dropout:
+            ones = tf.ones((batch, layer.width))
+            rows = []
+            for s, a_rates in enumerate(layer.rates):
+                row = []
+                for a, rate in enumerate(a_rates):
+                    if rate > 0:
+                        seed = tf.stack([tf.constant(int(layer.seeds[s, a]), tf.int64), step])
+                        row.append(tf.nn.experimental.stateless_dropout(
+                            ones, rate=float(rate), seed=tf_stateless_seed(seed)))
+                    else:
+                        row.append(ones)
+                rows.append(tf.stack(row, axis=1))
+            out[layer.name] = tf.stack(rows, axis=1)
+        if self.augment:
+            rows = []
+            for s, row in enumerate(self.augment):
+                members = []
+                for layers in row:
+                    h = images[:, s]
+                    for layer in layers:
+                        seeds = StepSeeds(layer.seed, step * self.per_call[id(layer)])
+                        change = layer.get_random_transformation(h, training=True, seed=seeds)
+                        h = layer.transform_images(h, change, training=True)
+                    members.append(tf.reshape(h, (batch, -1)))
+                rows.append(tf.stack(members, axis=1))
+            out["augmented"] = tf.stack(rows, axis=1)
+        return out
