@@ -244,9 +244,9 @@ def _start_worker(threads: int, driver: int) -> None:
 
     threading.Thread(target=watch, daemon=True).start()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from regbench.engine import tensorflow as pipeline
+    from regbench.engine.backend import seam
 
-    pipeline.set_threads(threads)
+    seam().set_threads(threads)
 
 
 class RayPool:

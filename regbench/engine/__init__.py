@@ -14,9 +14,9 @@ import time
 
 from regbench import rows
 from regbench.engine import alone, branch, loop, plan, stack
+from regbench.engine.backend import configure
 from regbench.engine.data import Streams
 from regbench.engine.evaluate import evaluate
-from regbench.engine.tensorflow import configure
 from regbench.study import Cell
 
 STRATEGIES = {module.NAME: module for module in (alone, branch, stack)}

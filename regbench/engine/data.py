@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-import regbench.engine.tensorflow as pipeline
 from regbench import data
+from regbench.engine.backend import seam
 from regbench.study import Cell
 
 EVAL_BATCH = 1024  # examples per evaluation batch (Keras's `validation_batch_size`)
@@ -45,7 +45,7 @@ def epoch_order(n: int, seed: int, epoch: int) -> np.ndarray:
 class Streams:
     """Per stream, fit and validation indices into the training arrays and a seed (which
     fixes its order); the test set is every stream's. `layout` is the shape of a batch for
-    the strategy's network (see `pipeline.batches`)."""
+    the strategy's network (see `engine.tensorflow.batches`)."""
     x: Any                     # training images, float32, held once
     y: np.ndarray              # training labels, int32
     x_test: Any
@@ -76,7 +76,7 @@ class Streams:
 
     def batches(self, split: str):
         """Evaluation batches of a split, in order."""
-        return pipeline.batches(*self.arrays(split), self.index(split), EVAL_BATCH, self.layout)
+        return seam().batches(*self.arrays(split), self.index(split), EVAL_BATCH, self.layout)
 
     def epoch(self, epoch: int, batch_size: int):
         """One epoch's training batches, each stream in its own order (`epoch_order`)."""
@@ -84,7 +84,7 @@ class Streams:
         order = np.stack([idx[epoch_order(n_fit, seed, epoch)]
                           for idx, seed in zip(self.fit, self.seeds)], axis=1)
         first_step = epoch * math.ceil(n_fit / batch_size)  # training steps so far
-        return pipeline.batches(self.x, self.y, order, batch_size, self.layout, self.draws,
+        return seam().batches(self.x, self.y, order, batch_size, self.layout, self.draws,
                                 first_step)
 
     def chunks(self, split: str, size: int):
@@ -94,12 +94,12 @@ class Streams:
         index = self.index(split)
         for start in range(0, len(index), size):
             rows = index[start:start + size]
-            yield pipeline.gather(x, rows[:, 0] if self.layout == "alone" else rows), y[rows]
+            yield seam().gather(x, rows[:, 0] if self.layout == "alone" else rows), y[rows]
 
 
 @functools.lru_cache(maxsize=1)
 def _held(arrays: data.Arrays) -> tuple:
     """A dataset's images scaled and held by the backend once per process (the last one
     used): every pack of a study reads the same arrays."""
-    return (pipeline.constant(scaled(arrays.x_train)), arrays.y_train.astype(np.int32),
-            pipeline.constant(scaled(arrays.x_test)), arrays.y_test.astype(np.int32))
+    return (seam().constant(scaled(arrays.x_train)), arrays.y_train.astype(np.int32),
+            seam().constant(scaled(arrays.x_test)), arrays.y_test.astype(np.int32))

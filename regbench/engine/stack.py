@@ -22,8 +22,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import regbench.engine.tensorflow as pipeline
 from regbench import data
+from regbench.engine.backend import seam
 from regbench.engine.program import Program, compile_network
 from regbench.recipe import STACK
 from regbench.study import Cell
@@ -78,7 +78,7 @@ def build(cells: list[Cell], grid, streams) -> Program:
     streams.draws = net.draws
     compile_network(net, cells[0].training, stack_layers.MemberCrossentropy(),
                     [stack_layers.MemberMetrics(rows, cols)])
-    pipeline.enable_xla(net)
+    seam().enable_xla(net)
     return Program(NAME, net, members, streams, [s for s in range(rows) for _ in range(cols)],
                    [f"m{k}_" for k in range(rows * cols)],
                    outputs=lambda p: [p[:, s, a] for s in range(rows) for a in range(cols)])

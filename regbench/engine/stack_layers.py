@@ -12,7 +12,7 @@ import keras
 import numpy as np
 from keras import ops
 
-import regbench.engine.tensorflow as pipeline
+from regbench.engine.backend import seam
 from regbench.models import augmentation_layers, layer_seed, penalty_factors
 from regbench.study import Cell
 
@@ -36,7 +36,7 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool):
     rows, cols = len(grid), len(grid[0])
     first = grid[0][0]
     # TensorFlow draws other random numbers inside XLA: there the draws come with the batch
-    in_pipeline = pipeline.in_pipeline()
+    in_pipeline = seam().in_pipeline()
 
     def inits(name: str, shape: tuple) -> np.ndarray:  # each member's seeded initial kernel
         return np.stack([np.stack([ops.convert_to_numpy(keras.initializers.GlorotUniform(
@@ -88,7 +88,7 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool):
     if in_pipeline:
         drop = [layer for layer in (stage and stage.dropout, *hidden)
                 if isinstance(layer, StackedDropout)]
-        draws = pipeline.PipelineDraws(drop, augment) if drop or augment else None
+        draws = seam().PipelineDraws(drop, augment) if drop or augment else None
     return StackedMLP(rows, cols, stage, hidden, head, draws)
 
 

@@ -2,8 +2,7 @@
 
 Input pipelines (tf.data), a stack's per-member random draws made in them (`PipelineDraws`),
 process settings and XLA. The epoch loop, evaluation, rows and the stacked layers never import
-TensorFlow; another backend implements the same functions (`configure`, `set_threads`,
-`constant`, `batches`, `gather`, `enable_xla`, `in_pipeline`).
+TensorFlow; `engine/backend.py` picks this module or `engine/arrays.py`.
 """
 
 from __future__ import annotations
@@ -90,23 +89,17 @@ def _untuned(dataset):
 
 
 def enable_xla(net) -> None:
-    """XLA for a stacked network on TensorFlow (`keras_private.force_jit_compile`): it fuses
-    the per-member element-wise work (penalties, constraints, masks, the optimizer) into few
-    loops, about 2x faster. Random draws, which XLA makes differently, come with the batch
-    (`stack_layers.PipelineDraws`)."""
-    import keras
-
+    """XLA for a stacked network (`keras_private.force_jit_compile`): it fuses the per-member
+    element-wise work (penalties, constraints, masks, the optimizer) into few loops, about 2x
+    faster. Random draws, which XLA makes differently, come with the batch (`PipelineDraws`)."""
     from regbench import keras_private
 
-    if keras.backend.backend() == "tensorflow":
-        keras_private.force_jit_compile(net)
+    keras_private.force_jit_compile(net)
 
 
 def in_pipeline() -> bool:
-    """Whether a stack's random draws are made in the input pipeline (see `enable_xla`)."""
-    import keras
-
-    return keras.backend.backend() == "tensorflow"
+    """A stack's random draws are made in the input pipeline (see `enable_xla`)."""
+    return True
 
 
 def set_threads(threads: int) -> None:
