@@ -32,6 +32,7 @@ def _find_data_dir() -> Path | None:
 
 DATA_DIR = _find_data_dir()
 NO_MNIST = "MNIST not found: set REGBENCH_DATA_DIR to the folder with mnist.npz"
+trains = pytest.mark.slow  # trains in a fresh interpreter, in worker processes or on Ray
 
 # Three cells at seed 0; the l1 arm's factor passes validation but Keras cannot make a float32 of
 # it, so that cell raises at fit time and must be stored as failed.
@@ -173,6 +174,7 @@ def workers(tmp_path_factory) -> tuple[Path, dict]:
     return _drive(tmp_path_factory, WORKERS_DRIVER)
 
 
+@trains
 def test_run_local_trains_free_cells_skips_held_ones_and_stores_failures(local, tmp_path):
     path, calls = local
     (tmp_path / "study.toml").write_text(STUDY)
@@ -187,6 +189,7 @@ def test_run_local_trains_free_cells_skips_held_ones_and_stores_failures(local, 
     assert rows[keys[2]]["error"] == FAILED_ERROR
 
 
+@trains
 def test_run_local_in_worker_processes_gives_the_rows_of_one_process(local, workers, tmp_path):
     path, calls = workers
     (tmp_path / "study.toml").write_text(STUDY)
@@ -250,6 +253,7 @@ def todo(tmp_path):
     return load_study(tmp_path / "study.toml").cells()
 
 
+@trains
 def test_run_ray_gives_the_rows_of_run_local(ray_instance, local, todo, tmp_path):
     path = tmp_path / "ray.jsonl"
     progress = Progress(path)
@@ -264,6 +268,7 @@ def test_run_ray_gives_the_rows_of_run_local(ray_instance, local, todo, tmp_path
     assert rows[todo[2].key]["error"] == FAILED_ERROR
 
 
+@trains
 def test_run_ray_skips_finished_and_held_cells(ray_instance, local, todo, tmp_path):
     path = tmp_path / "ray.jsonl"
     expected = by_key(local[0])
@@ -279,6 +284,7 @@ def test_run_ray_skips_finished_and_held_cells(ray_instance, local, todo, tmp_pa
     assert comparable(rows[todo[2].key]) == comparable(expected[todo[2].key])
 
 
+@trains
 def test_run_ray_trains_the_packs_run_local_would_and_isolates_a_broken_cell(
         ray_instance, local, todo, tmp_path):
     """One task for a pack of two cells; the pack raises (the l1 cell), so its cells are
@@ -293,6 +299,7 @@ def test_run_ray_trains_the_packs_run_local_would_and_isolates_a_broken_cell(
         cell.key: comparable(expected[cell.key]) for cell in todo[1:]}
 
 
+@trains
 def test_run_ray_stops_on_bad_data_and_frees_its_claims(ray_instance, todo, tmp_path):
     folder = tmp_path / "data"
     folder.mkdir()
@@ -307,6 +314,7 @@ def test_run_ray_stops_on_bad_data_and_frees_its_claims(ray_instance, todo, tmp_
         assert all(stack.enter_context(store.claim(path, cell.key)) for cell in todo)
 
 
+@trains
 def test_run_ray_refuses_more_cpus_per_cell_than_the_cluster_has(ray_instance, todo, tmp_path):
     path = tmp_path / "ray.jsonl"
     with pytest.raises(RegbenchError) as error:

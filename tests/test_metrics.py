@@ -10,13 +10,16 @@ from regbench.metrics import dead_inputs, norms, pooled_sparsity, sparsity
 W = np.array([[0.0, 0.0005], [0.005, -0.5], [-10.0, 0.02]], dtype=np.float32)
 
 
+W_SPARSITY = {"zero": 1 / 6, "lt_1e-3": 2 / 6, "lt_1e-2": 3 / 6, "rel_1pct": 4 / 6}
+
+
 def test_sparsity_by_hand():
-    assert sparsity(W) == pytest.approx(
-        {"zero": 1 / 6, "lt_1e-3": 2 / 6, "lt_1e-2": 3 / 6, "rel_1pct": 4 / 6})
+    assert sparsity(W) == pytest.approx(W_SPARSITY)
 
 
-def test_sparsity_ignores_shape():
-    assert sparsity(W) == sparsity(W.ravel()) == sparsity(W.reshape(1, 3, 2, 1))
+@pytest.mark.parametrize("shape", [(6,), (1, 3, 2, 1), (2, 3)])
+def test_sparsity_ignores_shape(shape):
+    assert sparsity(W.reshape(shape)) == pytest.approx(W_SPARSITY)
 
 
 def test_thresholds_are_strict():
@@ -61,7 +64,7 @@ def test_pooled_sparsity_counts_each_weight_once_with_a_per_layer_relative_thres
 
 
 def test_pooled_sparsity_of_one_layer_is_its_sparsity():
-    assert pooled_sparsity({"only": W}) == pytest.approx(sparsity(W))
+    assert pooled_sparsity({"only": W}) == pytest.approx(W_SPARSITY)
 
 
 def test_dead_inputs_by_hand():

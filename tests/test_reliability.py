@@ -48,6 +48,7 @@ def _find_data_dir() -> Path | None:
 DATA_DIR = _find_data_dir()
 needs_mnist = pytest.mark.skipif(DATA_DIR is None, reason="MNIST not found: set "
                                  "REGBENCH_DATA_DIR to the folder with mnist.npz")
+processes = pytest.mark.slow  # starts, kills and restarts processes; most of them train
 
 # 2 seeds x 3 arms = 6 cells of a few seconds each (most of it TensorFlow's start-up and tracing).
 STUDY = """\
@@ -188,6 +189,7 @@ def _wait_for_growth(proc: subprocess.Popen, path: Path, timeout: float = 120) -
 
 
 @needs_mnist
+@processes
 def test_a_killed_run_resumes_to_the_uninterrupted_result(work, reference, tmp_path):
     """SIGKILL at random moments, restart each time: the final store is the reference's."""
     path = tmp_path / "killed.jsonl"
@@ -264,6 +266,7 @@ def _check_big_rows(path: Path) -> list[int]:
     return numbers
 
 
+@processes
 def test_a_write_cut_by_sigkill_is_never_read_and_is_cut_by_the_next_append(tmp_path):
     # tmpfs, where there is one, makes fsync free, so most of a writer's time is in write().
     shm = Path("/dev/shm")
@@ -273,7 +276,7 @@ def test_a_write_cut_by_sigkill_is_never_read_and_is_cut_by_the_next_append(tmp_
     writer = subprocess.Popen([sys.executable, "-c", FORKING_WRITER, str(path), str(ROW_BYTES)],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env())
     rng = random.Random(7)
-    mid_write = torn = reads = 0
+    mid_write = torn = reads = cuts_checked = 0
     line = None  # bytes per row, learned from the first whole row
     life = 0
     try:
@@ -305,8 +308,11 @@ def test_a_write_cut_by_sigkill_is_never_read_and_is_cut_by_the_next_append(tmp_
             if partial:  # the partial line a kill left was cut before the next row
                 data = path.read_bytes()
                 assert all(store._row(x) for x in data.split(b"\n")[:-1])
-            torn += not path.read_bytes().endswith(b"\n")
+                cuts_checked += 1
+            tail = path.read_bytes()
+            torn += bool(tail) and not tail.endswith(b"\n")  # an empty store is not torn
             life += 1
+        assert cuts_checked >= 1, "no life began on a torn last line"
         numbers = _check_big_rows(path)
         store.append(path, {"key": "last", "pad": "", "sha": hashlib.sha256(b"").hexdigest()})
         lines = path.read_bytes().split(b"\n")
@@ -332,6 +338,7 @@ def test_a_partial_line_longer_than_a_mebibyte_is_cut_whole(tmp_path):
     assert [row["key"] for row in store.read_rows(path)] == ["a", "b"]
 
 
+@processes
 def test_an_append_that_cannot_write_the_whole_row_raises(tmp_path):
     script = (
         "import resource, sys\n"
@@ -351,6 +358,7 @@ def test_an_append_that_cannot_write_the_whole_row_raises(tmp_path):
 # --- concurrent runners -------------------------------------------------------------------
 
 @needs_mnist
+@processes
 def test_two_runners_share_a_store_and_when_one_dies_the_other_and_a_rerun_finish(
         work, reference, tmp_path):
     """Two runners split the cells; one is SIGKILLed mid-cell; the survivor goes on, and a rerun
@@ -396,6 +404,7 @@ def _running(pid: int) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
+@processes
 def test_worker_processes_end_with_a_killed_driver(work, reference, tmp_path):
     """`regbench run --workers 2` is SIGKILLed while its workers train: every process it
     started is gone within seconds, and a rerun completes the study to the reference rows."""
@@ -474,6 +483,7 @@ def faults(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return path, regbench("run", "faults.toml", "--store", path, cwd=folder)
 
 
+@processes
 def test_diverged_and_failed_cells_are_stored_shown_and_retried(faults):
     path, result = faults
     assert result.returncode == 0, result.stderr  # a failed cell does not stop the study
@@ -515,6 +525,7 @@ def test_diverged_and_failed_cells_are_stored_shown_and_retried(faults):
     figure("fault_cells_diverged", sum(r["status"] == "diverged" for r in rows.values()))
 
 
+@processes
 def test_a_cell_that_diverges_in_its_first_epoch_is_stored_as_diverged(faults):
     """No finite validation loss at all: still `diverged` (not a failure), and no best epoch."""
     path, _ = faults
@@ -524,6 +535,7 @@ def test_a_cell_that_diverges_in_its_first_epoch_is_stored_as_diverged(faults):
 
 
 @needs_mnist
+@processes
 def test_retry_failed_trains_a_failed_cell_to_the_reference_result(work, reference, tmp_path):
     """A cell that failed once (say, out of memory) and works now is trained again on request."""
     path = tmp_path / "retry.jsonl"

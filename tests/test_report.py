@@ -6,6 +6,7 @@ import re
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 from report_rows import factorial_rows, row, tutorial_rows, write
@@ -26,6 +27,8 @@ def tutorial_store(tmp_path_factory):
     return write(path, rows)
 
 
+# The tutorial's whole report (9 arms x 6 seeds, 7 figures) takes several seconds to write:
+# the tests that read it are marked slow.
 @pytest.fixture(scope="module")
 def written(tutorial_store, tmp_path_factory):
     out = tmp_path_factory.mktemp("report") / "mnist_tutorial"
@@ -37,6 +40,7 @@ def images(html: str) -> list[str]:
     return re.findall(r'<img [^>]*src="([^"]*)"', html)
 
 
+@pytest.mark.slow
 def test_report_writes_markdown_html_figures_and_csv(written):
     readme = (written / "README.md").read_text()
     for heading in ("# Report: mnist_tutorial", "## Per arm", "## Paired comparisons with `none`",
@@ -52,6 +56,22 @@ def test_report_writes_markdown_html_figures_and_csv(written):
         "test_acc", "gap_acc", "test_xent", "gap_xent"}
 
 
+@pytest.mark.slow
+def test_arm_statistics_are_those_of_the_stored_rows(written):
+    """arms.csv against the rows themselves: mean, sample std and the Student-t interval
+    (t(0.975, 4) = 2.776445) of the five `ok` seeds of one arm."""
+    rows = [r for r in tutorial_rows(seeds=range(5)) if r["arm"] == "dropout"]
+    values = np.array([r["test_acc"] for r in rows])
+    mean, std = values.sum() / 5, np.sqrt(((values - values.sum() / 5) ** 2).sum() / 4)
+    half = 2.7764451051977987 * std / np.sqrt(5)
+    arms = pd.read_csv(written / "arms.csv").set_index(["arm", "metric"])
+    got = arms.loc[("dropout", "test_acc")]
+    assert got["n"] == 5  # the failed sixth seed is left out
+    assert [got["mean"], got["std"], got["ci_low"], got["ci_high"]] == pytest.approx(
+        [mean, std, mean - half, mean + half], rel=1e-5)  # the CSV keeps 6 digits
+
+
+@pytest.mark.slow
 def test_html_is_self_contained(written):
     html = (written / "report.html").read_text()
     srcs = images(html)
@@ -64,6 +84,7 @@ def test_html_is_self_contained(written):
     assert "<table>" in html and "<code>none</code>" in html
 
 
+@pytest.mark.slow
 def test_tables_report_every_arm_with_counts_ci_and_provenance(written):
     readme = (written / "README.md").read_text()
     none = next(line for line in readme.splitlines() if line.startswith("| none | 5 |"))
@@ -81,6 +102,7 @@ def test_tables_report_every_arm_with_counts_ci_and_provenance(written):
     assert "the test set is evaluated once" in readme
 
 
+@pytest.mark.slow
 def test_resolution_limit_is_stated_with_numbers(written):
     readme = (written / "README.md").read_text()
     assert ("With n = 5 paired seeds the permutation test has 2^5 = 32 equally likely sign "
@@ -90,6 +112,7 @@ def test_resolution_limit_is_stated_with_numbers(written):
     assert "| augmentation | 5 | -0.0473 |" in readme
 
 
+@pytest.mark.slow
 def test_regenerating_gives_identical_tables(tutorial_store, written):
     before = {name: (written / name).read_text()
               for name in ("README.md", "arms.csv", "comparisons.csv")}
@@ -107,7 +130,8 @@ def test_paired_comparison_by_hand():
     assert (r.arm, r.n_pairs, r.seeds_agreeing, r.verdict) == ("x", 5, 5, "indistinguishable")
     assert r.mean_diff == pytest.approx(0.03)
     assert r.p == pytest.approx(1 / 16) and r.p_holm == pytest.approx(1 / 16)
-    assert r.ci_low > 0.01 and r.ci_high < 0.05
+    # the exact bootstrap of 0.01..0.05 (all 5^5 resamples) has percentiles 0.018 and 0.042
+    assert (r.ci_low, r.ci_high) == pytest.approx((0.018, 0.042), abs=0.001)
     # a sixth seed makes the floor 2/64 < 0.05: now resolvable
     rows6 = pd.concat([rows, pd.DataFrame([row("none", 5, noise=0, test_acc=0.9),
                                            row("x", 5, noise=0, test_acc=0.96)])])
@@ -225,6 +249,7 @@ def run_cli(*argv) -> int:
     return args.func(args)
 
 
+@pytest.mark.slow  # a report and the claims of the tutorial store
 def test_cli_report_and_claims(tutorial_store, tmp_path, capsys):
     small = write(tmp_path / "small.jsonl", [row(a, s) for s in range(2) for a in ("none", "l1")])
     assert run_cli("report", small, "--out", tmp_path / "r") == 0
@@ -279,6 +304,7 @@ window.addEventListener("load", () => {
 BROKEN = '<img alt="control" src="data:image/png;base64,AAAA">'
 
 
+@pytest.mark.slow  # the tutorial's report, then a browser process
 @pytest.mark.skipif(shutil.which("chromium") is None,
                     reason="chromium not installed (apt-get install -y chromium)")
 def test_html_report_loads_offline_in_headless_chromium(written, tmp_path):

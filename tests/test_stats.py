@@ -1,5 +1,6 @@
 """regbench.stats on cases small enough to compute by hand."""
 
+import itertools
 import math
 
 import numpy as np
@@ -50,11 +51,31 @@ def test_paired_permutation_test_degenerate_cases():
     assert stats.paired_permutation_test([1, np.nan, 3], [0, 0, 0]) == pytest.approx(0.5)
 
 
-def test_bootstrap_ci_is_deterministic_and_brackets_the_mean():
-    x = [0.1, 0.2, 0.3, 0.25, 0.15]
+def test_paired_permutation_test_is_exact_at_sixteen_pairs():
+    # d = 1..15 and -1: sum |d| = 121, observed sum 119. Flipping a set of |d| summing to s
+    # gives 121 - 2s, so only s = 0 and the two |d| = 1 reach 119: 3 of 2^16 patterns.
+    d = [*range(1, 16), -1]
+    assert stats.paired_permutation_test(d, [0] * 16) == pytest.approx(2 * 3 / 2 ** 16)
+    assert stats.paired_permutation_test(range(1, 17), [0] * 16) == pytest.approx(2 / 2 ** 16)
+
+
+def exact_bootstrap_percentiles(x, q=(0.025, 0.975)):
+    """Percentiles of the mean over all n^n equally likely resamples of x (an exact bootstrap)."""
+    means = [sum(sample) / len(x) for sample in itertools.product(x, repeat=len(x))]
+    return tuple(np.quantile(means, q))
+
+
+@pytest.mark.parametrize("x, step", [([0.0, 1.0, 2.0, 3.0, 4.0], 0.2),
+                                     ([0.1, 0.2, 0.3, 0.25, 0.15], 0.01)])
+def test_bootstrap_ci_is_the_exact_bootstrap_interval_of_symmetric_data(x, step):
+    # Symmetric data: no bias correction and no acceleration, so BCa is the percentile
+    # interval. Resampled means lie on a grid (`step`: the data's spacing / 5), and 9,999
+    # resamples find the grid points of the exact percentiles.
     low, high = stats.bootstrap_ci(x)
+    exact_low, exact_high = exact_bootstrap_percentiles(x)
+    assert low == pytest.approx(exact_low, abs=step / 2)
+    assert high == pytest.approx(exact_high, abs=step / 2)
     assert (low, high) == stats.bootstrap_ci(x)  # fixed seed: identical tables on rerun
-    assert min(x) <= low < np.mean(x) < high <= max(x)
 
 
 def test_bootstrap_ci_of_constant_data_is_the_point_and_undefined_below_two():
@@ -71,11 +92,16 @@ def test_holm_by_hand():
 
 
 def test_seeds_needed_for_the_smallest_p_to_survive_holm():
+    # the fewest n with m * 2/2^n < alpha, i.e. 2^n > 2m / alpha
     assert stats.seeds_needed(1) == 6  # 2/2^5 = 0.0625 is not < 0.05; 2/2^6 is
+    assert stats.seeds_needed(3) == 7  # 2^n > 120
     assert stats.seeds_needed(8) == 9  # 8 * 2/2^8 = 0.0625; 8 * 2/2^9 = 0.031
-    for m in (1, 3, 8, 27):
-        n = stats.seeds_needed(m)
-        assert stats.min_p_value(n) * m < 0.05 <= stats.min_p_value(n - 1) * m
+    assert stats.seeds_needed(27) == 11  # 2^n > 1080
+    assert stats.seeds_needed(0) == 6  # no comparison counts as one
+    # On the boundary the inequality is strict: 2/2^3 = 0.25 is not < 0.25.
+    assert stats.seeds_needed(1, alpha=0.25) == 4
+    assert stats.seeds_needed(2, alpha=0.125) == 6  # 2^n > 32
+    assert stats.min_p_value(7) == 2 / 128 and stats.min_p_value(7, "greater") == 1 / 128
 
 
 @pytest.mark.parametrize("mean, p, higher, expected", [
