@@ -165,6 +165,8 @@ def cmd_run(args) -> int:
                             "(--cpus-per-cell)")
     if args.workers is not None and args.workers < 1:
         raise RegbenchError(f"--workers: expected an integer >= 1, got {args.workers}")
+    if args.pack_size is not None and args.pack_size < 1:
+        raise RegbenchError(f"--pack-size: expected an integer >= 1, got {args.pack_size}")
     options = executors.RunOptions(data_dir=args.data_dir,
                                    deterministic=not args.nondeterministic,
                                    retry_failed=args.retry_failed, pack_size=args.pack_size,

@@ -109,7 +109,8 @@ class BatchNorm:
 
     def __post_init__(self):
         _rate("momentum", self.momentum)
-        _check(self.epsilon > 0, "epsilon", "a float > 0", self.epsilon)
+        _check(self.epsilon > 0 and math.isfinite(self.epsilon), "epsilon",
+               "a finite float > 0", self.epsilon)
         _one_of("position", self.position, ("after", "before"))
 
 

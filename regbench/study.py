@@ -129,7 +129,7 @@ class Study:
 def load_study(path: str | Path) -> Study:
     path = Path(path)
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as error:
         raise RegbenchError(f"{path}: cannot read study file ({error.strerror})") from None
     except UnicodeDecodeError:

@@ -3,6 +3,7 @@
 import dataclasses
 import itertools
 import json
+import math
 
 import pytest
 
@@ -112,7 +113,11 @@ OUT_OF_RANGE = [
     (BatchNorm, {"momentum": 1.0},
      "Invalid value for argument `momentum`. Expected a float in [0, 1). Received: momentum=1.0"),
     (BatchNorm, {"epsilon": 0.0},
-     "Invalid value for argument `epsilon`. Expected a float > 0. Received: epsilon=0.0"),
+     "Invalid value for argument `epsilon`. Expected a finite float > 0. Received: "
+     "epsilon=0.0"),
+    (BatchNorm, {"epsilon": math.inf},
+     "Invalid value for argument `epsilon`. Expected a finite float > 0. Received: "
+     "epsilon=inf"),
     (Augmentation, {"rotation": 181.0}, "Invalid value for argument `rotation`. "
                                         "Expected degrees in [0, 180]. Received: rotation=181.0"),
     (Augmentation, {"shift": 1.0},

@@ -462,3 +462,19 @@ def test_cell_keys_of_every_shipped_study_are_pinned():
     assert len(pinned) >= 12
     for study, keys in pinned.items():
         assert [cell.key for cell in load_study(repo / study).cells()] == keys, study
+
+
+def test_a_study_file_is_read_as_utf8_whatever_the_locale(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "study.toml"
+    path.write_text('datasets = ["mnist"]\ndescription = "caf\u00e9"\n'
+                    '[design]\narms = ["none"]\n', encoding="utf-8")
+    code = ("import sys; from regbench.study import load_study; "
+            "print(load_study(sys.argv[1]).description == 'caf\\u00e9')")
+    done = subprocess.run([sys.executable, "-X", "utf8=0", "-c", code, str(path)],
+                          env={"PATH": "/usr/bin:/bin", "LC_ALL": "C", "PYTHONCOERCECLOCALE": "0",
+                               "PYTHONPATH": ":".join(sys.path)},
+                          capture_output=True, text=True, encoding="utf-8")
+    assert done.stdout.strip() == "True", done.stderr
