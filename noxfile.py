@@ -1,5 +1,5 @@
 """Sessions: `nox -s tutorial` (the main job), `tests`, `lint`, `benchmarks`, `reports`,
-`reproduce`.
+`reproduce`, `backends` (regbench on JAX without TensorFlow).
 
 Each session installs what it needs into its own virtual environment (reused between runs).
 Data come from $REGBENCH_DATA_DIR, else the user cache, else the canonical download.
@@ -50,6 +50,32 @@ def tests(session):
     """The test suite; Ray comes along so the executor test runs a real local cluster."""
     session.install("-e", ".[test,ray]")
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def backends(session):
+    """regbench without TensorFlow: Keras on JAX (CPU), in an environment TensorFlow is not
+    installed in. The smoke study, a stacked MNIST study, the engine's equivalence and
+    determinism tests, and a subset of the step benchmarks."""
+    session.install("-r", "requirements/jax.txt")
+    session.install("--no-deps", "-e", ".")
+    session.run("python", "-c", "import importlib.util, sys; "
+                "sys.exit('TensorFlow is installed' if importlib.util.find_spec('tensorflow') "
+                "else 0)")
+    env = {"KERAS_BACKEND": "jax"}
+    work = session.create_tmp()
+    session.run("regbench", "run", "ablations/smoke.toml", "--store", f"{work}/smoke.jsonl",
+                env=env)
+    session.run("regbench", "run", "ablations/mnist_tutorial.toml", "--seeds", "2",
+                "--epochs", "1", "--train-subset", "2000", "--pack-size", "16",
+                "--store", f"{work}/tutorial.jsonl", env=env)
+    session.run("python", "-m", "pytest", "-p", "no:cacheprovider", "tests/test_engine.py",
+                "tests/test_loop.py", "tests/test_backends.py", *session.posargs, env=env)
+    session.run("python", "-m", "pytest", "benchmarks", "-p", "no:cacheprovider",
+                "-k", "cpu and mnist_mlp- and b128", f"--benchmark-json={work}/jax.json",
+                env=env)
+    session.run("regbench", "bench-report", f"{work}/jax.json", "--out", f"{work}/bench",
+                env=env)
 
 
 @nox.session

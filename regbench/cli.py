@@ -151,7 +151,7 @@ def default_store(study) -> Path:
 
 
 def cmd_run(args) -> int:
-    from regbench import executors, store
+    from regbench import executors, provenance, store
     from regbench.study import load_study
 
     study = load_study(args.study).with_overrides(args.seeds, args.epochs, args.train_subset)
@@ -181,6 +181,8 @@ def cmd_run(args) -> int:
                   f"{cell.arm.label}  seed={cell.seed}")
         print(f"{len(cells)} cells, {len(todo)} to train, store {path}")
         return 0
+    if todo:
+        provenance.check_backend()
     progress = Progress(len(todo), quiet=args.quiet)
     stale = store.stale_keys(path) & {cell.key for cell in cells}
     if stale:
@@ -199,7 +201,7 @@ def cmd_run(args) -> int:
 
 
 def cmd_reproduce(args) -> int:
-    from regbench import reproduce
+    from regbench import provenance, reproduce
 
     if args.list:
         if args.name or args.all or args.report_only:
@@ -219,6 +221,7 @@ def cmd_reproduce(args) -> int:
         if args.report_only:
             out = reproduce.write(name)
         else:
+            provenance.check_backend()
             out = reproduce.run(name, _local_trainer(args), say=Progress(0, args.quiet).say)
         print(f"wrote {out}/README.md and report.html")
     return 0
@@ -331,8 +334,10 @@ def cmd_bench_compare(args) -> int:
 
 
 def cmd_bench_grid(args) -> int:
+    from regbench import provenance
     from regbench.bench import grid as gridbench
 
+    provenance.check_backend()
     summary = gridbench.run_grid(args.only, args.out,
                                  args.data_dir or os.environ.get("REGBENCH_DATA_DIR"),
                                  say=lambda text: print(text, flush=True))

@@ -44,6 +44,37 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+BACKENDS = ("tensorflow", "jax", "torch")  # the Keras backends regbench trains on
+
+
+def configured_backend() -> str:
+    """The backend Keras will use, read as Keras reads it (`$KERAS_BACKEND`, else
+    `$KERAS_HOME/keras.json` or ~/.keras/keras.json, else TensorFlow), without importing Keras."""
+    import json
+
+    if os.environ.get("KERAS_BACKEND"):
+        return os.environ["KERAS_BACKEND"]
+    home = Path(os.environ.get("KERAS_HOME") or Path.home() / ".keras")
+    try:
+        return json.loads((home / "keras.json").read_text()).get("backend", "tensorflow")
+    except (OSError, ValueError, AttributeError):
+        return "tensorflow"
+
+
+def check_backend() -> None:
+    """One line, instead of Keras's traceback, when Keras's backend is not installed."""
+    import importlib.util
+
+    from regbench.errors import RegbenchError
+
+    backend = configured_backend()
+    if backend in BACKENDS and importlib.util.find_spec(backend) is None:
+        installed = [name for name in BACKENDS if importlib.util.find_spec(name)]
+        hint = (f"set KERAS_BACKEND to {' or '.join(installed)}" if installed
+                else "install one of " + ", ".join(BACKENDS))
+        raise RegbenchError(f"Keras backend `{backend}` is not installed: {hint}")
+
+
 def backend_version(backend: str) -> str | None:
     module = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}.get(backend)
     try:

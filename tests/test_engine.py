@@ -4,7 +4,8 @@ its row is the row it gets trained alone.
 Scenarios below use every registry entry (a test checks it, so a new entry without a scenario
 fails the suite). For each scenario, every cell is trained alone, then by every other strategy
 the registry says implements all its settings:
-- branch packs must give the alone row bit for bit: a member's ops are the ops it runs alone;
+- branch packs must give the alone row bit for bit on TensorFlow: a member's ops are the ops
+  it runs alone (within rounding on JAX, which compiles the whole pack into one program);
 - stacks within floating-point rounding: a stacked matmul sums in another order, and training
   amplifies it (tolerances below, measured on TensorFlow 2.21 CPU over these short trainings).
 """
@@ -15,6 +16,7 @@ import pytest
 
 from regbench import engine
 from regbench.engine import plan
+from regbench.provenance import configured_backend
 from regbench.recipe import ALONE, BRANCH, REGISTRY, STACK, settings_used, strategies_for
 from regbench.study import parse_study
 
@@ -55,6 +57,7 @@ SCENARIOS = {
 # which strategy ran it.
 VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
             "host", "load_average_1min", "strategy", "pack_size"}
+BIT_EXACT_BRANCHES = configured_backend() == "tensorflow"
 STACK_ABS = {"acc": 1e-2, "xent": 2e-2, "penalty": 1e-3, "sparsity_lt_1e-3": 5e-4}
 STACK_REL = 1e-2
 COMPARED = ["train_acc", "train_xent", "val_acc", "val_xent", "test_acc", "test_xent",
@@ -112,7 +115,10 @@ def trained(request, data_dir):
 
 
 @pytest.mark.slow
-def test_branch_members_equal_their_cells_alone_bit_for_bit(trained):
+def test_branch_members_equal_their_cells_alone(trained):
+    """Bit for bit on TensorFlow, which runs each branch's ops as alone (no XLA under op
+    determinism). JAX compiles the whole pack into one XLA program, which may fuse and order
+    a branch's sums otherwise: within rounding there, as stacks."""
     name, alone, by_strategy = trained
     rows = by_strategy.get(BRANCH, [])
     assert rows, "every scenario has branch-packable cells"
@@ -120,6 +126,9 @@ def test_branch_members_equal_their_cells_alone_bit_for_bit(trained):
         assert row["strategy"] == BRANCH and row["pack_size"] == len(rows) > 1
         reference = alone[row["key"]]
         assert reference["strategy"] == ALONE and reference["pack_size"] == 1
+        if not BIT_EXACT_BRANCHES:
+            _agree_within_rounding(row, reference)
+            continue
         mine = {k: v for k, v in row.items() if k not in VOLATILE}
         theirs = {k: v for k, v in reference.items() if k not in VOLATILE}
         mine["history"].pop("epoch_s"), theirs["history"].pop("epoch_s")
@@ -149,21 +158,24 @@ def test_stacked_members_equal_their_cells_alone_within_rounding(trained):
         return
     assert rows and all(row["strategy"] == STACK for row in rows)
     for row in rows:
-        reference = alone[row["key"]]
-        for column in COMPARED:
-            a, b = row[column], reference[column]
-            if isinstance(b, float):
-                assert a == pytest.approx(b, **_stack_tolerance(column)), (row["arm"], column)
-            else:
-                assert a == b, (row["arm"], column)
-        for metric in ("val_xent", "val_acc", "xent", "acc", "loss"):
-            assert row["history"][metric] == pytest.approx(
-                reference["history"][metric], **_stack_tolerance(metric)), (row["arm"], metric)
-        if reference.get("curve"):
-            assert row["curve"]["step"] == reference["curve"]["step"]
-            for metric in ("val_acc", "test_acc"):
-                assert row["curve"][metric] == pytest.approx(reference["curve"][metric],
-                                                             abs=STACK_ABS["acc"])
+        _agree_within_rounding(row, alone[row["key"]])
+
+
+def _agree_within_rounding(row: dict, reference: dict) -> None:
+    for column in COMPARED:
+        a, b = row[column], reference[column]
+        if isinstance(b, float):
+            assert a == pytest.approx(b, **_stack_tolerance(column)), (row["arm"], column)
+        else:
+            assert a == b, (row["arm"], column)
+    for metric in ("val_xent", "val_acc", "xent", "acc", "loss"):
+        assert row["history"][metric] == pytest.approx(
+            reference["history"][metric], **_stack_tolerance(metric)), (row["arm"], metric)
+    if reference.get("curve"):
+        assert row["curve"]["step"] == reference["curve"]["step"]
+        for metric in ("val_acc", "test_acc"):
+            assert row["curve"][metric] == pytest.approx(reference["curve"][metric],
+                                                         abs=STACK_ABS["acc"])
 
 
 def test_the_planner_routes_each_cell_to_a_strategy_that_implements_it():
