@@ -363,7 +363,7 @@ ERRORS = {
         HEAD + '[techniques.dropout]\n[design]\narms = ["none", "l3+dropout"]\n',
         "design.arms: unknown technique `l3` in arm `l3+dropout`. Valid names: none, dropout, "
         "l1, l2, l1_l2, batchnorm, augmentation, early_stopping, max_norm, kl_sparsity, l1_late, "
-        "weight_decay, random_crop"),
+        "weight_decay, random_crop, gaussian_noise"),
     "arms for a generated design": (
         HEAD + '[techniques.l2]\n[design]\nkind = "factorial"\narms = ["none"]\n',
         'design.arms: only for kind = "explicit"'),
