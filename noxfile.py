@@ -47,9 +47,11 @@ def reproduce(session):
 
 @nox.session
 def tests(session):
-    """The test suite; Ray comes along so the executor test runs a real local cluster."""
+    """The test suite, in two processes (about 8 min on 2 cores); Ray comes along so the
+    executor tests run a real local cluster. `nox -s tests -- -m "not slow"`: the fast
+    subset (about 1 min), without real training, subprocesses or Ray."""
     session.install("-e", ".[test,ray]")
-    session.run("pytest", *session.posargs)
+    session.run("pytest", "-n", "2", *session.posargs)
 
 
 @nox.session

@@ -76,6 +76,7 @@ def test_arms_at_one_seed_get_the_same_data(mnist):
         assert not np.array_equal(none.index(split), other_seed.index(split))
 
 
+@pytest.mark.slow
 def test_the_control_same_order_and_same_start_for_none_and_dropout(mnist, monkeypatch):
     orders, starts = [], []
     real_order, real_train = engine_data.epoch_order, loop.train
@@ -111,6 +112,7 @@ def twice(mnist):
     return [engine.fit([DETERMINISTIC], mnist)[0] for _ in range(2)]
 
 
+@pytest.mark.slow
 def test_same_cell_twice_gives_identical_results(twice):
     first, second = ({k: v for k, v in row.items() if k not in TIMING} for row in twice)
     for row in (first, second):
@@ -118,6 +120,7 @@ def test_same_cell_twice_gives_identical_results(twice):
     assert first == second
 
 
+@pytest.mark.slow
 def test_row_is_consistent(twice):
     row = twice[0]
     assert row["key"] == DETERMINISTIC.key and row["status"] == "ok"
@@ -135,6 +138,7 @@ def test_row_is_consistent(twice):
     assert row["dataset_sha256"] == DATASETS["mnist"].sha256 and row["deterministic"] is True
 
 
+@pytest.mark.slow
 def test_early_stopping_bookkeeping_is_consistent(twice):
     row = twice[0]
     val_xent = row["history"]["val_xent"]
@@ -146,6 +150,7 @@ def test_early_stopping_bookkeeping_is_consistent(twice):
         assert row["stopped_epoch"] == row["epochs_run"] == row["best_epoch"] + 1
 
 
+@pytest.mark.slow
 def test_a_cnn_cell_trains(mnist):
     (row,) = engine.fit([cell(Dropout(), model=Model(name="cnn", filters=(2,), hidden=(8,)),
                               epochs=1, train_subset=200)], mnist)
@@ -154,6 +159,7 @@ def test_a_cnn_cell_trains(mnist):
     assert "dead_inputs_lt_1e-3" not in row  # only for an MLP's input pixels
 
 
+@pytest.mark.slow
 def test_a_cell_diverging_in_its_first_epoch_is_stored_as_diverged(mnist):
     diverging = dataclasses.replace(cell(epochs=2, train_subset=200), training=Training(
         optimizer="sgd", learning_rate=1e30, epochs=2, train_subset=200))
@@ -162,6 +168,7 @@ def test_a_cell_diverging_in_its_first_epoch_is_stored_as_diverged(mnist):
     assert row["epochs_run"] == 1 and row["best_epoch"] is None
 
 
+@pytest.mark.slow
 def test_final_validation_scores_are_an_evaluation_of_the_final_weights(data_dir):
     """The row's validation scores reuse the last epoch's validation pass: equal to
     evaluating the trained network again, for arms with batch norm, dropout, augmentation."""

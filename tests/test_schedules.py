@@ -259,6 +259,7 @@ def test_bad_sweeps_are_one_line_errors(write_study, sweep, message):
 
 # --- one real training -----------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_schedules_and_curve_in_a_real_training(data_dir):
     """lr decay, a momentum ramp, late L1 and the accuracy curve, trained alone."""
     training = Training(optimizer="sgd", learning_rate=0.05, lr_decay=0.5, momentum_start=0.5,

@@ -137,6 +137,7 @@ def _writer(path, name, start):
         store.append(path, {"key": f"{name}-{i}", "writer": name, "i": i, "pad": PAD})
 
 
+@pytest.mark.slow
 def test_two_processes_appending_at_once_never_interleave(path):
     context = multiprocessing.get_context("spawn")  # no fork of a process that may hold TF
     start = context.Event()
