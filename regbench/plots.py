@@ -25,6 +25,7 @@ ARM_COLORS = {
     "early_stopping": "#e377c2",
     "max_norm": "#bcbd22",
 }
+JITTER_SEED = 0
 SPARE_COLORS = ["#17becf", "#7f7f7f", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896", "#c5b0d5",
                 "#c49c94", "#f7b6d2", "#dbdb8d", "#9edae5", "#393b79", "#637939", "#8c6d31"]
 SPARSITY_COLUMNS = {  # column -> tick label
@@ -258,9 +259,16 @@ def _strip(ax, data: pd.DataFrame, column: str, arms: list, palette: dict) -> No
 
     data = data[data["arm"].isin(arms)]
     if not data.empty:
-        sns.stripplot(data=data, x=column, y="arm", hue="arm", order=arms, hue_order=arms,
-                      palette=palette, orient="h", jitter=0.15, size=6, alpha=0.8,
-                      legend=False, ax=ax)
+        # seaborn jitters with NumPy's global generator: seeded here, so that regenerating a
+        # report gives the same figure, and restored, so that nothing else is disturbed.
+        state = np.random.get_state()
+        np.random.seed(JITTER_SEED)
+        try:
+            sns.stripplot(data=data, x=column, y="arm", hue="arm", order=arms, hue_order=arms,
+                          palette=palette, orient="h", jitter=0.15, size=6, alpha=0.8,
+                          legend=False, ax=ax)
+        finally:
+            np.random.set_state(state)
     ax.set_yticks(range(len(arms)), arms)
     ax.set_ylim(len(arms) - 0.5, -0.5)  # every arm keeps its row, with data or without
 
