@@ -7,6 +7,8 @@ from __future__ import annotations
 import pytest
 
 from regbench.bench import cases, timing
+
+pytest.importorskip("tensorflow", reason="the input pipelines timed here are tf.data's")
 from regbench.macs import forward_macs, train_flops
 
 

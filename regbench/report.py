@@ -30,6 +30,7 @@ from regbench.document import (
 )
 from regbench.errors import RegbenchError
 from regbench.plots import arms_of
+from regbench.report_backends import backend_blocks
 from regbench.report_figures import figure_blocks
 
 # metric -> (heading, higher is better); the paired comparisons and their Holm families
@@ -503,6 +504,9 @@ def build_report(rows: pd.DataFrame, results: str | Path, out_dir: str | Path) -
             blocks += [Heading("Technique effects", level), *effect]
         blocks += [Heading("Figures", level), *figure_blocks(part, baseline, prefix),
                    Heading("Cells not ok", level), *not_ok_blocks(part)]
+    compared = backend_blocks(rows)
+    if compared:
+        blocks += [Heading("Backends compared", 2), *compared]
     blocks += reproducibility_blocks(rows, results, out_dir, regenerate)
     return blocks
 

@@ -122,6 +122,47 @@ def holm(pvalues) -> np.ndarray:
     return out
 
 
+def welch(a, b, confidence: float = CONFIDENCE) -> dict[str, float]:
+    """mean(a) - mean(b) with its Welch t-interval, standard error and degrees of freedom."""
+    from scipy import stats as st
+
+    a, b = _finite(a), _finite(b)
+    out = {"diff": math.nan, "low": math.nan, "high": math.nan, "se": math.nan,
+           "df": math.nan, "n_a": len(a), "n_b": len(b)}
+    if len(a) < 2 or len(b) < 2:
+        return out
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    diff, se = float(a.mean() - b.mean()), math.sqrt(va + vb)
+    if se == 0:
+        return out | {"diff": diff, "low": diff, "high": diff, "se": 0.0, "df": math.inf}
+    df = (va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))
+    half = float(st.t.ppf((1 + confidence) / 2, df)) * se
+    return out | {"diff": diff, "low": diff - half, "high": diff + half, "se": se,
+                  "df": float(df)}
+
+
+def tost(a, b, margin: float, alpha: float = ALPHA) -> dict[str, float]:
+    """Two one-sided Welch t-tests that mean(a) - mean(b) lies within (-margin, +margin).
+
+    Returns `welch`'s fields with the (1 - 2 alpha) interval (equivalence at level alpha is
+    that interval inside the margin), the TOST p-value, and `power`: the chance that a study of
+    these sizes and spreads declares equivalence when the true difference is 0 (Welch's
+    degrees of freedom, central t). A test whose power is low says nothing when it does not
+    declare equivalence.
+    """
+    from scipy import stats as st
+
+    out = welch(a, b, 1 - 2 * alpha) | {"p": math.nan, "power": math.nan}
+    diff, se, df = out["diff"], out["se"], out["df"]
+    if math.isnan(diff):
+        return out
+    if se == 0:  # no spread at all: decided by the difference itself
+        return out | {"p": 0.0 if abs(diff) < margin else 1.0, "power": 1.0}
+    p = max(st.t.sf((diff + margin) / se, df), st.t.cdf((diff - margin) / se, df))
+    power = max(0.0, 2 * st.t.cdf(margin / se - st.t.ppf(1 - alpha, df), df) - 1)
+    return out | {"p": float(p), "power": float(power)}
+
+
 def verdict(mean_diff: float, p_adjusted: float, higher_is_better: bool,
             alpha: float = ALPHA) -> str:
     """`better`, `worse` or `indistinguishable` from a mean difference and its adjusted p."""

@@ -25,6 +25,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from regbench.errors import RegbenchError
+from regbench.provenance import configured_backend
 from regbench.recipe import (
     NONE,
     TECHNIQUES,
@@ -44,6 +45,7 @@ DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
 STUDY_KEYS = ("name", "description", "datasets", "seeds", "model", "training", "sweep",
               "techniques", "design")
 KEY_VERSION = 1  # bump when training code changes what a cell's result is
+DEFAULT_BACKEND = "tensorflow"
 MAX_SEEDS = 10_000  # seeds per study
 MAX_SEED = 2**31 - 1  # the largest seed the backends accept
 
@@ -56,10 +58,13 @@ class Cell:
     training: Training
     arm: Arm
     seed: int
+    backend: str = DEFAULT_BACKEND  # the Keras backend that trains it
 
     def spec(self) -> dict:
-        """Everything that determines the result, as plain data."""
-        return {
+        """Everything that determines the result, as plain data. The backend enters only
+        when it is not TensorFlow (whose cells were stored before there was a choice), so
+        one store holds a study under several backends."""
+        spec = {
             "dataset": self.dataset,
             "model": _key_dict(self.model, later_fields("model")),
             "training": _key_dict(self.training, later_fields("training")),
@@ -68,6 +73,9 @@ class Cell:
             "seed": self.seed,
             "key_version": KEY_VERSION,
         }
+        if self.backend != DEFAULT_BACKEND:
+            spec["backend"] = self.backend
+        return spec
 
     @property
     def key(self) -> str:
@@ -97,9 +105,11 @@ class Study:
         """The training settings of each sweep entry (just `training` without a sweep)."""
         return [replace(self.training, **entry) for entry in self.sweep] or [self.training]
 
-    def cells(self) -> list[Cell]:
-        """Seed-major order: an interrupted study has whole seeds, balanced across arms."""
-        return [Cell(self.name, dataset, self.model, training, arm, seed)
+    def cells(self, backend: str | None = None) -> list[Cell]:
+        """Seed-major order: an interrupted study has whole seeds, balanced across arms.
+        `backend`: the Keras backend that will train them (default: the configured one)."""
+        backend = backend or configured_backend()
+        return [Cell(self.name, dataset, self.model, training, arm, seed, backend)
                 for dataset in self.datasets for seed in self.seeds
                 for training in self.trainings() for arm in self.arms]
 

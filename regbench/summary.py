@@ -15,7 +15,8 @@ HEADLINE = {  # column -> heading
     "epochs_run": "epochs",
 }
 GROUP = ["problem", "arm"]
-BUDGET = ["epochs", "train_subset", "batch_size", "learning_rate"]  # split groups if they vary
+BUDGET = ["backend", "epochs", "train_subset", "batch_size", "learning_rate"]  # split groups
+# where they vary
 
 
 def summarize(rows: pd.DataFrame, columns=tuple(HEADLINE)) -> pd.DataFrame:

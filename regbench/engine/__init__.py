@@ -17,6 +17,7 @@ from regbench.engine import alone, branch, loop, plan, stack
 from regbench.engine.backend import configure
 from regbench.engine.data import Streams
 from regbench.engine.evaluate import evaluate
+from regbench.errors import RegbenchError
 from regbench.study import Cell
 
 STRATEGIES = {module.NAME: module for module in (alone, branch, stack)}
@@ -28,6 +29,14 @@ def fit(cells: list[Cell], data_dir: str | None = None, deterministic: bool = Tr
         on_epoch=None) -> list[dict]:
     """Train `cells` (one pack of `plan.plan_packs`, or any part of one) and return their
     rows in order. `on_epoch(epoch, epochs, logs)` is called after every epoch."""
+    import keras
+
+    running = keras.backend.backend()
+    for cell in cells:  # a cell's key says which backend trains it
+        if cell.backend != running:
+            raise RegbenchError(f"a cell of the `{cell.backend}` backend cannot train on "
+                                f"Keras's `{running}` backend; set KERAS_BACKEND="
+                                f"{cell.backend}")
     trained = {}
     for strategy, members, grid in plan.route(cells):
         trained.update(zip(map(id, members), fit_program(
