@@ -88,17 +88,15 @@ def lint(session):
 
 @nox.session
 def benchmarks(session):
-    """Training-step time of every technique, CPU and any visible GPU -> reports/benchmarks/;
-    then whole studies, regbench against the naive loop (`regbench bench-grid`, 55-80 min
-    on 2 cores) -> reports/benchmarks/grid.md. `-- --steps-only` skips the second part.
-
-    Each Keras backend importable in this venv is timed (tensorflow; jax/torch when installed,
-    e.g. `pip install -e .[jax]`). `nox -s benchmarks -- --full` (or REGBENCH_BENCH_PROFILE=full)
-    for the long profile; other arguments go to pytest.
+    """Training-step time of every technique, on the CPU and any visible GPU, under every Keras
+    backend installed here (TensorFlow and JAX) -> reports/benchmarks/ (about 20 min on 2
+    cores). `-- --full` (or REGBENCH_BENCH_PROFILE=full): the long profile. `-- --grid`: then
+    whole studies, regbench against the naive loop (`regbench bench-grid`, 55-80 min on 2
+    cores) -> reports/benchmarks/grid.md. Other arguments go to pytest.
     """
-    session.install("-e", ".[test]")
-    steps_only = "--steps-only" in session.posargs
-    posargs = [arg for arg in session.posargs if arg != "--steps-only"]
+    session.install("-e", ".[test,jax]")  # TensorFlow and JAX rows side by side
+    grid = "--grid" in session.posargs
+    posargs = [arg for arg in session.posargs if arg != "--grid"]
     os.makedirs("reports/benchmarks/raw", exist_ok=True)
     written = []
     for backend in ("tensorflow", "jax", "torch"):
@@ -115,5 +113,5 @@ def benchmarks(session):
                     env={"KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
         written.append(raw)
     session.run("regbench", "bench-report", *written)
-    if not steps_only:
+    if grid:
         session.run("regbench", "bench-grid")

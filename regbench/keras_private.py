@@ -27,6 +27,16 @@ def variable_index(optimizer, variable) -> int:
     return optimizer._get_variable_index(variable)
 
 
+def sync_state(model) -> None:
+    """Bring a model's variables up to date in the middle of `fit`. On JAX, Keras keeps the
+    training state in the compiled step's arrays and writes it back to the variables only
+    when asked (`JAXTrainer.jax_state_sync`, which its own callbacks call); elsewhere the
+    variables are always current."""
+    sync = getattr(model, "jax_state_sync", None)
+    if sync is not None:
+        sync()
+
+
 def tf_stateless_seed(seed):
     """A (2,) int64 seed as Keras's TensorFlow backend passes it to `tf.random.stateless_*`
     (cast to int32 by floor-mod), so masks drawn outside a layer equal the layer's own."""

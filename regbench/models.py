@@ -264,6 +264,13 @@ def model_layers(model: Model, arm: Arm, classes: int, seed: int, flip_ok: bool 
         layers += _after_hidden(arm, seed, i, dense=True, prefix=prefix)
     layers.append(keras.layers.Dense(classes, activation="softmax",
                                      **_weight_args(arm, seed, "output", prefix, is_output=True)))
+    for layer in layers:  # a switched penalty's variable belongs to its layer's state
+        penalty = getattr(layer, "kernel_regularizer", None)
+        if isinstance(penalty, LateL1):
+            # Tracked as the layer's own (non-trainable) variable, it is part of the state
+            # JAX's compiled step reads; kept only in the regularizer, JAX would fix its value
+            # when the step is traced and the switch would never turn on.
+            layer.l1_late_switch = penalty.switch
     return layers
 
 

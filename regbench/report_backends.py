@@ -26,7 +26,8 @@ def backend_blocks(rows: pd.DataFrame) -> list:
         f"p < {stats.ALPHA}; **different** that the {1 - stats.ALPHA:.0%} interval excludes 0; "
         "otherwise **not resolved** at this n. Power is the chance these seeds and spreads "
         "declare equivalence when the true difference is 0: below 0.8, a failure to declare "
-        "equivalence is no evidence of a difference. Time ratio: median seconds per epoch, "
+        "equivalence is no evidence of a difference; the seeds per backend that would give "
+        "0.8 at these spreads stand beside it. Time ratio: median seconds per epoch, "
         "this backend over the reference (a packed cell's epoch is its pack's).")]
     for values, part in rows.groupby(keys, sort=False):
         values = values if isinstance(values, tuple) else (values,)
@@ -59,6 +60,8 @@ def comparisons(rows: pd.DataFrame) -> pd.DataFrame:
                 "arm": arm, "backend": backend, **test,
                 "mean": other["test_acc"].mean(), "reference_mean": base["test_acc"].mean(),
                 "verdict": _verdict(test, welch),
+                "seeds_needed": stats.tost_seeds_needed(other["test_acc"], base["test_acc"],
+                                                        MARGIN),
                 "time_ratio": other["epoch_s"].median() / base["epoch_s"].median()
                 if "epoch_s" in rows and len(base) and len(other) else float("nan"),
             })
@@ -81,13 +84,18 @@ def _comparison(rows: pd.DataFrame) -> list:
     lines = tuple((
         f"`{r.arm}`", r.backend, f"{r.n_a} / {r.n_b}", f"{r.mean:.4f} / {r.reference_mean:.4f}",
         _pp(r.diff), f"[{_pp(r.low)}, {_pp(r.high)}]", _p(r.p), f"{r.power:.2f}",
-        f"**{r.verdict}**", f"{r.time_ratio:.2f}x") for r in table.itertuples())
+        _seeds(r.seeds_needed), f"**{r.verdict}**", f"{r.time_ratio:.2f}x")
+        for r in table.itertuples())
     counts = table["verdict"].value_counts()
     return [Table(("arm", "backend", f"n (it / {reference})", "test acc (it / ref)",
                    "difference (pp)", f"{1 - 2 * stats.ALPHA:.0%} interval (pp)", "TOST p",
-                   "power", "verdict", "time per epoch"), lines),
+                   "power", "seeds for power 0.8", "verdict", "time per epoch"), lines),
             Bullets(tuple(f"{counts.get(v, 0)} of {len(table)} arms {v}"
                           for v in ("equivalent", "different", "not resolved")))]
+
+
+def _seeds(n) -> str:
+    return "> 10,000" if n is None or pd.isna(n) else str(int(n))
 
 
 def _pp(x: float) -> str:

@@ -163,6 +163,25 @@ def tost(a, b, margin: float, alpha: float = ALPHA) -> dict[str, float]:
     return out | {"p": float(p), "power": float(power)}
 
 
+def tost_seeds_needed(a, b, margin: float, power: float = 0.8, alpha: float = ALPHA,
+                      most: int = 10_000) -> int | None:
+    """Seeds per group for a TOST at `margin` to have `power` when the true difference is 0,
+    at the spreads of `a` and `b` (None: not within `most`)."""
+    from scipy import stats as st
+
+    a, b = _finite(a), _finite(b)
+    if len(a) < 2 or len(b) < 2:
+        return None
+    spread = a.var(ddof=1) + b.var(ddof=1)
+    if spread == 0:
+        return 2
+    for n in range(2, most + 1):
+        se, df = math.sqrt(spread / n), 2 * n - 2
+        if 2 * st.t.cdf(margin / se - st.t.ppf(1 - alpha, df), df) - 1 >= power:
+            return n
+    return None
+
+
 def verdict(mean_diff: float, p_adjusted: float, higher_is_better: bool,
             alpha: float = ALPHA) -> str:
     """`better`, `worse` or `indistinguishable` from a mean difference and its adjusted p."""

@@ -76,3 +76,28 @@ def test_every_strategy_trains_a_cell_twice_to_the_same_row(strategy, data_dir):
         first, second = (engine.fit(cells, str(data_dir)) for _ in range(2))
         assert {row["strategy"] for row in first} == {STACK}
     assert [_comparable(r) for r in first] == [_comparable(r) for r in second]
+
+
+def _history(study: dict, arms: list[str], data_dir) -> dict:
+    cells = parse_study({**STUDY, **study, "seeds": [0],
+                         "design": {"kind": "explicit", "arms": arms}}, "acts").cells()
+    return {c.arm.label: engine.fit([c], str(data_dir))[0]["history"]["xent"] for c in cells}
+
+
+@pytest.mark.slow
+def test_settings_that_change_between_epochs_act_from_their_epoch(data_dir):
+    """The late L1 switch, a decaying learning rate and a momentum ramp take effect in the
+    epoch they are set for, on this backend: epoch 1 trains as without them, epoch 2 not.
+    (On JAX a value the compiled step does not hold as state would stay at its first.)"""
+    engine.configure(deterministic=True)
+    late = _history({"techniques": {"l1_late": {"factor": 0.01, "start": 0.5}}},
+                    ["none", "l1_late"], data_dir)
+    sgd = {"optimizer": "sgd", "learning_rate": 0.05}
+    decay = _history({"training": {**STUDY["training"], **sgd, "lr_decay": 0.1}}, ["none"],
+                     data_dir)["none"]
+    ramp = _history({"training": {**STUDY["training"], **sgd, "momentum": 0.9,
+                                  "momentum_epochs": 1}}, ["none"], data_dir)["none"]
+    constant = _history({"training": {**STUDY["training"], **sgd}}, ["none"], data_dir)["none"]
+    assert late["l1_late"][0] == late["none"][0] and late["l1_late"][1] != late["none"][1]
+    assert decay[0] == constant[0] and decay[1] != constant[1]
+    assert ramp[0] == constant[0] and ramp[1] != constant[1]

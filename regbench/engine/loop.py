@@ -145,6 +145,9 @@ def _curve_callback():
             self.taken = 0
 
         def on_train_batch_end(self, batch, logs=None):
+            from regbench.keras_private import sync_state
+
+            sync_state(self.program.net)  # the steps and weights so far (JAX)
             if self.program.steps() >= (self.taken + 1) * self.every:
                 self.taken += 1
                 self.record([k for k in range(len(self.points)) if k not in self.done])

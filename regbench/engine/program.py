@@ -84,8 +84,12 @@ def kernels(layers: list) -> dict:
 
 def compile_network(net, training: Training, loss, metrics) -> None:
     """The one compile call: the cell's optimizer, its losses and metrics."""
+    import keras
+
+    # torch runs one step per call (Keras refuses more there)
+    steps = 1 if keras.backend.backend() == "torch" else STEPS_PER_EXECUTION
     net.compile(optimizer=make_optimizer(training), loss=loss, metrics=metrics,
-                steps_per_execution=STEPS_PER_EXECUTION, jit_compile="auto")
+                steps_per_execution=steps, jit_compile="auto")
 
 
 def cell_metrics() -> list:

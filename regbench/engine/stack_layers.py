@@ -176,6 +176,7 @@ class MemberMaxNorm(keras.constraints.Constraint):
         self.in_axis = in_axis
 
     def __call__(self, w):
+        w = ops.convert_to_tensor(w)  # JAX's `where` takes arrays, not Keras variables
         norms = ops.sqrt(ops.sum(ops.square(w), axis=self.in_axis, keepdims=True))
         desired = ops.clip(norms, 0, self.c)
         return ops.where(self.on, w * (desired / (keras.backend.epsilon() + norms)), w)
@@ -254,6 +255,11 @@ class StackedInput(keras.layers.Layer):
         super().__init__(**kwargs)
         self.augment, self.cols = augment, cols
         self.dropout = dropout
+
+    def build(self, input_shape):
+        """Nothing to create: the members' layers hold no weights (their seed generators come
+        with them)."""
+        self.built = True
 
     def call(self, x, training=False, augmented=None, masks=None):
         if augmented is not None:
