@@ -9,6 +9,7 @@ import pandas as pd
 
 from regbench import stats, summary
 from regbench.document import Bullets, Para, Table
+from regbench.plots import arms_of
 
 MARGIN = 0.003  # test accuracy: equivalence within ±0.3 percentage points
 REFERENCE = "tensorflow"  # the default backend, which the others are compared with
@@ -47,7 +48,7 @@ def comparisons(rows: pd.DataFrame) -> pd.DataFrame:
     ok = rows[rows["status"] == "ok"]
     reference = _reference(rows)
     out = []
-    for arm in dict.fromkeys(rows["arm"]):
+    for arm in arms_of(rows):
         mine = ok[ok["arm"] == arm]
         base = mine[mine["backend"] == reference]
         for backend in dict.fromkeys(rows["backend"]):
