@@ -272,3 +272,9 @@ def test_the_package_starts_no_backend_and_exposes_what_cli_calls():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["compare", "format_comparison", "load_runs", "write_report"]
+
+
+def test_two_runs_of_one_case_are_refused_in_one_line(tmp_path):
+    base, _ = _runs(tmp_path)
+    with pytest.raises(RegbenchError, match=r"is also in .*base.*give one run of each case"):
+        results.load_runs([base, base])

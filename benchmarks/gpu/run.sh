@@ -8,8 +8,8 @@
 #                     with the CPU rows)
 #   tutorial.jsonl    the MNIST tutorial study, 2 seeds x 2 epochs, stacked on the GPU (rows)
 #   log.txt           everything printed
-# About 6 minutes on an H200. `DEVICE=cpu SUBSET=2000` runs the same steps on the CPU, the
-# study on 2,000 training images (a dry run).
+# About 6 minutes on an H200. A dry run on a CPU: `DEVICE=cpu CASES="mnist_mlp- and b128"
+# SUBSET=2000` (the CPU cases of one problem and batch size, the study on 2,000 images).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OUT="${OUT:-results/gpu}"
@@ -24,7 +24,7 @@ export KERAS_BACKEND=jax REGBENCH_DATA_DIR="$PWD/.whl" PYTHONUNBUFFERED=1
 python3 -c "import jax, keras; print('jax', jax.__version__, jax.devices(), 'keras', keras.__version__)"
 began=$SECONDS
 timeout 330 python3 -m pytest benchmarks/test_step_time.py -p no:cacheprovider -q \
-  -k "$DEVICE-" --benchmark-json="$OUT/jax-$DEVICE.json" \
+  -k "$DEVICE- ${CASES:+and ($CASES)}" --benchmark-json="$OUT/jax-$DEVICE.json" \
   --benchmark-columns=median,iqr,rounds --benchmark-sort=fullname
 echo "step grid: $((SECONDS - began)) s"
 began=$SECONDS

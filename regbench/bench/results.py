@@ -92,9 +92,17 @@ def load_runs(paths) -> tuple:
     fingerprints, one per file."""
     import pandas as pd
 
-    rows, machines = [], []
-    for path in paths:
-        r, machine = load_run(path)
+    runs = [(path, *load_run(path)) for path in paths]
+    # One order whatever the order of the arguments: by backend, then file.
+    runs.sort(key=lambda run: (_backend_rank(run[2]), str(run[0])))
+    rows, machines, seen = [], [], {}
+    for i, (path, r, machine) in enumerate(runs):
+        for row in r:  # one run per case: two would be averaged into one line unseen
+            case = (row.get("backend"), row.get("name"))
+            if seen.setdefault(case, (i, path))[0] != i:
+                raise RegbenchError(f"{path}: {case[1]} [{case[0]}] is also in "
+                                    f"{seen[case][1]}; give one run of each case "
+                                    "(bench-compare compares runs)")
         rows += r
         machines.append({"file": str(path), **machine})
     df = pd.DataFrame(rows)
@@ -102,6 +110,13 @@ def load_runs(paths) -> tuple:
         if column not in df:
             df[column] = None
     return df, machines
+
+
+def _backend_rank(machine: dict) -> int:
+    from regbench.provenance import BACKENDS
+
+    backend = machine.get("keras_backend") or machine.get("backend")
+    return BACKENDS.index(backend) if backend in BACKENDS else len(BACKENDS)
 
 
 def derive(df):
