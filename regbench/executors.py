@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import sys
 import threading
 import time
 from dataclasses import dataclass
@@ -147,6 +148,9 @@ def train_pack(cells, data_dir, deterministic, on_epoch=None) -> list[dict]:
     except Exception as error:  # one broken cell must not stop the study
         if len(cells) == 1:
             return [rows.failed_row(cells[0], error, deterministic)]
+        message = " ".join(str(error).split())[:200]
+        print(f"regbench: a pack of {len(cells)} cells raised {type(error).__name__}: "
+              f"{message}; training them one at a time", file=sys.stderr, flush=True)
     return [row for cell in cells
             for row in train_pack([cell], data_dir, deterministic, on_epoch)]
 

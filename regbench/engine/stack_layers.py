@@ -94,6 +94,12 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool):
 
 # --- layers --------------------------------------------------------------------------------
 
+def _tensor(array: np.ndarray):
+    """A per-member constant as a backend tensor: torch refuses NumPy arrays in arithmetic with
+    tensors that carry gradients."""
+    return ops.convert_to_tensor(array)
+
+
 class StackedDense(keras.layers.Layer):
     """S x A Dense layers. Kernel (S, A, in, out), or (S, in, A, out) with a shared input."""
 
@@ -148,6 +154,7 @@ class MemberPenalty(keras.regularizers.Regularizer):
         self.l2 = l2.reshape(shape) if l2.any() else None
 
     def __call__(self, w):
+        w = ops.convert_to_tensor(w)  # a Keras variable would cut torch's gradient off
         @ops.custom_gradient
         def zero(w):
             def grad(*args, upstream=None):
@@ -159,9 +166,9 @@ class MemberPenalty(keras.regularizers.Regularizer):
     def gradient(self, w):
         terms = []
         if self.l1 is not None:
-            terms.append(self.l1 * ops.sign(w))
+            terms.append(_tensor(self.l1) * ops.sign(w))
         if self.l2 is not None:
-            terms.append((2 * self.l2) * w)
+            terms.append(_tensor(2 * self.l2) * w)
         return terms[0] + terms[1] if len(terms) == 2 else terms[0]
 
 
@@ -178,8 +185,9 @@ class MemberMaxNorm(keras.constraints.Constraint):
     def __call__(self, w):
         w = ops.convert_to_tensor(w)  # JAX's `where` takes arrays, not Keras variables
         norms = ops.sqrt(ops.sum(ops.square(w), axis=self.in_axis, keepdims=True))
-        desired = ops.clip(norms, 0, self.c)
-        return ops.where(self.on, w * (desired / (keras.backend.epsilon() + norms)), w)
+        desired = ops.minimum(norms, _tensor(self.c))  # norms are >= 0
+        return ops.where(_tensor(self.on), w * (desired / (keras.backend.epsilon() + norms)),
+                         w)
 
 
 class StackedBatchNorm(keras.layers.Layer):
@@ -204,18 +212,19 @@ class StackedBatchNorm(keras.layers.Layer):
         return (s, a)
 
     def call(self, h, training=False):
+        momentum, epsilon = _tensor(self.momentum), _tensor(self.epsilon)
         if training:
             mean, variance = ops.moments(h, axes=[2], keepdims=True)
-            self.moving_mean.assign(self.moving_mean * self.momentum
-                                    + mean[:, :, 0] * (1.0 - self.momentum))
-            self.moving_variance.assign(self.moving_variance * self.momentum
-                                        + variance[:, :, 0] * (1.0 - self.momentum))
+            self.moving_mean.assign(ops.stop_gradient(
+                self.moving_mean * momentum + mean[:, :, 0] * (1.0 - momentum)))
+            self.moving_variance.assign(ops.stop_gradient(
+                self.moving_variance * momentum + variance[:, :, 0] * (1.0 - momentum)))
         else:
             mean = self.moving_mean[:, :, None, :]
             variance = self.moving_variance[:, :, None, :]
-        inv = ops.rsqrt(variance + self.epsilon) * self.gamma[:, :, None, :]
+        inv = ops.rsqrt(variance + epsilon) * self.gamma[:, :, None, :]
         normalized = h * inv + (self.beta[:, :, None, :] - mean * inv)
-        return ops.where(self.enabled, normalized, h)
+        return ops.where(_tensor(self.enabled), normalized, h)
 
 
 class StackedDropout(keras.layers.Layer):
@@ -318,9 +327,13 @@ class MemberCrossentropy(keras.losses.Loss):
     batch, a member's gradient is exactly that of its own mean loss."""
 
     def call(self, y_true, y_pred):
-        labels = ops.broadcast_to(ops.cast(y_true, "int32")[:, :, None], ops.shape(y_pred)[:3])
-        return ops.sum(keras.losses.sparse_categorical_crossentropy(labels, y_pred),
-                       axis=(1, 2))
+        shape = ops.shape(y_pred)  # (batch, S, A, classes)
+        labels = ops.broadcast_to(ops.cast(y_true, "int32")[:, :, None], shape[:3])
+        # One flat (examples x members, classes) cross-entropy: torch's backward of it needs
+        # contiguous arrays, which the reshapes make; elsewhere they are free.
+        xent = keras.losses.sparse_categorical_crossentropy(
+            ops.reshape(labels, (-1,)), ops.reshape(y_pred, (-1, shape[-1])))
+        return ops.sum(ops.reshape(xent, shape[:3]), axis=(1, 2))
 
 
 class MemberMetrics(keras.metrics.Metric):
