@@ -45,16 +45,45 @@ class Table:
 
 
 @dataclass(frozen=True)
+class Contents:
+    """A table of contents: links to every heading of `levels` in the document."""
+    levels: tuple[int, ...] = (2, 3)
+
+
+@dataclass(frozen=True)
 class Figure:
     path: str  # relative to the report folder
     caption: str
     png: bytes = field(repr=False)
 
 
+def anchors(blocks: list) -> dict[int, str]:
+    """Block index -> anchor of each heading, as GitHub makes them (lower case, punctuation
+    dropped, spaces to hyphens, repeats numbered), so one link works in both renderings."""
+    out, seen = {}, {}
+    for i, b in enumerate(blocks):
+        if isinstance(b, Heading):
+            slug = re.sub(r"[^\w\- ]", "", b.text.lower()).replace(" ", "-")
+            count = seen.get(slug, 0)
+            seen[slug] = count + 1
+            out[i] = f"{slug}-{count}" if count else slug
+    return out
+
+
+def _contents(blocks: list, levels: tuple[int, ...]) -> list[tuple[int, str, str]]:
+    """(depth, text, anchor) of each heading the table of contents lists."""
+    top = min(levels)
+    return [(blocks[i].level - top, blocks[i].text, slug)
+            for i, slug in anchors(blocks).items() if blocks[i].level in levels]
+
+
 def render_markdown(blocks: list) -> str:
     out = []
     for b in blocks:
-        if isinstance(b, Heading):
+        if isinstance(b, Contents):
+            out.append("\n".join(f"{'  ' * depth}- [{text}](#{slug})"
+                                 for depth, text, slug in _contents(blocks, b.levels)))
+        elif isinstance(b, Heading):
             out.append("#" * b.level + " " + b.text)
         elif isinstance(b, Para):
             out.append(b.text)
@@ -83,14 +112,22 @@ pre { padding: 0.6em; overflow-x: auto; }
 figure { margin: 1.5em 0; }
 figure img { max-width: 100%; height: auto; }
 figcaption { font-style: italic; color: #555; }
+nav.toc ul { list-style: none; padding-left: 0; columns: 2; }
+nav.toc li.depth1 { padding-left: 1.5em; }
+nav.toc li.depth2 { padding-left: 3em; }
 """
 
 
 def render_html(blocks: list, title: str) -> str:
     body = []
-    for b in blocks:
-        if isinstance(b, Heading):
-            body.append(f"<h{b.level}>{_inline(b.text)}</h{b.level}>")
+    ids = anchors(blocks)
+    for i, b in enumerate(blocks):
+        if isinstance(b, Contents):
+            body.append('<nav class="toc"><ul>' + "".join(
+                f'<li class="depth{depth}"><a href="#{slug}">{_inline(text)}</a></li>'
+                for depth, text, slug in _contents(blocks, b.levels)) + "</ul></nav>")
+        elif isinstance(b, Heading):
+            body.append(f'<h{b.level} id="{ids[i]}">{_inline(b.text)}</h{b.level}>')
         elif isinstance(b, Para):
             body.append(f"<p>{_inline(b.text)}</p>")
         elif isinstance(b, Bullets):

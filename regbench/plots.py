@@ -106,20 +106,31 @@ def plot_paired_differences(df: pd.DataFrame, metric: str = "test_acc", baseline
     _strip(ax, diffs, "diff", arms, palette)
     _label_not_ok(ax, df, arms)
     for i, arm in enumerate(arms):
-        values = diffs.loc[diffs["arm"] == arm, "diff"]
-        if len(values):
-            ax.plot(values.mean(), i, marker="|", color="black", markersize=16, mew=2.5)
+        values = diffs.loc[diffs["arm"] == arm, "diff"].to_numpy(dtype=float)
+        if not len(values):
+            continue
+        mean = values.mean()
+        low, high = stats.bootstrap_ci(values)
+        if not np.isnan(low):
+            ax.errorbar(mean, i, xerr=[[max(0.0, mean - low)], [max(0.0, high - mean)]],
+                        fmt="none", ecolor="black", elinewidth=1.5, capsize=4, zorder=3)
+        ax.plot(mean, i, marker="|", color="black", markersize=16, mew=2.5, zorder=4)
     ax.axvline(0.0, color="grey", linewidth=0.8, zorder=0)
     ax.set_xlabel(f"{LABELS.get(metric, metric)}: arm − {baseline}, same seed")
     ax.set_ylabel("")
-    ax.set_title(f"paired differences from {baseline} (dots: seeds, bar: mean)",
+    ax.set_title(f"paired differences from {baseline} (dots: seeds, tick: mean, bar: 95% CI)",
                  fontsize="medium")
     return ax
 
 
-def plot_learning_curves(df: pd.DataFrame, ax=None, palette=None, reference: str | None = None):
-    """Train (dashed) and validation (solid) cross-entropy per epoch, mean over seeds and the
-    min-max band across seeds. `reference`: an arm whose validation curve is drawn in grey.
+CURVES = {"xent": ("xent", "val_xent", "cross-entropy"), "acc": ("acc", "val_acc", "accuracy")}
+
+
+def plot_learning_curves(df: pd.DataFrame, ax=None, palette=None,
+                         reference: pd.DataFrame | None = None, metric: str = "xent"):
+    """Train (dashed) and validation (solid) cross-entropy (`metric="xent"`, log scale) or
+    accuracy (`"acc"`) per epoch, mean over seeds and the min-max band across seeds.
+    `reference`: rows of an arm whose validation curve is drawn in grey, dotted.
 
     The train curve is Keras's running average over each epoch, in training mode (dropout on,
     augmented inputs); the validation curve is evaluated in inference mode after each epoch.
@@ -128,22 +139,24 @@ def plot_learning_curves(df: pd.DataFrame, ax=None, palette=None, reference: str
     ok = _ok(df)
     arms = arms_of(ok)
     palette = palette or arm_palette(arms)
-    if reference is not None and reference in arms:
-        mean, low, high = _curve(ok[ok["arm"] == reference], "val_xent")
-        ax.plot(np.arange(1, len(mean) + 1), mean, color="0.6", linewidth=1, linestyle=":",
-                label=f"{reference} (validation)")
+    train_key, val_key, label = CURVES[metric]
+    if reference is not None and len(_ok(reference)):
+        mean, low, high = _curve(_ok(reference), val_key)
+        ax.plot(np.arange(1, len(mean) + 1), mean, color="0.45", linewidth=1.2, linestyle=":",
+                label=f"{arms_of(_ok(reference))[0]} (validation)")
     for arm in arms:
         rows = ok[ok["arm"] == arm]
-        for key, style, kind in (("xent", "--", "train"), ("val_xent", "-", "validation")):
+        for key, style, kind in ((train_key, "--", "train"), (val_key, "-", "validation")):
             mean, low, high = _curve(rows, key)
             if not len(mean):
                 continue
             epochs = np.arange(1, len(mean) + 1)
             ax.plot(epochs, mean, linestyle=style, color=palette[arm], label=f"{arm} ({kind})")
             ax.fill_between(epochs, low, high, color=palette[arm], alpha=0.2, linewidth=0)
-    ax.set_yscale("log")
+    if metric == "xent":
+        ax.set_yscale("log")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy")
+    ax.set_ylabel(label)
     return ax
 
 
@@ -217,8 +230,6 @@ def plot_cost(df: pd.DataFrame, ax=None, palette=None, time: str = "epoch_s"):
         t, acc = rows[time].astype(float), rows["test_acc"].astype(float)
         ax.errorbar(t.mean(), acc.mean(), xerr=_std(t), yerr=_std(acc), color=palette[arm],
                     marker="o", capsize=3, label=arm)
-        ax.annotate(arm, (t.mean(), acc.mean()), textcoords="offset points", xytext=(5, 4),
-                    fontsize="small", color=palette[arm])
     ax.set_xlabel(LABELS[time])
     ax.set_ylabel(LABELS["test_acc"])
     ax.set_title("accuracy vs cost (mean ± std over seeds)", fontsize="medium")

@@ -5,13 +5,14 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from report_rows import TUTORIAL, row, tutorial_rows  # noqa: E402
 
-from regbench import plots  # noqa: E402
+from regbench import plots, stats  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,7 @@ def test_plot_paired_differences_leaves_out_the_baseline(df, ax):
 
 def test_plot_learning_curves_draws_train_and_validation_per_arm(df, ax):
     part = df[df["arm"].isin(["none", "early_stopping"])]
-    plots.plot_learning_curves(part, ax=ax, reference="none")
+    plots.plot_learning_curves(part, ax=ax, reference=df[df["arm"] == "none"])
     labels = [line.get_label() for line in ax.get_lines()]
     assert labels == ["none (validation)", "none (train)", "none (validation)",
                       "early_stopping (train)", "early_stopping (validation)"]
@@ -104,7 +105,7 @@ def test_plot_cost(df, ax, time, label):
     plots.plot_cost(df, ax=ax, time=time)
     assert ax.get_xlabel() == label
     assert ax.get_ylabel() == "test accuracy"
-    assert {t.get_text() for t in ax.texts} == set(TUTORIAL)
+    assert set(ax.get_legend_handles_labels()[1]) == set(TUTORIAL)
 
 
 # --- what is drawn where, on rows without jitter (noise=0) ----------------------------------
@@ -148,7 +149,9 @@ def test_plot_paired_differences_draws_the_differences_of_each_seed(ax):
     points = [r9(sorted(c.get_offsets()[:, 0])) for c in ax.collections
               if isinstance(c, PathCollection) and len(c.get_offsets())]
     assert points == [[0.01, 0.02, 0.03], [-0.05] * 3]
-    means = [line.get_xdata()[0] for line in ax.get_lines() if line.get_marker() == "|"]
+    caps = [line for bar in ax.containers for line in bar[1]]
+    means = [line.get_xdata()[0] for line in ax.get_lines()
+             if line.get_marker() == "|" and line not in caps]
     assert means == pytest.approx([0.02, -0.05])
 
 
@@ -179,8 +182,35 @@ def test_plot_cost_places_each_arm_at_its_mean_time_and_accuracy(ax):
                          range(2)] + [exact("l1", s, test_acc=0.8, epoch_s=2.0 + s)
                                       for s in range(2)])
     plots.plot_cost(rows, ax=ax)
-    assert {t.get_text(): r9(t.xy) for t in ax.texts} == {"none": [1.0, 0.91],
-                                                           "l1": [2.5, 0.8]}
+    points = {bar.get_label(): r9(bar.lines[0].get_xydata()[0]) for bar in ax.containers}
+    assert points == {"none": [1.0, 0.91], "l1": [2.5, 0.8]}
+    assert not ax.texts  # named in the legend, not beside points that may overlap
+
+
+def test_plot_paired_differences_draws_the_interval_of_the_mean_difference(ax):
+    # x - none: 0.01, 0.02, 0.03, 0.04 at four seeds; the bar is the bootstrap interval
+    rows = pd.DataFrame([exact("none", s, test_acc=0.9) for s in range(4)]
+                        + [exact("x", s, test_acc=0.91 + 0.01 * s) for s in range(4)])
+    plots.plot_paired_differences(rows, "test_acc", "none", ax=ax)
+    low, high = stats.bootstrap_ci(np.array([0.01, 0.02, 0.03, 0.04]))
+    bars = [seg for c in ax.collections if isinstance(c, LineCollection)
+            for seg in c.get_segments()]
+    assert [r9(sorted(seg[:, 0])) for seg in bars] == [r9([low, high])]
+    assert 0.01 <= low < 0.025 < high <= 0.04
+
+
+def test_plot_learning_curves_draws_accuracy_on_a_linear_scale_with_the_reference(ax):
+    rows = [exact("x", s) for s in range(2)]
+    rows[0]["history"] = {"acc": [0.5, 0.7], "val_acc": [0.6, 0.8]}
+    rows[1]["history"] = {"acc": [0.7, 0.9], "val_acc": [0.6, 1.0]}
+    reference = [exact("none", 0)]
+    reference[0]["history"] = {"acc": [0.1, 0.2], "val_acc": [0.3, 0.4]}
+    plots.plot_learning_curves(pd.DataFrame(rows), ax=ax, metric="acc",
+                               reference=pd.DataFrame(reference))
+    curves = {line.get_label(): r9(line.get_ydata()) for line in ax.get_lines()}
+    assert curves == {"none (validation)": [0.3, 0.4], "x (train)": [0.6, 0.8],
+                      "x (validation)": [0.6, 0.9]}
+    assert ax.get_yscale() == "linear" and ax.get_ylabel() == "accuracy"
 
 
 def test_plots_draw_on_the_current_axes_without_ax(df):

@@ -43,12 +43,15 @@ def images(html: str) -> list[str]:
 @pytest.mark.slow
 def test_report_writes_markdown_html_figures_and_csv(written):
     readme = (written / "README.md").read_text()
-    for heading in ("# Report: mnist_tutorial", "## Per arm", "## Paired comparisons with `none`",
-                    "## Figures", "## Cells not ok", "## Reproducibility", "### Selection rule"):
-        assert heading in readme
+    headings = ["# Report: mnist_tutorial", "## Finding", "## Per arm",
+                "## Paired comparisons with `none`", "## Figures", "## Cells not ok",
+                "## Reproducibility", "### Selection rule"]
+    places = [readme.index(f"\n{heading}\n") for heading in headings[1:]]
+    assert readme.startswith(headings[0]) and places == sorted(places)  # the finding first
     figures = sorted(p.name for p in (written / "figures").glob("*.png"))
-    assert figures == ["cost.png", "gap.png", "learning_curves.png", "paired_differences.png",
-                       "sparsity.png", "test_accuracy.png", "weight_magnitudes.png"]
+    assert figures == ["accuracy_curves.png", "cost.png", "gap.png", "learning_curves.png",
+                       "paired_differences.png", "sparsity.png", "test_accuracy.png",
+                       "weight_magnitudes.png"]
     assert sorted(re.findall(r"\]\(figures/([^)]+)\)", readme)) == figures
     assert {"arm", "metric", "n", "mean", "std", "ci_low", "ci_high"} <= set(
         pd.read_csv(written / "arms.csv").columns)
@@ -75,7 +78,7 @@ def test_arm_statistics_are_those_of_the_stored_rows(written):
 def test_html_is_self_contained(written):
     html = (written / "report.html").read_text()
     srcs = images(html)
-    assert len(srcs) == 7
+    assert len(srcs) == 8
     for src in srcs:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1]).startswith(PNG)
@@ -324,5 +327,5 @@ def test_html_report_loads_offline_in_headless_chromium(written, tmp_path):
          "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}",
          "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
         capture_output=True, text=True, timeout=120).stdout
-    assert "<h1>Report: mnist_tutorial</h1>" in dom
+    assert '<h1 id="report-mnist_tutorial">Report: mnist_tutorial</h1>' in dom
     assert f'<pre id="probe">decoded {n} of {n + 1}</pre>' in dom
