@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from regbench import interrupts
 from regbench.errors import RegbenchError
 from regbench.progress import Progress
 
@@ -131,19 +132,31 @@ def _add_bench_commands(commands) -> None:
 def main(argv: list[str] | None = None) -> int:
     # TensorFlow's C++ start-up chatter is not for users; set before it is imported.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    args = build_parser().parse_args(argv)
-    try:
-        command = getattr(args, "func", None) or {"run": cmd_run, "list": cmd_list,
-                                                  "show": cmd_show,
-                                                  "reproduce": cmd_reproduce}[args.command]
-        return command(args)
-    except RegbenchError as error:
-        print(f"regbench: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("regbench: interrupted; finished cells are stored, rerun to resume",
-              file=sys.stderr)
-        return 130
+    with interrupts.handled():  # SIGINT and SIGTERM: one line, status 130 or 143
+        try:
+            args = build_parser().parse_args(argv)
+            command = getattr(args, "func", None) or {"run": cmd_run, "list": cmd_list,
+                                                      "show": cmd_show,
+                                                      "reproduce": cmd_reproduce}[args.command]
+            return command(args)
+        except RegbenchError as error:
+            print(f"regbench: error: {error}", file=sys.stderr)
+            return 2
+        except (ImportError, OSError) as error:  # the machine's fault, not the input's
+            print(f"regbench: error: {_environment_error(error)}", file=sys.stderr)
+            return 2
+        except KeyboardInterrupt as interrupt:
+            return interrupts.report(interrupt)
+
+
+def _environment_error(error: Exception) -> str:
+    """A missing module or a failed system call as one line: what failed (and, for a module,
+    how to install it)."""
+    text = " ".join(str(error).split())
+    if isinstance(error, ImportError):
+        return (f"a module regbench needs cannot be imported ({type(error).__name__}: {text}); "
+                "install regbench's dependencies (pip install -e .)")
+    return f"{type(error).__name__}: {text}"
 
 
 def default_store(study) -> Path:
@@ -183,6 +196,7 @@ def cmd_run(args) -> int:
         return 0
     if todo:
         provenance.check_backend()
+        executors.check_data(todo, options)  # before any folder, TensorFlow or output
     progress = Progress(len(todo), quiet=args.quiet)
     stale = store.stale_keys(path) & {cell.key for cell in cells}
     if stale:
@@ -337,6 +351,7 @@ def cmd_bench_grid(args) -> int:
     from regbench import provenance
     from regbench.bench import grid as gridbench
 
+    gridbench.configs(args.only)  # an empty or unknown name: refused before anything starts
     provenance.check_backend()
     summary = gridbench.run_grid(args.only, args.out,
                                  args.data_dir or os.environ.get("REGBENCH_DATA_DIR"),

@@ -1,7 +1,8 @@
 """Benchmark datasets: find them, verify them byte for byte, split them.
 
-Every array regbench trains or evaluates on is checked against the SHA-256 of its raw bytes
-(`hashlib.sha256(arr.tobytes())`), so a result row can name exactly the data it used.
+Every array regbench trains or evaluates on is checked against its dtype, its shape and the
+SHA-256 of its raw bytes (`hashlib.sha256(arr.tobytes())`), so a result row can name exactly
+the data it used.
 
 Where `load(name)` looks, in order:
 
@@ -50,6 +51,7 @@ FASHION_FILES = (  # IDX files in Keras's order: (array, file name)
     ("x_test", "t10k-images-idx3-ubyte.gz"),
 )
 DOWNLOAD_TIMEOUT_S = 60
+TEST_SIZE = 10000  # examples in x_test, for every dataset here
 
 
 class DataError(RegbenchError):
@@ -267,15 +269,32 @@ def _why(e: Exception) -> str:
 
 
 def _check(ds: DatasetInfo, arrays: dict, where: str) -> None:
-    """Raise a one-line DataError unless every array is uint8 and matches its SHA-256."""
+    """Raise a one-line DataError unless every array is uint8, has its shape and matches its
+    SHA-256."""
     for key in ARRAY_NAMES:
         _check_array(ds, key, arrays[key], where)
+
+
+def expected_shape(ds: DatasetInfo, key: str) -> tuple:
+    """The shape of array `key` in the Keras layout: images (N, H, W), or (N, H, W, C) with
+    more than one channel; labels (N,)."""
+    n = ds.train_size if key.endswith("train") else TEST_SIZE
+    if key.startswith("y"):
+        return (n,)
+    height, width, channels = ds.image_shape
+    return (n, height, width) if channels == 1 else (n, height, width, channels)
 
 
 def _check_array(ds: DatasetInfo, key: str, arr: np.ndarray, where: str) -> None:
     expected = ds.sha256[key]
     if arr.dtype != np.uint8:
         raise DataError(f"{ds.name}: {where}: {key} has dtype {arr.dtype}, expected uint8")
+    # The bytes alone do not fix the shape: the same pixels reshaped hash the same.
+    shape = expected_shape(ds, key)
+    with_channels = (shape[0], *ds.image_shape)  # as the model sees it: accepted as well
+    if arr.shape != shape and not (key.startswith("x") and arr.shape == with_channels):
+        raise DataError(f"{ds.name}: {where}: {key} has shape {arr.shape}, expected {shape}; "
+                        "the file is not in the Keras layout")
     got = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
     if got != expected:
         raise DataError(

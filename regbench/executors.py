@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from regbench import interrupts
 from regbench.errors import RegbenchError
 from regbench.provenance import usable_cores
 
@@ -86,13 +87,34 @@ def _check_workers(value, name: str) -> int:
     return workers
 
 
+def check_data(cells, options) -> None:
+    """Load and verify every dataset `cells` train on: a bad or missing file stops the run
+    here, before anything is written, instead of in every cell. Verified data stays in memory
+    for the cells trained in this process (`data.load` keeps it)."""
+    from regbench import data
+
+    for name in sorted({cell.dataset for cell in cells}):
+        data.load(name, data_dir=options.data_folder())
+
+
+def _import_engine():
+    """The engine and Keras (with its backend, TensorFlow). A signal during the import acts
+    once it is done: TensorFlow's import cut short can crash the interpreter."""
+    with interrupts.deferred():
+        import keras  # noqa: F401
+
+        from regbench import engine
+    return engine
+
+
 def run_local(todo, path, options, progress) -> None:
     """Train `todo` (cells) pack by pack on this machine, appending each row to store `path`.
 
     `options` (`RunOptions`): `workers` None means `$REGBENCH_WORKERS`, else
     `default_workers()` for a study worth them; `progress` is a `progress.Progress`.
     """
-    from regbench import engine, store
+    engine = _import_engine()
+    from regbench import store
     from regbench.engine import plan
 
     _check_pack_size(options.pack_size)
@@ -114,6 +136,7 @@ def run_local(todo, path, options, progress) -> None:
     engine.configure(deterministic)
     data_dir = options.data_folder()
     for members in packs:
+        interrupts.check()
         with contextlib.ExitStack() as claims:
             mine = _claim(claims, members, path, options.retry_failed)
             for _ in range(len(members) - len(mine)):
@@ -137,6 +160,21 @@ def _claim(claims: contextlib.ExitStack, members, path, retry_failed: bool) -> l
     return [cell for cell in held if cell.key not in finished]
 
 
+def _why(error: BaseException) -> str:
+    return f"{type(error).__name__}: {' '.join(str(error).split())}"
+
+
+# Failures of the machine, not of a cell: a missing module, a file or disk that fails. A cell
+# stored as failed for them would be skipped by every rerun, so the run stops instead.
+ENVIRONMENT_ERRORS = (ImportError, OSError)
+
+
+def _environment_fault(cells, error: BaseException) -> RegbenchError:
+    what = "a missing module" if isinstance(error, ImportError) else "a system error"
+    return RegbenchError(f"training stopped by {what} ({_why(error)[:300]}); nothing is stored "
+                         f"for the {len(cells)} cell(s) in training: fix it and rerun to resume")
+
+
 def train_pack(cells, data_dir, deterministic, on_epoch=None) -> list[dict]:
     """Rows for the cells; a pack that raises is retried cell by cell to isolate the cause."""
     from regbench import engine, rows
@@ -145,6 +183,8 @@ def train_pack(cells, data_dir, deterministic, on_epoch=None) -> list[dict]:
         return engine.fit(cells, data_dir, deterministic, on_epoch=on_epoch)
     except RegbenchError:
         raise
+    except ENVIRONMENT_ERRORS as error:
+        raise _environment_fault(cells, error) from error
     except Exception as error:  # one broken cell must not stop the study
         if len(cells) == 1:
             return [rows.failed_row(cells[0], error, deterministic)]
@@ -169,6 +209,7 @@ def run_ray(todo, path, options, progress, address=None, cpus_per_cell=1) -> Non
     many packs are in flight as the cluster has room for (its CPUs // `cpus_per_cell`), so the
     other cells stay unclaimed for other runners.
     """
+    _import_engine()
     from regbench.engine import plan
 
     if isinstance(cpus_per_cell, bool) or not (
@@ -210,7 +251,8 @@ class LocalPool:
             initializer=_start_worker, initargs=(threads, os.getpid()))
 
     def submit(self, cells, data_dir, deterministic):
-        return self.executor.submit(_train_remote, cells, data_dir, deterministic)
+        with interrupts.blocked():  # a worker this starts ignores SIGINT and SIGTERM
+            return self.executor.submit(_train_remote, cells, data_dir, deterministic)
 
     def wait(self, handles):
         from concurrent.futures import FIRST_COMPLETED, wait
@@ -233,7 +275,7 @@ class LocalPool:
     def close(self) -> None:
         for process in list(getattr(self.executor, "_processes", {}).values()):
             with contextlib.suppress(Exception):
-                process.terminate()  # a pack in flight is not waited for: its claims are gone
+                process.kill()  # a pack in flight is not waited for: its claims are gone
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -314,11 +356,12 @@ def _drive(pool, packs, path, options, progress) -> None:
             if not in_flight:
                 break
             handle = pool.wait(in_flight)
+            interrupts.check()
             cells, claims, submitted = in_flight.pop(handle)
             with claims:  # released once the rows are stored, as in run_local
                 outcome, value = pool.result(handle, cells, deterministic)
-                if outcome == "error":
-                    raise RegbenchError(value)
+                if outcome == "error":  # the worker's RegbenchError (a DataError stays one)
+                    raise value if isinstance(value, RegbenchError) else RegbenchError(value)
                 progress.start(cells)
                 progress.pack_began = submitted  # its time includes the wait for a worker
                 for row in value:
@@ -334,13 +377,15 @@ def _drive(pool, packs, path, options, progress) -> None:
 
 
 def _train_remote(cells, data_dir, deterministic) -> tuple[str, object]:
-    """A worker's task: ("rows", result rows) or ("error", message) for bad input
-    (RegbenchError)."""
+    """A worker's task: ("rows", result rows), or ("error", the RegbenchError) for bad input or
+    a failure of the worker's machine; the driver raises it and stops the study."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from regbench import engine
-
-    engine.configure(deterministic)
     try:
+        from regbench import engine
+
+        engine.configure(deterministic)
         return "rows", train_pack(cells, data_dir, deterministic)
-    except RegbenchError as error:  # bad data or settings: the driver stops the study
-        return "error", str(error)
+    except RegbenchError as error:  # its class (DataError...) and message cross the boundary
+        return "error", error
+    except ENVIRONMENT_ERRORS as error:  # the import or configuration of the backend failed
+        return "error", _environment_fault(cells, error)

@@ -10,6 +10,8 @@ import os
 import sys
 import time
 
+from regbench import interrupts
+
 
 class Progress:
     """Cells done/total, the epoch in progress and an ETA; one line per cell when not a TTY."""
@@ -42,6 +44,7 @@ class Progress:
         self.cells, self.pack_began = cells, time.monotonic()
 
     def epoch(self, epoch: int, epochs: int, logs: dict) -> None:
+        interrupts.check()  # a signal Python dropped stops the run at the next epoch
         if not self.live:
             return
         if self.bar is None:

@@ -219,8 +219,14 @@ def _config(name: str) -> Config:
     for config in (*CONFIGS, SMOKE):
         if config.name == name:
             return config
-    raise RegbenchError(f"--only: unknown configuration {name!r}; "
-                        f"choose from {', '.join(c.name for c in CONFIGS)}")
+    raise RegbenchError(f"--only: unknown configuration {name!r}; choose from "
+                        f"{', '.join(c.name for c in CONFIGS)} (or {SMOKE.name}, seconds long)")
+
+
+def configs(only: str | None) -> list[Config]:
+    """The configurations to run: all of them, or the one named `only` (which must be one:
+    an empty or unknown name is refused before anything starts)."""
+    return list(CONFIGS) if only is None else [_config(only)]
 
 
 def measure(config: Config, engine: str, data_dir: str | None) -> dict:
@@ -384,10 +390,10 @@ def run_grid(only: str | None, out: Path, data_dir: str | None, say=print) -> li
     writes `out`/grid.json and grid.md and returns the summary."""
     from regbench.bench.machine import machine_fingerprint
 
-    configs = [_config(only)] if only is not None else list(CONFIGS)
+    chosen = configs(only)
     peak = measure(CONFIGS[0], "peak", data_dir)["peak_gflops"]
     runs = []
-    for config in configs:
+    for config in chosen:
         for engine in ("naive", "regbench"):
             say(f"bench-grid: {config.name}: {engine} ...")
             run = measure(config, engine, data_dir)
@@ -397,7 +403,7 @@ def run_grid(only: str | None, out: Path, data_dir: str | None, say=print) -> li
     summary = summarize(runs, peak)
     out.mkdir(parents=True, exist_ok=True)
     machine = machine_fingerprint()
-    command = "regbench bench-grid" + (f" --only {only}" if only else "")
+    command = "regbench bench-grid" + (f" --only {only}" if only is not None else "")
     (out / "grid.json").write_text(json.dumps(
         {"command": command, "machine": machine, "peak_gflops": peak, "summary": summary,
          "runs": runs},

@@ -62,29 +62,128 @@ COLUMNS = ["backend", "device", "kind", "problem", "batch", "technique", "where"
            "flops_per_example", "first_call_s", "baseline_samples"]
 
 
+# What each kind of regbench benchmark records in its extra_info, besides backend and device.
+KINDS = {"step": ("problem", "batch", "technique"), "fed_step": ("problem", "batch", "where"),
+         "pipeline": ("problem", "batch", "where"), "matmul": ("n",)}
+TEXTS = ("backend", "device", "problem", "technique", "where")
+COUNTS = ("batch", "n")                                   # integers > 0
+NUMBERS = ("flops", "flops_per_example", "first_call_s")  # finite numbers >= 0
+MACHINE_TEXTS = ("backend", "keras_backend", "gpu")
+
+
 def load_run(path: Path) -> tuple[list[dict], dict]:
-    """(rows, machine fingerprint) of one pytest-benchmark JSON file written by the suite."""
-    try:
-        raw = json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise RegbenchError(f"{path}: no such file") from None
-    except (OSError, ValueError) as error:
-        raise RegbenchError(f"{path}: not a pytest-benchmark JSON file ({error})") from None
-    if not isinstance(raw, dict) or "benchmarks" not in raw:
-        raise RegbenchError(f"{path}: not a pytest-benchmark JSON file (no `benchmarks`)")
-    rows = []
-    for b in raw["benchmarks"]:
-        info = b.get("extra_info") or {}
-        if "kind" not in info:
-            continue  # not one of regbench's benchmarks
-        samples = b["stats"].get("data")
-        if not samples:
-            raise RegbenchError(f"{path}: {b['name']} has no per-round samples (stats.data)")
-        row = {"name": b["name"], **info, **summarize(samples), "samples": samples}
-        rows.append(row)
+    """(rows, machine fingerprint) of one pytest-benchmark JSON file written by the suite.
+    A file of another shape is one RegbenchError naming the file and what is wrong."""
+    raw = _read_json(Path(path))
+    if not isinstance(raw, dict) or not isinstance(raw.get("benchmarks"), list):
+        raise RegbenchError(f"{path}: not a pytest-benchmark JSON file (expected an object "
+                            "with a `benchmarks` list)")
+    machine = _machine(path, raw.get("machine_info", {}))
+    rows = [row for i, b in enumerate(raw["benchmarks"]) if (row := _row(path, i, b))]
     if not rows:
         raise RegbenchError(f"{path}: no regbench benchmarks in it")
-    return rows, raw.get("machine_info", {}).get("regbench", {})
+    return rows, machine
+
+
+def _read_json(path: Path):
+    if path.is_dir():
+        raise RegbenchError(f"{path}: is a folder; give a pytest-benchmark JSON file")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RegbenchError(f"{path}: no such file") from None
+    except (OSError, ValueError, RecursionError) as error:  # unreadable, not UTF-8, not JSON
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise RegbenchError(f"{path}: not a pytest-benchmark JSON file ({message})") from None
+
+
+def _machine(path, machine_info) -> dict:
+    """The fingerprint regbench stored in machine_info (empty if none)."""
+    if not isinstance(machine_info, dict):
+        raise RegbenchError(f"{path}: machine_info must be an object")
+    machine = machine_info.get("regbench", {})
+    if not isinstance(machine, dict):
+        raise RegbenchError(f"{path}: machine_info.regbench must be an object")
+    for key in MACHINE_TEXTS:
+        if key in machine and not isinstance(machine[key], str):
+            raise RegbenchError(f"{path}: machine_info.regbench.{key} must be text, found "
+                                f"{_shown(machine[key])}")
+    return machine
+
+
+def _row(path, index: int, benchmark) -> dict | None:
+    """The flat row of one benchmark, None for one that is not regbench's (no `kind`)."""
+    if not isinstance(benchmark, dict):
+        raise RegbenchError(f"{path}: benchmarks[{index}] must be an object, found "
+                            f"{_shown(benchmark)}")
+    info = benchmark.get("extra_info") or {}
+    if not isinstance(info, dict):
+        raise RegbenchError(f"{path}: benchmarks[{index}].extra_info must be an object")
+    if "kind" not in info:
+        return None  # not one of regbench's benchmarks
+    name = benchmark.get("name")
+    if not isinstance(name, str) or not name:
+        raise RegbenchError(f"{path}: benchmarks[{index}] has no `name` (text)")
+    where = f"{path}: {name}"
+    _check_info(where, info)
+    stats = benchmark.get("stats")
+    if not isinstance(stats, dict):
+        raise RegbenchError(f"{where}: `stats` must be an object with the per-round samples "
+                            "(stats.data)")
+    samples = stats.get("data")
+    if not samples:
+        raise RegbenchError(f"{where} has no per-round samples (stats.data)")
+    _check_samples(where, "stats.data", samples)
+    if "baseline_samples" in info:  # rounds interleaved with the benchmark's own: one each
+        _check_samples(where, "extra_info.baseline_samples", info["baseline_samples"])
+        if len(info["baseline_samples"]) != len(samples):
+            raise RegbenchError(f"{where}: extra_info.baseline_samples has "
+                                f"{len(info['baseline_samples'])} rounds and stats.data "
+                                f"{len(samples)}; paired rounds come one of each")
+    return {"name": name, **info, **summarize(samples), "samples": samples}
+
+
+def _check_info(where: str, info: dict) -> None:
+    kind = info["kind"]
+    if not isinstance(kind, str) or kind not in KINDS:
+        raise RegbenchError(f"{where}: unknown kind {_shown(kind)}; expected one of "
+                            f"{', '.join(KINDS)}")
+    for key in ("backend", "device", *KINDS[kind]):
+        if key not in info:
+            raise RegbenchError(f"{where}: extra_info lacks `{key}`")
+    for key in TEXTS:
+        if key in info and not (isinstance(info[key], str) and info[key]):
+            raise RegbenchError(f"{where}: extra_info.{key} must be text, found "
+                                f"{_shown(info[key])}")
+    for key in COUNTS:
+        if key in info and not (_is_number(info[key]) and info[key] == int(info[key]) > 0):
+            raise RegbenchError(f"{where}: extra_info.{key} must be an integer > 0, found "
+                                f"{_shown(info[key])}")
+    for key in NUMBERS:
+        if key in info and info[key] is not None and not (
+                _is_number(info[key]) and info[key] >= 0):
+            raise RegbenchError(f"{where}: extra_info.{key} must be a finite number >= 0, "
+                                f"found {_shown(info[key])}")
+
+
+def _check_samples(where: str, field: str, samples) -> None:
+    """Per-round times: a non-empty list of finite numbers > 0 (seconds)."""
+    is_list = isinstance(samples, list) and samples
+    bad = [s for s in samples if not (_is_number(s) and s > 0)] if is_list else [samples]
+    if bad:
+        raise RegbenchError(f"{where}: {field} must be a list of per-round times in seconds "
+                            f"(finite numbers > 0), found {_shown(bad[0])}")
+
+
+def _is_number(value) -> bool:
+    return (isinstance(value, int | float) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _shown(value) -> str:
+    """A value from the file, short and on one line, for a message."""
+    text = " ".join(json.dumps(value).split())
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def load_runs(paths) -> tuple:
