@@ -10,22 +10,80 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
 from regbench.errors import RegbenchError
 
 PENALTY_LAYERS = ("all", "hidden")
+# The network computes in float32: a setting it would round to 0, to 1 or to inf trains as
+# another setting, so such values are refused.
+FLOAT32_MAX = 3.4028234663852886e38
+FLOAT32_TINY = 2.0 ** -126     # the smallest normal float32
+FLOAT32_BELOW_ONE = 1 - 2.0 ** -24  # the largest float32 below 1
+MAX_EPOCHS = 100_000   # far past any published schedule (Srivastava et al. 2014: 1,852)
+MAX_LAYERS = 100       # hidden layers, or convolution blocks, per network
+SHOWN_CHARS = 60       # a value longer than this is cut short in messages
+
+
+def shown(value: Any) -> str:
+    """`repr(value)` for a one-line message, cut short when long."""
+    try:
+        text = repr(value)
+    except ValueError:  # an integer too long to write in decimal
+        return f"an integer of {value.bit_length():,} bits"
+    if len(text) <= SHOWN_CHARS:
+        return text
+    return f"{text[:SHOWN_CHARS // 2]}...({len(text):,} characters)"
+
+
+def shown_name(name: Any) -> str:
+    """A name from the input as a message writes it between backticks: as it is when it is
+    short printable text, else as `shown` writes it (so a message stays one line)."""
+    if isinstance(name, str) and name.isprintable() and len(name) <= SHOWN_CHARS:
+        return name
+    return shown(name)
 
 
 def _check(ok: bool, name: str, expected: str, value: Any) -> None:
     if not ok:
         raise ValueError(f"Invalid value for argument `{name}`. Expected {expected}. "
-                         f"Received: {name}={value!r}")
+                         f"Received: {name}={shown(value)}")
+
+
+def _float32(value: float) -> float:
+    """`value` as float32 holds it."""
+    try:
+        return struct.unpack("f", struct.pack("f", float(value)))[0]
+    except OverflowError:  # past float32, or an int past any float
+        return math.inf if value > 0 else -math.inf
+
+
+def _held(name: str, value: float, zero_ok: bool = True) -> None:
+    """Refuse a value that float32 would turn into 0 or inf."""
+    held = _float32(value)
+    _check(math.isfinite(held), name, f"at most {FLOAT32_MAX:.4g} (float32 rounds a larger "
+           "value to inf)", value)
+    _check(abs(held) >= FLOAT32_TINY or value == 0, name, f"{'0 or ' if zero_ok else ''}"
+           f"at least {FLOAT32_TINY:.4g} (float32 holds a smaller value as 0 or as a "
+           "subnormal, which GPUs flush to 0)", value)
+
+
+def _below_one(name: str, value: float) -> None:
+    """Refuse a value below 1 that float32 would round up to 1 (a rate of 1, say)."""
+    _check(_float32(value) < 1, name, f"at most {FLOAT32_BELOW_ONE!r} (float32 rounds a "
+           "value closer to 1 up to 1)", value)
 
 
 def _non_negative(name: str, value: float) -> None:
     _check(value >= 0 and math.isfinite(value), name, "a finite float >= 0", value)
+    _held(name, value)
+
+
+def _positive_float(name: str, value: float) -> None:
+    _check(value > 0 and math.isfinite(value), name, "a finite float > 0", value)
+    _held(name, value, zero_ok=False)
 
 
 def _is_int(value: Any) -> bool:
@@ -38,6 +96,12 @@ def _positive_int(name: str, value: int) -> None:
 
 def _rate(name: str, value: float) -> None:
     _check(0.0 <= value < 1.0, name, "a float in [0, 1)", value)
+    _held(name, value)
+    _below_one(name, value)
+
+
+def _at_most(name: str, value: int, most: int) -> None:
+    _check(value <= most, name, f"at most {most:,}", value)
 
 
 def _one_of(name: str, value: Any, choices: tuple) -> None:
@@ -109,8 +173,7 @@ class BatchNorm:
 
     def __post_init__(self):
         _rate("momentum", self.momentum)
-        _check(self.epsilon > 0 and math.isfinite(self.epsilon), "epsilon",
-               "a finite float > 0", self.epsilon)
+        _positive_float("epsilon", self.epsilon)
         _one_of("position", self.position, ("after", "before"))
 
 
@@ -128,7 +191,10 @@ class Augmentation:
 
     def __post_init__(self):
         _check(0.0 <= self.rotation <= 180.0, "rotation", "degrees in [0, 180]", self.rotation)
+        _held("rotation", self.rotation)
         _check(0.0 <= self.shift < 1.0, "shift", "a float in [0, 1)", self.shift)
+        _held("shift", self.shift)
+        _below_one("shift", self.shift)
         # Not `_one_of`: 1 == True, and a flip of 1 would silently never flip.
         _check(self.flip == "auto" or isinstance(self.flip, bool), "flip",
                "one of auto, True, False", self.flip)
@@ -145,6 +211,7 @@ class EarlyStopping:
     def __post_init__(self):
         _check(_is_int(self.patience) and self.patience >= 0, "patience",
                "an integer >= 0", self.patience)
+        _at_most("patience", self.patience, MAX_EPOCHS)
         _non_negative("min_delta", self.min_delta)
 
 
@@ -155,7 +222,7 @@ class MaxNorm:
     kind = "max_norm"
 
     def __post_init__(self):
-        _check(self.c > 0 and math.isfinite(self.c), "c", "a finite float > 0", self.c)
+        _positive_float("c", self.c)
 
 
 @dataclass(frozen=True)
@@ -171,6 +238,8 @@ class KLSparsity:
 
     def __post_init__(self):
         _check(0.0 < self.target < 1.0, "target", "a float in (0, 1)", self.target)
+        _held("target", self.target, zero_ok=False)
+        _below_one("target", self.target)
         _non_negative("weight", self.weight)
 
 
@@ -224,8 +293,7 @@ class GaussianNoise:
     kind = "gaussian_noise"
 
     def __post_init__(self):
-        _check(self.stddev > 0 and math.isfinite(self.stddev), "stddev", "a finite float > 0",
-               self.stddev)
+        _positive_float("stddev", self.stddev)
 
 
 NONE = "none"  # the label of the arm without any technique
@@ -264,6 +332,9 @@ class Model:
                "hidden", "a non-empty list of positive integers", list(self.hidden))
         _check(all(_is_int(f) and f > 0 for f in self.filters),
                "filters", "a list of positive integers", list(self.filters))
+        for name in ("hidden", "filters"):
+            _check(len(getattr(self, name)) <= MAX_LAYERS, name, f"at most {MAX_LAYERS} layers",
+                   list(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -282,19 +353,21 @@ class Training:
 
     def __post_init__(self):
         _one_of("optimizer", self.optimizer, ("adam", "sgd", "rmsprop"))
-        _check(self.learning_rate > 0 and math.isfinite(self.learning_rate), "learning_rate",
-               "a finite float > 0", self.learning_rate)
+        _positive_float("learning_rate", self.learning_rate)
         _rate("momentum", self.momentum)
         _positive_int("batch_size", self.batch_size)
         _positive_int("epochs", self.epochs)
+        _at_most("epochs", self.epochs, MAX_EPOCHS)
         _check(0.0 < self.validation_fraction < 1.0, "validation_fraction",
                "a float in (0, 1)", self.validation_fraction)
         _check(_is_int(self.train_subset) and self.train_subset >= 0, "train_subset",
                "an integer >= 0 (0 = all)", self.train_subset)
         _check(0.0 < self.lr_decay <= 1.0, "lr_decay", "a float in (0, 1]", self.lr_decay)
+        _held("lr_decay", self.lr_decay, zero_ok=False)
         _rate("momentum_start", self.momentum_start)
         _check(_is_int(self.momentum_epochs) and self.momentum_epochs >= 0, "momentum_epochs",
                "an integer >= 0 (0 = constant momentum)", self.momentum_epochs)
+        _at_most("momentum_epochs", self.momentum_epochs, MAX_EPOCHS)
         _check(self.momentum_epochs == 0 or self.optimizer == "sgd", "momentum_epochs",
                "0 unless optimizer = \"sgd\"", self.momentum_epochs)
         _check(self.momentum_epochs > 0 or self.momentum_start == 0.0, "momentum_start",
@@ -326,7 +399,7 @@ def from_dict(cls: type, data: dict, where: str) -> Any:
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise RegbenchError(f"{where}: unknown key `{unknown[0]}`. "
+        raise RegbenchError(f"{where}: unknown key `{shown_name(unknown[0])}`. "
                             f"Valid keys: {', '.join(fields)}")
     values = {}
     for name, value in data.items():
@@ -342,28 +415,32 @@ def _coerce(value: Any, f: dataclasses.Field, where: str) -> Any:
     default = f.default if f.default is not dataclasses.MISSING else None
     if isinstance(default, bool) or f.type in ("bool",):
         if not isinstance(value, bool):
-            raise RegbenchError(f"{where}: expected true or false, got {value!r}")
+            raise RegbenchError(f"{where}: expected true or false, got {shown(value)}")
         return value
     if isinstance(default, float):
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise RegbenchError(f"{where}: expected a number, got {value!r}")
-        return float(value)
+            raise RegbenchError(f"{where}: expected a number, got {shown(value)}")
+        try:
+            return float(value) + 0.0  # + 0.0: -0.0 trains as 0.0, and keys it the same
+        except OverflowError:  # an integer past any float
+            raise RegbenchError(f"{where}: expected a number of at most {FLOAT32_MAX:.4g}, "
+                                f"got {shown(value)}") from None
     if isinstance(default, int):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise RegbenchError(f"{where}: expected an integer, got {value!r}")
+            raise RegbenchError(f"{where}: expected an integer, got {shown(value)}")
         return value
     if isinstance(default, tuple):
         if not isinstance(value, list):
-            raise RegbenchError(f"{where}: expected a list, got {value!r}")
+            raise RegbenchError(f"{where}: expected a list, got {shown(value)}")
         return tuple(value)
     if isinstance(default, str) and f.type == "str" and not isinstance(value, str):
-        raise RegbenchError(f"{where}: expected a string, got {value!r}")
+        raise RegbenchError(f"{where}: expected a string, got {shown(value)}")
     return value
 
 
 def technique_from_dict(kind: str, params: dict, where: str) -> Any:
     if not isinstance(kind, str) or kind not in TECHNIQUES:
-        raise RegbenchError(f"{where}: unknown technique `{kind}`. "
+        raise RegbenchError(f"{where}: unknown technique `{shown_name(kind)}`. "
                             f"Valid techniques: {', '.join(TECHNIQUES)}")
     return from_dict(TECHNIQUES[kind], params, where)
 

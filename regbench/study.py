@@ -20,10 +20,14 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
+import re
+import sys
 import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from regbench.data import DATASETS
 from regbench.errors import RegbenchError
 from regbench.provenance import configured_backend
 from regbench.recipe import (
@@ -36,6 +40,8 @@ from regbench.recipe import (
     check_model,
     from_dict,
     later_fields,
+    shown,
+    shown_name,
     technique_from_dict,
     to_dict,
 )
@@ -48,6 +54,9 @@ KEY_VERSION = 1  # bump when training code changes what a cell's result is
 DEFAULT_BACKEND = "tensorflow"
 MAX_SEEDS = 10_000  # seeds per study
 MAX_SEED = 2**31 - 1  # the largest seed the backends accept
+MAX_CELLS = 100_000  # cells per study: at seconds to hours a cell, more would never finish
+MAX_WEIGHTS = 2**31  # per network: 8 GiB of float32 before optimizer state and activations
+LABEL = re.compile(r"[A-Za-z0-9_.-]+")  # a technique label: one plain word in every report
 
 
 @dataclass(frozen=True)
@@ -109,9 +118,16 @@ class Study:
         """Seed-major order: an interrupted study has whole seeds, balanced across arms.
         `backend`: the Keras backend that will train them (default: the configured one)."""
         backend = backend or configured_backend()
-        return [Cell(self.name, dataset, self.model, training, arm, seed, backend)
-                for dataset in self.datasets for seed in self.seeds
-                for training in self.trainings() for arm in self.arms]
+        cells = {}  # key -> cell: entries that train alike (a sweep entry equal to
+        for dataset in self.datasets:  # [training]) are one cell, listed where first met
+            trainings = [trained_as(training, dataset) for training in self.trainings()]
+            for seed in self.seeds:
+                for training in trainings:
+                    for arm in self.arms:
+                        cell = Cell(self.name, dataset, self.model, training, arm, seed,
+                                    backend)
+                        cells.setdefault(cell.key, cell)
+        return list(cells.values())
 
     def with_overrides(self, seeds: int | None = None, epochs: int | None = None,
                        train_subset: int | None = None) -> Study:
@@ -123,6 +139,9 @@ class Study:
                                     f"got {seeds}")
             study = replace(study, seeds=tuple(range(seeds)) if seeds > len(self.seeds)
                             else self.seeds[:seeds])
+            _check_size("--seeds", len(study.arms), len(study.datasets), len(study.seeds),
+                        len(study.trainings()))
+        flags = {}
         for name, value in (("epochs", epochs), ("train_subset", train_subset)):
             if value is None:
                 continue
@@ -133,6 +152,9 @@ class Study:
                 study = replace(study, training=replace(study.training, **{name: value}))
             except ValueError as error:
                 raise RegbenchError(f"--{name.replace('_', '-')}: {error}") from None
+            flags[name] = f"--{name.replace('_', '-')}"
+        if flags:
+            _check_fits(study, flags)
         return study
 
 
@@ -148,13 +170,19 @@ def load_study(path: str | Path) -> Study:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise RegbenchError(f"{path}: malformed TOML: {error}") from None
+    except ValueError:  # the only other ValueError tomllib raises
+        raise RegbenchError(f"{path}: malformed TOML: an integer of more than "
+                            f"{sys.get_int_max_str_digits():,} digits") from None
+    except RecursionError:
+        raise RegbenchError(f"{path}: malformed TOML: arrays or tables nested too "
+                            "deeply") from None
     return parse_study(data, str(path), default_name=path.stem)
 
 
 def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
     unknown = sorted(set(data) - set(STUDY_KEYS))
     if unknown:
-        raise RegbenchError(f"{where}: unknown key `{unknown[0]}`. "
+        raise RegbenchError(f"{where}: unknown key `{shown_name(unknown[0])}`. "
                             f"Valid keys: {', '.join(STUDY_KEYS)}")
     name = data.get("name", default_name)
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-." for c in name):
@@ -164,10 +192,12 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
     seeds = _seeds(data.get("seeds", 5), where)
     model = from_dict(Model, data.get("model", {}), f"{where}: model")
     training = from_dict(Training, data.get("training", {}), f"{where}: training")
-    arms = _arms(data.get("techniques", {}), data.get("design", {}), where)
+    sweep = _sweep(data.get("sweep", []), training, where)
+    arms = _arms(data.get("techniques", {}), data.get("design", {}), where,
+                 (len(datasets), len(seeds), len(sweep) or 1))
     for arm in arms:
         check_model(list(arm.techniques), model, f"{where}: arm `{arm.label}`")
-    return Study(
+    study = Study(
         name=name,
         path=where,
         description=str(data.get("description", "")),
@@ -176,8 +206,10 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
         model=model,
         training=training,
         arms=arms,
-        sweep=_sweep(data.get("sweep", []), training, where),
+        sweep=sweep,
     )
+    _check_fits(study, {})
+    return study
 
 
 def _sweep(entries, training: Training, where: str) -> tuple[dict, ...]:
@@ -204,7 +236,7 @@ def _datasets(value, where: str) -> tuple[str, ...]:
         raise RegbenchError(f"{where}: datasets: expected a non-empty list of names")
     for name in names:
         if name not in DATASET_NAMES:
-            raise RegbenchError(f"{where}: datasets: unknown dataset `{name}`. "
+            raise RegbenchError(f"{where}: datasets: unknown dataset `{shown_name(name)}`. "
                                 f"Valid datasets: {', '.join(DATASET_NAMES)}")
     return tuple(dict.fromkeys(names))
 
@@ -213,7 +245,7 @@ def _seeds(value, where: str) -> tuple[int, ...]:
     if isinstance(value, int) and not isinstance(value, bool):
         if not 1 <= value <= MAX_SEEDS:
             raise RegbenchError(f"{where}: seeds: expected a count in [1, {MAX_SEEDS}], "
-                                f"got {value}")
+                                f"got {shown(value)}")
         return tuple(range(value))
     if (isinstance(value, list) and 0 < len(value) <= MAX_SEEDS
             and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s <= MAX_SEED
@@ -221,7 +253,7 @@ def _seeds(value, where: str) -> tuple[int, ...]:
             and len(set(value)) == len(value)):  # after the type check: lists are unhashable
         return tuple(value)
     raise RegbenchError(f"{where}: seeds: expected a count or a list of distinct integers "
-                        f"in [0, {MAX_SEED}], got {value!r}")
+                        f"in [0, {MAX_SEED}], got {shown(value)}")
 
 
 def _techniques(table, where: str) -> dict:
@@ -229,28 +261,63 @@ def _techniques(table, where: str) -> dict:
     if not isinstance(table, dict):
         raise RegbenchError(f"{where}: techniques: expected a table of techniques")
     techniques = {}
+    read_as = {}  # each label as it reads (`_read`) -> the label
     for label, params in table.items():
+        _check_label(label, where)
         place = f"{where}: techniques.{label}"
         if not isinstance(params, dict):
             raise RegbenchError(f"{place}: expected a table of parameters")
         params = dict(params)
         kind = params.pop("type", label)
-        if label == NONE or "+" in label:
-            raise RegbenchError(f"{place}: a technique label cannot be `none` or contain `+`")
         techniques[label] = technique_from_dict(kind, params, place)
+        _check_label_reads_once(label, kind, read_as, place)
+        read_as[_read(label)] = label
     return techniques
 
 
-def _arms(table, design, where: str) -> tuple[Arm, ...]:
+def _read(name: str) -> str:
+    """A name as a reader of a report takes it: case and surrounding spaces aside."""
+    return name.strip().casefold()
+
+
+def _check_label(label: str, where: str) -> None:
+    """A label is one plain word that is not `none` (the arm without techniques)."""
+    if _read(label) == NONE:
+        raise RegbenchError(f"{where}: techniques: label {shown(label)} reads as `none`, the "
+                            "arm without techniques; choose another label")
+    if not LABEL.fullmatch(label):
+        raise RegbenchError(f"{where}: techniques: label {shown(label)}: expected letters, "
+                            "digits, '_', '-' or '.'")
+
+
+def _check_label_reads_once(label: str, kind: str, read_as: dict, place: str) -> None:
+    """Reports show labels: each must read as one technique, the one it is. `read_as`:
+    the labels before it, as they read."""
+    read = _read(label)
+    if read in TECHNIQUES and kind != read:
+        raise RegbenchError(f"{place}: label `{label}` is the name of technique `{read}`, "
+                            f"not of type `{kind}`; choose another label")
+    if read in TECHNIQUES and label != read:
+        raise RegbenchError(f"{place}: label `{label}` reads as technique `{read}`; write it "
+                            f"`{read}`")
+    if read in read_as:
+        raise RegbenchError(f"{place}: label `{label}` reads as label `{read_as[read]}`; "
+                            "choose another label")
+
+
+def _arms(table, design, where: str, per_arm: tuple[int, int, int]) -> tuple[Arm, ...]:
+    """The design's arms; `per_arm`: cells per arm (datasets, seeds, sweep entries), so the
+    cells are counted before any arm is built."""
     techniques = _techniques(table, where)
     if not isinstance(design, dict):
         raise RegbenchError(f"{where}: design: expected a table")
     unknown = sorted(set(design) - {"kind", "arms"})
     if unknown:
-        raise RegbenchError(f"{where}: design: unknown key `{unknown[0]}`. Valid keys: kind, arms")
+        raise RegbenchError(f"{where}: design: unknown key `{shown_name(unknown[0])}`. "
+                            "Valid keys: kind, arms")
     kind = design.get("kind", "explicit" if "arms" in design else "one_at_a_time")
     if kind not in DESIGNS:
-        raise RegbenchError(f"{where}: design.kind: unknown design `{kind}`. "
+        raise RegbenchError(f"{where}: design.kind: unknown design `{shown_name(kind)}`. "
                             f"Valid designs: {', '.join(DESIGNS)}")
     if kind == "explicit":
         labels = design.get("arms")
@@ -258,12 +325,15 @@ def _arms(table, design, where: str) -> tuple[Arm, ...]:
                 isinstance(x, str) for x in labels):
             raise RegbenchError(f"{where}: design.arms: expected a non-empty list of arm "
                                 f"labels such as \"none\" or \"l2+dropout\"")
+        _check_size(f"{where}: design.arms", len(labels), *per_arm)
         combos = [_parse_label(label, techniques, where) for label in labels]
     else:
         if "arms" in design:
             raise RegbenchError(f"{where}: design.arms: only for kind = \"explicit\"")
         if not techniques:
             raise RegbenchError(f"{where}: design `{kind}` needs a [techniques] table")
+        _check_size(f"{where}: design {kind} over {len(techniques)} techniques",
+                    _generated_count(kind, len(techniques)), *per_arm)
         combos = _generate(kind, list(techniques))
     arms = []
     seen = {}
@@ -282,15 +352,36 @@ def _arms(table, design, where: str) -> tuple[Arm, ...]:
 
 
 def _parse_label(label: str, techniques: dict, where: str) -> tuple[str, ...]:
+    """An arm string: `none`, or labels joined by `+`, each written exactly as defined."""
     if label == NONE:
         return ()
     parts = tuple(label.split("+"))
+    names = list(dict.fromkeys([NONE, *techniques, *TECHNIQUES]))
+    place = f"{where}: design.arms: arm {shown(label)}"
     for part in parts:
-        if part not in techniques and part not in TECHNIQUES:
-            valid = ", ".join(dict.fromkeys([NONE, *techniques, *TECHNIQUES]))
-            raise RegbenchError(f"{where}: design.arms: unknown technique `{part}` in arm "
-                                f"`{label}`. Valid names: {valid}")
+        if part in techniques or part in TECHNIQUES:
+            continue
+        if part == NONE:
+            raise RegbenchError(f"{place}: `none` is the arm without techniques; it stands "
+                                "alone")
+        alike = next((name for name in names if _read(name) == _read(part)), None)
+        if alike is not None:
+            raise RegbenchError(f"{place}: {shown(part)} is not `{alike}`; names are matched "
+                                "exactly")
+        if not LABEL.fullmatch(part):
+            raise RegbenchError(f"{place}: expected technique labels joined by '+', or "
+                                "`none`")
+        raise RegbenchError(f"{where}: design.arms: unknown technique `{part}` in arm "
+                            f"`{label}`. Valid names: {', '.join(names)}")
+    repeated = next((part for part in parts if parts.count(part) > 1), None)
+    if repeated is not None:
+        raise RegbenchError(f"{place}: names `{repeated}` twice")
     return parts
+
+
+def _generated_count(kind: str, techniques: int) -> int:
+    """How many arms `_generate` makes, without making them."""
+    return 2 ** techniques if kind == "factorial" else techniques + 1
 
 
 def _generate(kind: str, labels: list[str]) -> list[tuple[str, ...]]:
@@ -300,3 +391,126 @@ def _generate(kind: str, labels: list[str]) -> list[tuple[str, ...]]:
         return [tuple(labels)] + [tuple(x for x in labels if x != left) for left in labels]
     return [combo for size in range(len(labels) + 1)
             for combo in itertools.combinations(labels, size)]
+
+
+# --- what the datasets allow ---------------------------------------------------------------
+# Limits that depend on a dataset's size and images, from the registry (no data is loaded).
+
+def fit_size(dataset: str, validation_fraction: float) -> int:
+    """Images in the fit split: the training set less the `round(n * validation_fraction)`
+    examples `data.split_indices` holds out."""
+    n = DATASETS[dataset].train_size
+    return n - round(n * validation_fraction)
+
+
+def trained_as(training: Training, dataset: str) -> Training:
+    """`training` as the engine trains it on `dataset`, so that settings that train alike
+    have one key and the row says what was trained: a subset as large as the fit split is
+    the whole split (0), and momentum is SGD's alone."""
+    if training.train_subset >= fit_size(dataset, training.validation_fraction):
+        training = replace(training, train_subset=0)
+    if training.optimizer != "sgd" and training.momentum:
+        training = replace(training, momentum=0.0)
+    return training
+
+
+def weights(model: Model, dataset: str) -> int:
+    """Kernel and bias entries of the model's network on `dataset`, as models.py builds it:
+    convolutions keep the image size ('same' padding); each pool halves it, rounding down
+    (cnn) or up (alexnet)."""
+    info = DATASETS[dataset]
+    height, width, channels = info.image_shape
+    if model.crop:
+        height = width = model.crop
+    total = 0
+    if model.name in ("cnn", "alexnet"):
+        kernel = 3 if model.name == "cnn" else 5
+        for filters in model.filters:
+            total += kernel * kernel * channels * filters + filters
+            channels = filters
+            if model.name == "cnn":
+                height, width = height // 2, width // 2
+            else:
+                height, width = -(-height // 2), -(-width // 2)
+    units = height * width * channels
+    for layer in (*model.hidden, info.classes):
+        total += units * layer + layer
+        units = layer
+    return total
+
+
+def _big(n: int) -> str:
+    """A count for a message: in full when it is short, else its power of ten."""
+    if n < 10**15:
+        return f"{n:,}"
+    return f"about 10^{math.floor(n.bit_length() * math.log10(2))}"
+
+
+def _check_size(what: str, arms: int, datasets: int, seeds: int, entries: int) -> None:
+    """Refuse a study of more than MAX_CELLS cells, counted before any is built."""
+    cells = arms * datasets * seeds * entries
+    if cells <= MAX_CELLS:
+        return
+    factors = [f"{_big(arms)} arms", f"{seeds:,} seed{'s' if seeds != 1 else ''}"]
+    factors += [f"{datasets} datasets"] if datasets > 1 else []
+    factors += [f"{entries} sweep entries"] if entries > 1 else []
+    raise RegbenchError(f"{what}: {' x '.join(factors)} = {_big(cells)} cells; the limit is "
+                        f"{MAX_CELLS:,} cells")
+
+
+def _check_fits(study: Study, flags: dict[str, str]) -> None:
+    """Settings whose limits come from the datasets, refused now rather than when a cell
+    trains. `flags`: settings given on the command line -> the flag that gave them."""
+    for dataset in study.datasets:
+        _check_model_fits(study.model, dataset, study.path)
+        for i, training in enumerate(study.trainings()):
+            names = {name: flags.get(name) or (f"sweep[{i}].{name}" if study.sweep
+                                                and name in study.sweep[i]
+                                                else f"training.{name}")
+                     for name in ("validation_fraction", "train_subset", "batch_size",
+                                  "curve_every")}
+            _check_training_fits(training, dataset, study.path, names)
+
+
+def _check_model_fits(model: Model, dataset: str, where: str) -> None:
+    height, width = DATASETS[dataset].image_shape[:2]
+    side = min(height, width)
+    if model.crop >= side:
+        raise RegbenchError(f"{where}: model.crop: {_big(model.crop)} is not smaller than "
+                            f"{dataset}'s {height}x{width} images; expected 1 to {side - 1} "
+                            "(0 = no crop)")
+    side = model.crop or side
+    if model.name == "cnn" and side >> len(model.filters) == 0:
+        raise RegbenchError(f"{where}: model.filters: {len(model.filters)} conv blocks, each "
+                            f"halving the image, leave nothing of {dataset}'s {side}x{side} "
+                            f"input; expected at most {side.bit_length() - 1} blocks")
+    count = weights(model, dataset)
+    if count > MAX_WEIGHTS:
+        setting = "model.hidden" if model.name == "mlp" else "model.hidden and model.filters"
+        raise RegbenchError(f"{where}: {setting}: the {model.name} has {_big(count)} weights "
+                            f"on {dataset}; the limit is {MAX_WEIGHTS:,}")
+
+
+def _check_training_fits(training: Training, dataset: str, where: str,
+                         names: dict[str, str]) -> None:
+    """The split leaves images on both sides, and batches and curve points fit the
+    images and steps of one cell's training. `names`: how the message names each setting."""
+    n = DATASETS[dataset].train_size
+    held_out = round(n * training.validation_fraction)  # as data.split_indices
+    if not 0 < held_out < n:
+        raise RegbenchError(f"{where}: {names['validation_fraction']}: "
+                            f"{training.validation_fraction!r} of {dataset}'s {n:,} training "
+                            f"images holds out {held_out:,}; expected a fraction that holds "
+                            f"out 1 to {n - 1:,}")
+    fit, subset = n - held_out, training.train_subset
+    images = subset if 0 < subset < fit else fit
+    source = f"of {names['train_subset']}" if images == subset else f"in {dataset}'s fit split"
+    if training.batch_size > images:
+        raise RegbenchError(f"{where}: {names['batch_size']}: {_big(training.batch_size)} is "
+                            f"larger than the {images:,} images {source}; expected at most "
+                            f"{images:,}")
+    steps = training.epochs * math.ceil(images / training.batch_size)
+    if training.curve_every > steps:
+        raise RegbenchError(f"{where}: {names['curve_every']}: {_big(training.curve_every)} "
+                            f"is more than the {steps:,} steps of training on {dataset}; "
+                            f"expected at most {steps:,} (0 = off)")

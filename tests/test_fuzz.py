@@ -305,6 +305,10 @@ def overridden(study, seeds: int | None, epochs: int | None, train_subset: int |
                     f"Received: {name}={value}")
         study = dataclasses.replace(study, training=dataclasses.replace(study.training,
                                                                         **{name: value}))
+    batch = study.training.batch_size
+    if train_subset and train_subset < batch:  # a batch larger than an epoch's images
+        return (f"{study.path}: training.batch_size: {batch} is larger than the "
+                f"{train_subset} images of --train-subset; expected at most {train_subset}")
     return study
 
 
@@ -573,18 +577,24 @@ def test_the_toml_writer_writes_what_tomllib_reads_back():
 
 # --- studies valid by construction, and each with one planted error -----------------------
 
+def held(low: float, high: float):
+    """Floats in [low, high] that float32 holds as they are: 0, or at least its smallest
+    normal number."""
+    return st.floats(low, high).filter(lambda x: x == 0 or x >= 2.0 ** -126)
+
+
 PARAMETERS = {  # technique -> values of its parameters that are valid by construction
-    "l1": {"factor": st.floats(0, 1), "layers": st.sampled_from(["all", "hidden"])},
-    "l2": {"factor": st.floats(0, 1), "layers": st.sampled_from(["all", "hidden"])},
-    "dropout": {"rate": st.floats(0, 0.9), "input_rate": st.floats(0, 0.5)},
-    "batchnorm": {"momentum": st.floats(0, 0.999), "epsilon": st.floats(1e-6, 0.1),
+    "l1": {"factor": held(0, 1), "layers": st.sampled_from(["all", "hidden"])},
+    "l2": {"factor": held(0, 1), "layers": st.sampled_from(["all", "hidden"])},
+    "dropout": {"rate": held(0, 0.9), "input_rate": held(0, 0.5)},
+    "batchnorm": {"momentum": held(0, 0.999), "epsilon": st.floats(1e-6, 0.1),
                   "position": st.sampled_from(["after", "before"])},
-    "augmentation": {"rotation": st.floats(0, 180), "shift": st.floats(0, 0.9),
+    "augmentation": {"rotation": held(0, 180), "shift": held(0, 0.9),
                      "flip": st.sampled_from(["auto", True, False])},
-    "early_stopping": {"patience": st.integers(0, 10), "min_delta": st.floats(0, 0.1),
+    "early_stopping": {"patience": st.integers(0, 10), "min_delta": held(0, 0.1),
                        "restore_best_weights": st.booleans()},
     "max_norm": {"c": st.floats(0.1, 10)},
-    "kl_sparsity": {"target": st.floats(0.01, 0.99), "weight": st.floats(0, 1)},
+    "kl_sparsity": {"target": st.floats(0.01, 0.99), "weight": held(0, 1)},
     "gaussian_noise": {"stddev": st.floats(0.01, 1)},
 }  # none of these conflict with another, and none needs anything of the model
 VARIANT_LABELS = ("weak", "strong", "mine")
@@ -593,12 +603,16 @@ ALL_TECHNIQUES = ("l1, l2, l1_l2, dropout, batchnorm, augmentation, early_stoppi
 MODEL = {"name": st.sampled_from(MODEL_NAMES),
          "hidden": st.lists(st.integers(1, 128), min_size=1, max_size=3),
          "activation": st.sampled_from(["relu", "sigmoid", "tanh", "elu", "gelu"]),
-         "filters": st.lists(st.integers(1, 64), max_size=3), "crop": st.integers(0, 32),
+         "filters": st.lists(st.integers(1, 64), max_size=3),
+         "crop": st.one_of(st.just(0), st.integers(8, 27)),  # of 28x28 or 32x32, 3 pools
          "standardize": st.booleans()}
 TRAINING = {"optimizer": st.sampled_from(["adam", "sgd", "rmsprop"]),
-            "learning_rate": st.floats(1e-5, 1), "momentum": st.floats(0, 0.99),
-            "batch_size": st.integers(1, 512), "epochs": st.integers(1, 50),
-            "validation_fraction": st.floats(0.01, 0.99), "train_subset": st.integers(0, 10_000),
+            "learning_rate": st.floats(1e-5, 1), "momentum": held(0, 0.99),
+            # at least 100 steps an epoch (curve_every's largest): batches of at most 64
+            # from at least 6,400 images
+            "batch_size": st.integers(1, 64), "epochs": st.integers(1, 50),
+            "validation_fraction": st.floats(0.01, 0.5),
+            "train_subset": st.one_of(st.just(0), st.integers(6400, 10_000)),
             "lr_decay": st.floats(0.01, 1), "curve_every": st.integers(0, 100)}
 
 
@@ -627,7 +641,7 @@ def valid_study(draw):
         training = draw(st.fixed_dictionaries({}, optional=TRAINING))
         if training.get("optimizer") == "sgd" and draw(st.booleans()):  # a momentum ramp
             training["momentum_epochs"] = draw(st.integers(1, 5))
-            training["momentum_start"] = draw(st.floats(0, 0.9))
+            training["momentum_start"] = draw(held(0, 0.9))
         data["training"] = training
     techniques, variants = {}, iter(VARIANT_LABELS)
     for kind in draw(st.lists(st.sampled_from(list(PARAMETERS)), unique=True, max_size=4)):
