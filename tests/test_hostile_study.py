@@ -119,6 +119,18 @@ TOML = {
 }
 
 
+NEWLINES = {  # a name from the file, written in the message, keeps it on one line
+    "unknown key": case(HEAD + '"a\\nb" = 1\n', "unknown key `'a\\nb'`"),
+    "unknown model key": case(HEAD + '[model]\n"a\\nb" = 1\n', "model: unknown key `'a\\nb'`"),
+    "unknown technique type": case(HEAD + '[techniques.x]\ntype = "a\\nb"\n',
+                                   "techniques.x: unknown technique `'a\\nb'`"),
+    "unknown dataset": case('datasets = ["a\\nb"]\n', "unknown dataset `'a\\nb'`"),
+    "unknown design": case(HEAD + '[techniques.l2]\n[design]\nkind = "a\\nb"\n',
+                           "design.kind: unknown design `'a\\nb'`"),
+}
+TOML |= NEWLINES
+
+
 @pytest.mark.parametrize("text, flags, setting", TOML.values(), ids=TOML)
 def test_toml_edge_values_are_one_line_naming_the_file(dry_run, text, flags, setting):
     result = dry_run(text, *flags)
