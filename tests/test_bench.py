@@ -183,7 +183,9 @@ def test_bench_compare_bad_input(tmp_path):
         results.load_run(tmp_path / "bad.json")
     nodata = tmp_path / "nodata.json"
     nodata.write_text(json.dumps({"benchmarks": [
-        {"name": "test_step[x]", "stats": {"median": 1.0}, "extra_info": {"kind": "step"}}]}))
+        {"name": "test_step[x]", "stats": {"median": 1.0},
+         "extra_info": {"kind": "step", "backend": "tensorflow", "device": "cpu",
+                        "problem": "mnist_mlp", "batch": 32, "technique": "none"}}]}))
     with pytest.raises(RegbenchError, match=r"test_step\[x\] has no per-round samples"):
         results.load_run(nodata)
     base, _ = _runs(tmp_path)

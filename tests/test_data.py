@@ -311,7 +311,7 @@ def cifar_tar(arrays, n, extra_member=None):
 
 def test_cifar10_tarball_parser_and_checksum(server):
     # The full 163 MB tarball would take too long to build; 4 real images per batch prove the
-    # layout conversion, and load() must then reject the (partial) arrays by checksum.
+    # layout conversion, and load() must then reject the (partial) arrays by their shape.
     arrays = raw("cifar10")
     blob = cifar_tar(arrays, 4)
     parsed = data._parse_cifar_tar(blob)
@@ -321,7 +321,8 @@ def test_cifar10_tarball_parser_and_checksum(server):
     assert parsed["x_train"].shape == (20, 32, 32, 3) and parsed["y_test"].dtype == np.uint8
 
     (server.root / "cifar-10-python.tar.gz").write_bytes(blob)
-    with pytest.raises(DataError, match=r"cifar-10-python.tar.gz: x_train fails its checksum"):
+    with pytest.raises(DataError, match=r"cifar-10-python.tar.gz: x_train has shape "
+                                        r"\(20, 32, 32, 3\), expected \(50000, 32, 32, 3\)"):
         load("cifar10")
     assert server.hits == ["/cifar-10-python.tar.gz"]
 
