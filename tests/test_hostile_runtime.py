@@ -336,14 +336,18 @@ def _wait_for(condition, proc: subprocess.Popen, timeout: float = 240) -> None:
 
 
 def _interrupted(args, cwd: Path, path: Path, signum: int, moment, log: Path) -> list[int]:
-    """`regbench ARGS` sent `signum` at `moment` (seconds after it starts, "training": as
-    soon as a row lands while the next cell trains, "workers": once its worker processes
-    start, at the whole process group as Ctrl-C does); returns the processes it had started."""
+    """`regbench ARGS` sent `signum` at `moment`: seconds after it starts; "import": while it
+    imports TensorFlow (just after its header line); "training": as soon as a row lands while
+    the next cell trains; "workers": once its worker processes start, at the whole process
+    group as Ctrl-C does. Returns the processes it had started."""
     with open(log, "w") as err:
         proc = subprocess.Popen([*regbench_command(), *map(str, args)], cwd=cwd, env=env(),
                                 stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
     try:
-        if moment == "training":
+        if moment == "import":
+            _wait_for(lambda: " cells, " in log.read_text(), proc)
+            time.sleep(0.3)
+        elif moment == "training":
             rows = len(store.read_rows(path))
             _wait_for(lambda: len(store.read_rows(path)) > rows, proc)
         elif moment == "workers":
@@ -387,7 +391,7 @@ def reference(work) -> dict:
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="needs Linux /proc")
 def test_sigint_and_sigterm_stop_cleanly_at_any_moment_and_a_rerun_completes_the_study(
         work, reference, tmp_path):
-    """Each signal at 4 moments, then SIGINT at the process group of a run with 2 worker
+    """Each signal at 5 moments, then SIGINT at the process group of a run with 2 worker
     processes; after each: its one line, status 128 + the signal, whole rows only, each equal to
     the uninterrupted run's; every process gone; then a rerun completes the study."""
     path = tmp_path / "signals.jsonl"
@@ -396,7 +400,7 @@ def test_sigint_and_sigterm_stop_cleanly_at_any_moment_and_a_rerun_completes_the
     first = max(0.05, 2 * _startup_s())
     tried = 0
     for signum in (signal.SIGINT, signal.SIGTERM):
-        for moment in (first, 0.2, 1.0, "training"):
+        for moment in (first, 0.2, 1.0, "import", "training"):
             _interrupted(args, tmp_path, path, signum, moment, tmp_path / "run.log")
             assert_matches(path, reference, complete=False)
             tried += 1
