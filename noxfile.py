@@ -32,6 +32,8 @@ def reports(session):
                 "--out", "reports/claims")
     session.run("regbench", "report", "reports")  # each reports/<study>/ and the index
     session.run("regbench", "reproduce", "--all", "--report-only")  # reports/published/*/
+    # The first screen of each page as a browser shows it, for review; not committed.
+    session.run("python", "tests/browser.py", "screenshots", success_codes=[0, 1])
 
 
 @nox.session

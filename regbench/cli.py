@@ -237,7 +237,8 @@ def cmd_reproduce(args) -> int:
         else:
             provenance.check_backend()
             out = reproduce.run(name, _local_trainer(args), say=Progress(0, args.quiet).say)
-        print(f"wrote {out}/README.md and report.html")
+        print(f"wrote {out}/README.md and report.html" if out else
+              f"{name}: not run here, no report; listed in {reproduce.index_path()}")
     return 0
 
 

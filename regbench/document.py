@@ -101,8 +101,9 @@ def render_markdown(blocks: list) -> str:
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; max-width: 75em;
        margin: 2em auto; padding: 0 1em; color: #222; line-height: 1.45; }
-table { border-collapse: collapse; margin: 1em 0; font-size: 0.9em; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: left; }
+table { border-collapse: collapse; margin: 1em 0; font-size: 0.85em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.45em; text-align: left; }
+td:first-child { overflow-wrap: anywhere; min-width: 6em; }
 th { background: #f3f3f3; }
 td.num { white-space: nowrap; font-variant-numeric: tabular-nums; }
 div.scroll { overflow-x: auto; }
@@ -172,8 +173,21 @@ def _cell(text: str) -> str:
     return f"<td{numeric}>{_inline(text)}</td>"
 
 
+def with_contents(blocks: list) -> list:
+    """`blocks` with a table of contents before the first section, unless they have one."""
+    if any(isinstance(b, Contents) for b in blocks):
+        return blocks
+    first = next((i for i, b in enumerate(blocks) if isinstance(b, Heading) and b.level == 2),
+                 None)
+    if first is None:
+        return blocks
+    return [*blocks[:first], Para("**Contents**"), Contents(), *blocks[first:]]
+
+
 def write_document(blocks: list, out_dir: Path, title: str) -> None:
-    """README.md beside its figures/*.png, and report.html with the figures inside."""
+    """README.md beside its figures/*.png, and report.html with the figures inside; both
+    with a table of contents."""
+    blocks = with_contents(blocks)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = out_dir / FIGURES_DIR
     for b in blocks:

@@ -494,16 +494,24 @@ def finding_blocks(rows: pd.DataFrame, out_dir: str | Path) -> list:
         counts = compare["verdict"].value_counts()
         tally = ", ".join(f"{counts[v]} {v}" for v in ("better", "worse") if v in counts)
         unresolved = int(counts.get("indistinguishable", 0))
+        floor = stats.min_p_value(n) * len(compare)
+        resolvable = floor < stats.ALPHA
         blocks.append(Para(
             f"**{title}**: test accuracy of each arm against `{baseline}` "
             f"({_mean_std(base)}), paired by seed, n = {n}: "
             + (tally or "no arm resolved")
             + (f", {unresolved} not resolved at n = {n}" if unresolved and tally else "")
-            + f" (exact paired test, Holm over {len(compare)} arms, alpha {stats.ALPHA})."))
+            + f" (exact paired test, Holm over {len(compare)} arms, alpha {stats.ALPHA})."
+            + ("" if resolvable else
+               f" At n = {n} no arm can be resolved, whatever its effect: the smallest p the "
+               f"exact test can give, {stats.min_p_value(n):.4f}, is {min(1.0, floor):.2f} "
+               f"after Holm. The intervals below are bootstrap intervals from {n} seeds, "
+               f"too narrow at this n; {stats.seeds_needed(len(compare))} seeds would let "
+               "the test resolve an arm whose seeds all agree.")))
         blocks.append(Table(
             ("arm", f"test acc − {baseline} (pp)", "95% CI (pp)", "verdict"),
             tuple((r.arm, _pp(r.mean_diff), "–" if math.isnan(r.ci_low) else
-                   f"[{_pp(r.ci_low)}, {_pp(r.ci_high)}]", _verdict_words(r, n))
+                   f"[{_pp(r.ci_low)}, {_pp(r.ci_high)}]", _verdict_words(r, n, resolvable))
                   for r in compare.itertuples())))
     findings = Path(out_dir) / "FINDINGS.md"
     if findings.is_file():
@@ -517,8 +525,10 @@ def _pp(x: float) -> str:
     return "–" if math.isnan(x) else f"{100 * x:+.2f}"
 
 
-def _verdict_words(r, n: int) -> str:
+def _verdict_words(r, n: int, resolvable: bool) -> str:
     if r.verdict == "indistinguishable":
+        if not resolvable:
+            return f"not resolvable at n = {n}"
         excludes_zero = r.ci_low > 0 or r.ci_high < 0
         return f"not resolved at n = {n}" + (
             " (the interval excludes 0; the exact test after Holm does not)"

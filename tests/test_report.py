@@ -278,7 +278,8 @@ def test_cli_report_of_a_folder_regenerates_every_report_and_the_index(tmp_path)
     assert run_cli("report", root) == 0
     assert (root / "mnist_tutorial" / "report.html").is_file()
     index = (root / "README.md").read_text()
-    assert "[HTML](mnist_tutorial/report.html)" in index
+    assert "[report](mnist_tutorial/README.md)" in index  # Markdown links Markdown,
+    assert '<a href="mnist_tutorial/report.html">report</a>' in (root / "index.html").read_text()
     assert "best mean test accuracy `none` 0.97" in index and "at n = 2 seeds" in index
     assert "**Findings.** Dropout halves the gap." in index
     assert ("Claim 7, data augmentation improves generalization: **contradicted in direction**"

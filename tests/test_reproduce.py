@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import shutil
 import textwrap
 from dataclasses import replace
@@ -325,7 +326,25 @@ def test_a_table9_style_reproduction_end_to_end(tmp_path, monkeypatch, data_dir)
 
 
 COMMITTED = [name for name in reproduce.REPRODUCTIONS
-             if (REPO / registry.store_path(name)).is_file()]
+             if (REPO / registry.store_path(name).parent / "README.md").is_file()]
+PROBED_ONLY = [name for name in reproduce.REPRODUCTIONS if name not in COMMITTED
+               and (REPO / registry.store_path(name)).is_file()]
+
+
+@pytest.mark.parametrize("name", PROBED_ONLY)
+def test_a_reproduction_with_only_probes_gets_no_report_and_the_index_says_why(
+        tmp_path, monkeypatch, name):
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(REPO / "ablations", tmp_path / "ablations")
+    folder = registry.store_path(name).parent
+    shutil.copytree(REPO / folder, tmp_path / folder)
+    (tmp_path / folder / "README.md").write_text("an empty report of an earlier version")
+    assert reproduce.write(name) is None
+    assert sorted(p.name for p in (tmp_path / folder).iterdir()) == ["results.jsonl"]
+    index = (tmp_path / registry.index_path()).read_text()
+    line = next(line for line in index.splitlines() if line.startswith(f"| {name} |"))
+    assert re.search(r"not run: needs a GPU; its probe estimates \d+ h of training", line)
+    assert (tmp_path / registry.index_path()).with_name("index.html").is_file()
 
 
 @pytest.mark.parametrize("name", COMMITTED)

@@ -14,7 +14,7 @@ blocks and claims) and `common` (the pieces they share).
 """
 
 from regbench.reproduce.orchestration import run
-from regbench.reproduce.registry import REPRODUCTIONS, Reproduction, get, listing
+from regbench.reproduce.registry import REPRODUCTIONS, Reproduction, get, index_path, listing
 from regbench.reproduce.reports import write
 
-__all__ = ["REPRODUCTIONS", "Reproduction", "get", "listing", "run", "write"]
+__all__ = ["REPRODUCTIONS", "Reproduction", "get", "index_path", "listing", "run", "write"]

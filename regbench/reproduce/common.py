@@ -125,30 +125,40 @@ def probe_blocks(repro: Reproduction, rows: pd.DataFrame) -> list:
     """The CPU time a study that is not run here would take, from its probe cell."""
     out = []
     for probe in repro.probes:
-        study = load_study(study_path(probe.study))
-        part = rows[(rows["study"] == f"{probe.study}_probe")
-                    & (rows["train_subset"] == PROBE_SUBSET)] if len(rows) else rows
-        if part.empty or "epoch_s" not in part:
+        estimate = probe_estimate(repro, probe, rows)
+        if estimate is None:
             out.append(Para(f"`{probe.study}`: not yet run; no timing probe stored."))
             continue
-        probe_row = part.iloc[-1]
-        per_image = float(probe_row["history"]["epoch_s"][-1]) / PROBE_SUBSET
-        cells = study.cells()
-        total = sum(per_image * _images(c) * c.training.epochs for c in cells)
-        finals = len(repro.published.rows) * len(repro.final_seeds)  # Table 9's chosen points
-        if finals:
-            total *= 1 + finals / len(cells)
-        what = f"{len(cells)} cells" + (f" and {finals} final cells" if finals else "")
+        probe_row, per_image, total, what, first = estimate
         out.append(Para(
             f"`{probe.study}`: **not yet run here**: `regbench reproduce {repro.name}` trains "
             "it only where the Keras backend sees a GPU. A probe cell "
-            f"({probe.epochs} epochs of `{cells[0].arm.label}` on {PROBE_SUBSET} images, seed "
+            f"({probe.epochs} epochs of `{first}` on {PROBE_SUBSET} images, seed "
             f"0) took {per_image * 1e3:.2f} ms per training image in its last epoch on this "
             f"machine ({probe_row.get('device', '?')}, {probe_row.get('cpu_count', '?')} "
             f"cores), so its {what} would need about {total / 3600:.1f} h of training here "
             "(an upper estimate at this rate: the probe's epoch includes a pass over the "
             f"validation images, {probe_row.get('n_val', '?')} of them)."))
     return out
+
+
+def probe_estimate(repro: Reproduction, probe, rows: pd.DataFrame):
+    """(probe row, seconds per training image, estimated seconds of the whole study, what
+    the estimate covers, the probed arm) from a study's stored probe cell, or None."""
+    study = load_study(study_path(probe.study))
+    part = rows[(rows["study"] == f"{probe.study}_probe")
+                & (rows["train_subset"] == PROBE_SUBSET)] if len(rows) else rows
+    if part.empty or "epoch_s" not in part:
+        return None
+    probe_row = part.iloc[-1]
+    per_image = float(probe_row["history"]["epoch_s"][-1]) / PROBE_SUBSET
+    cells = study.cells()
+    total = sum(per_image * _images(c) * c.training.epochs for c in cells)
+    finals = len(repro.published.rows) * len(repro.final_seeds)  # Table 9's chosen points
+    if finals:
+        total *= 1 + finals / len(cells)
+    what = f"{len(cells)} cells" + (f" and {finals} final cells" if finals else "")
+    return probe_row, per_image, total, what, cells[0].arm.label
 
 
 def _images(cell: Cell) -> int:

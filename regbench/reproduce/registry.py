@@ -270,6 +270,9 @@ def listing() -> list[str]:
     """One line per reproduction: name, title, and whether results are stored."""
     out = []
     for name, repro in REPRODUCTIONS.items():
-        stored = "results stored" if store_path(name).is_file() else "not run yet"
+        if (store_path(name).parent / "README.md").is_file():
+            stored = "report stored"
+        else:
+            stored = "probe only, not run here" if store_path(name).is_file() else "not run yet"
         out.append(f"{name:<30} {repro.title} ({stored})")
     return out

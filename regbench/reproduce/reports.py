@@ -15,10 +15,12 @@ from regbench.document import (
     Para,
     Table,
     clear_figures,
+    render_html,
     render_markdown,
     write_document,
 )
 from regbench.report import load_results
+from regbench.reproduce.common import probe_estimate
 from regbench.reproduce.ioffe import ioffe_blocks
 from regbench.reproduce.registry import (
     REPRODUCTIONS,
@@ -41,6 +43,10 @@ def write(name: str) -> Path:
     repro = get(name)
     rows = stored_rows(store_path(name))
     out = store_path(name).parent
+    if not trained(rows):  # listed as not run in the index, not written as an empty report
+        remove_report(out)
+        write_index()
+        return None
     blocks = REPORTS[repro.published.report](repro, rows)
     blocks += findings(out / "FINDINGS.md")
     blocks += reproducibility(repro, rows)
@@ -49,6 +55,26 @@ def write(name: str) -> Path:
     write_document(blocks, out, f"regbench reproduction: {repro.name}")
     write_index()
     return out
+
+
+def trained(rows: pd.DataFrame) -> bool:
+    """Whether a reproduction has rows beyond the timing probes of studies not run here."""
+    return bool(len(rows)) and not rows["study"].str.endswith("_probe").all()
+
+
+def remove_report(out: Path) -> None:
+    for name in ("README.md", "report.html"):
+        (out / name).unlink(missing_ok=True)
+    clear_figures(out)
+
+
+def not_run(repro: Reproduction, rows: pd.DataFrame) -> str:
+    """Why a reproduction has no report, with the training time its probes estimate."""
+    hours = [estimate[2] / 3600 for probe in repro.probes
+             if (estimate := probe_estimate(repro, probe, rows)) is not None]
+    return ("not run: needs a GPU" + (f"; its probe estimates {sum(hours):.0f} h of training "
+                                     "on this CPU" if hours else "")
+            + f" (`regbench reproduce {repro.name}`)")
 
 
 def stored_rows(path: Path) -> pd.DataFrame:
@@ -66,21 +92,30 @@ def findings(path: Path) -> list:
 
 def write_index() -> Path:
     """reports/published/README.md: every reproduction, its report and its stored cells."""
+    index = index_path()
+    index.parent.mkdir(parents=True, exist_ok=True)
+    index.write_text(render_markdown(index_blocks("README.md")))
+    index.with_name("index.html").write_text(render_html(index_blocks("report.html"),
+                                                         "regbench: published comparisons"))
+    return index
+
+
+def index_blocks(page: str) -> list:
+    """Every reproduction with its state, linking the reports' `page`."""
     lines = []
     for name, repro in REPRODUCTIONS.items():
         path = store_path(name)
-        cells = len(stored_rows(path))
-        link = f"[{name}]({name}/README.md)" if (path.parent / "README.md").is_file() else name
-        lines.append((link, repro.title, str(cells)))
-    blocks = [Heading("Published comparisons, reproduced", 1),
-              Para("Each report puts the paper's numbers beside regbench's, with the budgets of "
-                   "both; `regbench reproduce NAME` trains what is missing and rewrites it, "
-                   "`regbench reproduce --all --report-only` rewrites them all."),
-              Table(("reproduction", "what", "stored cells"), tuple(lines))]
-    index = index_path()
-    index.parent.mkdir(parents=True, exist_ok=True)
-    index.write_text(render_markdown(blocks))
-    return index
+        rows = stored_rows(path)
+        if (path.parent / "README.md").is_file():
+            lines.append((f"[{name}]({name}/{page})", repro.title, f"{len(rows)} cells"))
+        else:
+            lines.append((name, repro.title, not_run(repro, rows) if len(rows) else
+                          f"not run yet (`regbench reproduce {name}`)"))
+    return [Heading("Published comparisons, reproduced", 1),
+            Para("Each report puts the paper's numbers beside regbench's, with the budgets of "
+                 "both; `regbench reproduce NAME` trains what is missing and rewrites it, "
+                 "`regbench reproduce --all --report-only` rewrites them all."),
+            Table(("reproduction", "what", "state"), tuple(lines))]
 
 
 def reproducibility(repro: Reproduction, rows: pd.DataFrame) -> list:
