@@ -32,7 +32,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from regbench import interrupts
+from regbench import interrupts, startup
 from regbench.errors import RegbenchError
 from regbench.provenance import usable_cores
 
@@ -58,9 +58,9 @@ class RunOptions:
 def default_workers() -> int:
     """Worker processes for this machine: one per core, as many as memory holds; one on a
     GPU (the packs share one device)."""
-    import keras
-
     from regbench import provenance
+
+    keras = startup.import_keras()
 
     if provenance.accelerator(keras.backend.backend()):
         return 1
@@ -100,9 +100,8 @@ def check_data(cells, options) -> None:
 def _import_engine():
     """The engine and Keras (with its backend, TensorFlow). A signal during the import acts
     once it is done: TensorFlow's import cut short can crash the interpreter."""
+    startup.import_keras()
     with interrupts.deferred():
-        import keras  # noqa: F401
-
         from regbench import engine
     return engine
 
@@ -289,7 +288,7 @@ def _start_worker(threads: int, driver: int) -> None:
         os._exit(1)
 
     threading.Thread(target=watch, daemon=True).start()
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    startup.import_keras()
     from regbench.engine.backend import seam
 
     seam().set_threads(threads)

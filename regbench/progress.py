@@ -1,7 +1,9 @@
 """Progress of a run on stderr: cells done of total, the pack in training, an ETA.
 
 In a terminal a tqdm bar shows the epoch of the pack in training; elsewhere (a log, CI) each
-finished cell is one plain line. Executors call `skip`, `start`, `epoch` and `finish`.
+finished pack is one plain line (a cell trained alone is a pack of one). The ETA counts from
+the start of the first pack, so imports and data loading do not inflate it. Executors call
+`skip`, `start`, `epoch` and `finish` (once per row).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ class Progress:
         self.total, self.done, self.quiet, self.stream = total, 0, quiet, stream
         self.live = not quiet and stream.isatty() and not os.environ.get("CI")
         self.began = self.pack_began = time.monotonic()
-        self.cells = []
+        self.started = False
+        self.cells, self.rows = [], []
         self.bar = None
 
     def say(self, text: str) -> None:
@@ -32,7 +35,7 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
     def eta(self) -> str:
-        if not self.done:
+        if not self.done or not self.started:
             return "?"
         left = (time.monotonic() - self.began) / self.done * (self.total - self.done)
         return f"{int(left // 60)}m{int(left % 60):02d}s"
@@ -41,7 +44,9 @@ class Progress:
         self.total -= 1  # trained by another runner
 
     def start(self, cells) -> None:
-        self.cells, self.pack_began = cells, time.monotonic()
+        if not self.started:
+            self.started, self.began = True, time.monotonic()
+        self.cells, self.rows, self.pack_began = cells, [], time.monotonic()
 
     def epoch(self, epoch: int, epochs: int, logs: dict) -> None:
         interrupts.check()  # a signal Python dropped stops the run at the next epoch
@@ -64,17 +69,37 @@ class Progress:
         self.bar.refresh()
 
     def finish(self, row: dict) -> None:
-        seconds = time.monotonic() - self.pack_began
-        if row["status"] == "failed":
-            result = f"FAILED ({row['error']})"
-        else:
-            result = (f"{row['status']}: test_acc {row['test_acc']:.4f} "
-                      f"gap {row['gap_acc']:+.4f} epochs {row['epochs_run']}")
-        packed = f", pack of {row['pack_size']}" if row.get("pack_size", 1) > 1 else ""
+        """One row stored; the pack's line once all its rows are."""
         self.done += 1
+        self.rows.append(row)
+        if len(self.rows) < len(self.cells):
+            return
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        self.say(f"[{self.done}/{self.total}] {row['dataset']} {row['model']} "
-                 f"{row['arm']} seed={row['seed']}: {result} ({seconds:.1f} s{packed})  "
-                 f"ETA {self.eta()}")
+        seconds = time.monotonic() - self.pack_began
+        self.say(f"[{self.done}/{self.total}] {self._pack_line(self.rows)} ({seconds:.1f} s)"
+                 f"  ETA {self.eta()}")
+        self.rows = []
+
+    @staticmethod
+    def _pack_line(rows: list[dict]) -> str:
+        first = rows[0]
+        if len(rows) == 1:
+            if first["status"] == "failed":
+                result = f"FAILED ({first['error']})"
+            else:
+                result = (f"{first['status']}: test_acc {first['test_acc']:.4f} "
+                          f"gap {first['gap_acc']:+.4f} epochs {first['epochs_run']}")
+            return (f"{first['dataset']} {first['model']} {first['arm']} "
+                    f"seed={first['seed']}: {result}")
+        statuses = [r["status"] for r in rows]
+        counts = ", ".join(f"{statuses.count(s)} {s}" for s in dict.fromkeys(statuses))
+        accuracies = [r["test_acc"] for r in rows if r["status"] != "failed"]
+        spread = (f"; test_acc {min(accuracies):.4f} to {max(accuracies):.4f}"
+                  if accuracies else "")
+        arms = len({r["arm"] for r in rows})
+        seeds = len({r["seed"] for r in rows})
+        return (f"{first['dataset']} {first['model']}: {len(rows)} cells "
+                f"({arms} arms x {seeds} seeds, {first.get('strategy', 'pack')}): "
+                f"{counts}{spread}")
