@@ -1,7 +1,8 @@
 """regbench.executors: the local loop and the Ray executor keep the store's semantics.
 
 Both claim a cell before training it, skip a cell another runner holds or has finished, store a
-cell that raises as `failed`, hold the claim until the row is appended, and give the same rows
+cell that raises as `failed` (here the l1 arm's, which runs out of memory as its model is built:
+`faults`), hold the claim until the row is appended, and give the same rows
 (training is deterministic). The Ray tests start and stop a local Ray instance themselves and
 are skipped where Ray is not installed.
 """
@@ -16,6 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from faults import STORED_ERROR, environment
 
 from regbench import executors, store
 from regbench.errors import RegbenchError
@@ -34,8 +36,8 @@ DATA_DIR = _find_data_dir()
 NO_MNIST = "MNIST not found: set REGBENCH_DATA_DIR to the folder with mnist.npz"
 trains = pytest.mark.slow  # trains in a fresh interpreter, in worker processes or on Ray
 
-# Three cells at seed 0; the l1 arm's factor passes validation but Keras cannot make a float32 of
-# it, so that cell raises at fit time and must be stored as failed.
+# Three cells at seed 0; building the l1 arm's model raises MemoryError (`faults`, in every
+# process that trains here), so that cell must be stored as failed and the others trained.
 STUDY = """\
 name = "executors"
 datasets = ["mnist"]
@@ -53,13 +55,13 @@ train_subset = 500
 factor = 0.001
 
 [techniques.l1]
-factor = 1e300
+factor = 0.01
 
 [design]
 arms = ["none", "l2", "l1"]
 """
-FAILED_ERROR = ("ValueError: Can't convert Python sequence with a value out of range for a "
-                "double-precision float.")
+FAILED_ARM = "l1"
+FAILED_ERROR = STORED_ERROR  # "MemoryError: simulated: out of memory while building the model"
 # What differs between two runs of the same cell: wall-clock times, when and where it ran,
 # how busy the machine was.
 VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
@@ -154,7 +156,8 @@ def _drive(tmp_path_factory, driver: str) -> tuple[Path, dict]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGBENCH_")}
     env.update(TF_CPP_MIN_LOG_LEVEL="3", REGBENCH_DATA_DIR=str(DATA_DIR),
                REGBENCH_CACHE_DIR="/nonexistent/regbench-test-cache",
-               REGBENCH_DOWNLOAD_URL="http://127.0.0.1:9/")
+               REGBENCH_DOWNLOAD_URL="http://127.0.0.1:9/",
+               **environment(folder / "faults", FAILED_ARM))  # worker processes inherit it
     result = subprocess.run([sys.executable, "-c", driver, folder / "study.toml", path,
                              Path(__file__).parent], cwd=folder, env=env, capture_output=True,
                             text=True, timeout=300)
@@ -234,15 +237,17 @@ def test_run_ray_refuses_a_bad_cpus_per_cell(tmp_path, cpus):
 # --- run_ray on a local Ray instance ----------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def ray_instance():
+def ray_instance(tmp_path_factory):
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'ray>=2.9'): "
                               "the Ray executor is not tested here")
     if DATA_DIR is None:
         pytest.skip(NO_MNIST)
+    faults = environment(tmp_path_factory.mktemp("ray") / "faults", FAILED_ARM)
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR",
              runtime_env={"env_vars": {"TF_CPP_MIN_LOG_LEVEL": "3",
                                        "REGBENCH_CACHE_DIR": "/nonexistent/regbench-test-cache",
-                                       "REGBENCH_DOWNLOAD_URL": "http://127.0.0.1:9/"}})
+                                       "REGBENCH_DOWNLOAD_URL": "http://127.0.0.1:9/",
+                                       **faults}})  # the workers' l1 cells fail
     yield ray
     ray.shutdown()
 

@@ -10,7 +10,8 @@ same cell keys, same metrics (training is deterministic), each cell stored once.
 - Two runners on one store train each cell once; when one is SIGKILLed the other or a rerun
   finishes its cells.
 - A diverging cell is stored as `diverged` with its epoch, a cell that raises as `failed` with
-  its message, the study goes on, `show` lists them, `--retry-failed` trains them again.
+  its message (one that runs out of memory as its model is built: `faults`), the study goes on,
+  `show` lists them, `--retry-failed` trains them again.
 
 Figures for docs/reliability.md are printed (`pytest -s`) and, if $REGBENCH_RELIABILITY_FIGURES
 names a JSON file, merged into it.
@@ -33,6 +34,7 @@ import time
 from pathlib import Path
 
 import pytest
+from faults import STORED_ERROR, environment
 
 from regbench import cli, store, summary
 
@@ -97,9 +99,13 @@ def env() -> dict:
     return out
 
 
-def regbench(*args, cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+def regbench(*args, cwd: Path, timeout: float = 240,
+             fail_arm: str | None = None) -> subprocess.CompletedProcess:
+    """`regbench ARGS`; with `fail_arm`, building the model of a cell of that arm raises
+    MemoryError (`faults`)."""
+    variables = env() | (environment(cwd / "faults", fail_arm) if fail_arm else {})
     return subprocess.run([sys.executable, "-m", "regbench.cli", *map(str, args)], cwd=cwd,
-                          env=env(), capture_output=True, text=True, timeout=timeout)
+                          env=variables, capture_output=True, text=True, timeout=timeout)
 
 
 def start(*args, cwd: Path, log: Path) -> subprocess.Popen:
@@ -436,8 +442,8 @@ def test_worker_processes_end_with_a_killed_driver(work, reference, tmp_path):
 # --- divergence and failures --------------------------------------------------------------
 
 # Four arms at one seed, in this order:
-# - l1: the factor passes validation (a finite float) but Keras cannot make a float32 of it; the
-#   cell raises at fit time ("Can't convert Python sequence with a value out of range ...").
+# - l1: a valid factor, but the run fails this arm (`faults`): building its model raises
+#   MemoryError, as running out of memory would. Retried without the fault, it trains.
 # - none: trains normally (the study goes on after a failed cell).
 # - l2: plain SGD with a penalty factor > 1/(2 * learning_rate) doubles the weights' size every
 #   step; the loss overflows in epoch 2.
@@ -458,7 +464,7 @@ epochs = 3
 train_subset = 500
 
 [techniques.l1]
-factor = 1e300
+factor = 0.01
 
 [techniques.l2]
 factor = 1.25
@@ -480,7 +486,7 @@ def faults(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     folder = tmp_path_factory.mktemp("faults")
     (folder / "faults.toml").write_text(FAULTS)
     path = folder / "faults.jsonl"
-    return path, regbench("run", "faults.toml", "--store", path, cwd=folder)
+    return path, regbench("run", "faults.toml", "--store", path, cwd=folder, fail_arm="l1")
 
 
 @processes
@@ -492,8 +498,7 @@ def test_diverged_and_failed_cells_are_stored_shown_and_retried(faults):
     assert list(rows) == ["l1", "none", "l2", "l1_l2"]
     failed, ok, diverged = rows["l1"], rows["none"], rows["l2"]
     assert failed["status"] == "failed"
-    assert failed["error"] == ("ValueError: Can't convert Python sequence with a value out of "
-                               "range for a double-precision float.")
+    assert failed["error"] == STORED_ERROR
     assert ok["status"] == "ok" and ok["diverged_epoch"] is None and ok["epochs_run"] == 3
     assert diverged["status"] == "diverged"
     assert diverged["diverged_epoch"] == 2 and diverged["epochs_run"] == 2
@@ -507,7 +512,8 @@ def test_diverged_and_failed_cells_are_stored_shown_and_retried(faults):
     assert re.search(r"^mnist_mlp\s+none\s+1\s", shown, re.M), shown
     assert re.search(r"^mnist_mlp\s+l2\s+0\s.*\s1 diverged$", shown, re.M), shown
 
-    # Failed cells are done until asked for; `--retry-failed` trains them (and only them) again.
+    # Failed cells are done until asked for; `--retry-failed` trains them (and only them) again,
+    # here with the memory free again (no fault): the l1 cell trains.
     study = path.parent / "faults.toml"
     n_failed = sum(row["status"] == "failed" for row in rows.values())
     _, plan, _ = in_process("run", study, "--store", path, "--dry-run")
@@ -518,9 +524,10 @@ def test_diverged_and_failed_cells_are_stored_shown_and_retried(faults):
     assert retried.returncode == 0, retried.stderr
     assert len(TRAINED_LINE.findall(retried.stderr)) == n_failed
     again = store.read_rows(path)[4:]
-    assert [r["arm"] for r in again if r["status"] == "failed"][:1] == ["l1"]
-    assert len(again) == n_failed
+    assert [(r["arm"], r["status"], r["epochs_run"]) for r in again] == [("l1", "ok", 3)]
+    assert again[0]["key"] == failed["key"] and len(again) == n_failed
     assert len(store.load(path)) == 4  # one row per cell: the newest attempt
+    assert "failed" not in set(store.load(path)["status"])
     figure("fault_cells_failed", n_failed)
     figure("fault_cells_diverged", sum(r["status"] == "diverged" for r in rows.values()))
 
@@ -537,15 +544,19 @@ def test_a_cell_that_diverges_in_its_first_epoch_is_stored_as_diverged(faults):
 @needs_mnist
 @processes
 def test_retry_failed_trains_a_failed_cell_to_the_reference_result(work, reference, tmp_path):
-    """A cell that failed once (say, out of memory) and works now is trained again on request."""
+    """A cell that failed once (out of memory) and works now is trained again on request."""
     path = tmp_path / "retry.jsonl"
     keys = list(reference)
     for key in keys[:-1]:
         store.append(path, reference[key])
     last = reference[keys[-1]]
-    identity = {k: last[k] for k in list(last)[:list(last).index("status")]}
-    store.append(path, identity | {"status": "failed",
-                                   "error": "ResourceExhaustedError: OOM when allocating"})
+    failing = regbench("run", work / "study.toml", "--store", path, cwd=tmp_path,
+                       fail_arm=last["arm"])  # its other cell of that arm is stored already
+    assert failing.returncode == 0, failing.stderr
+    assert len(TRAINED_LINE.findall(failing.stderr)) == 1
+    failed = store.read_rows(path)[-1]
+    assert (failed["key"], failed["status"], failed["error"]) == (last["key"], "failed",
+                                                                   STORED_ERROR)
     assert summary.summarize(store.load(path))["failed"].sum() == 1
 
     _, plan, _ = in_process("run", work / "study.toml", "--store", path, "--dry-run")
