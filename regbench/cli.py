@@ -15,6 +15,7 @@ from regbench.errors import RegbenchError
 from regbench.progress import Progress
 
 RESULTS_DIR = Path("results")
+CHECKOUT = Path(__file__).resolve().parents[1]  # where the shipped study files are
 
 
 class _Parser(argparse.ArgumentParser):
@@ -22,9 +23,56 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"regbench: error: {message}\n")
 
 
+USER_COMMANDS = ("run", "show", "report", "claims", "reproduce", "list")
+DEVELOPER_COMMANDS = ("bench-report", "bench-compare", "bench-grid")
+EXAMPLES = {
+    "run": ["regbench run ablations/mnist_tutorial.toml --seeds 2 --epochs 3",
+            "regbench run my_study.toml --dry-run"],
+    "show": ["regbench show results/mnist_tutorial.jsonl"],
+    "report": ["regbench report results/mnist_tutorial.jsonl --out results/mnist_tutorial",
+               "regbench report reports"],
+    "claims": ["regbench claims reports/mnist_tutorial/results.jsonl"],
+    "reproduce": ["regbench reproduce --list", "regbench reproduce ioffe2015_bn_mnist"],
+    "list": ["regbench list"],
+    "bench-report": ["regbench bench-report reports/benchmarks/raw/*.json"],
+    "bench-compare": ["regbench bench-compare old.json new.json --fail-on-slower"],
+    "bench-grid": ["regbench bench-grid --only mnist_b32"],
+}
+
+
+def _overview() -> str:
+    def lines(names):
+        return "\n".join(f"  {name:<14} {SUMMARIES[name]}" for name in names)
+    return (f"studies and reports:\n{lines(USER_COMMANDS)}\n\n"
+            f"developers (benchmarks of regbench itself):\n{lines(DEVELOPER_COMMANDS)}\n\n"
+            "start with: regbench run ablations/mnist_tutorial.toml --seeds 2 --epochs 3\n"
+            "help on one command: regbench COMMAND --help")
+
+
+SUMMARIES = {
+    "run": "train every cell of a study that is not stored yet",
+    "show": "n and mean ± std per arm of stored results",
+    "report": "write the Markdown and HTML report of a results store",
+    "claims": "test the Keras tutorial's claims on its study's results",
+    "reproduce": "reproduce a published comparison",
+    "list": "datasets, models, techniques, study files and reproductions",
+    "bench-report": "tables, plot and fingerprint from step-benchmark JSON",
+    "bench-compare": "what got slower or faster between two benchmark runs",
+    "bench-grid": "whole-study time and memory: regbench against the naive loop",
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="regbench", description="Controlled regularization benchmarks.")
-    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    from regbench import __version__
+
+    parser = _Parser(prog="regbench", formatter_class=argparse.RawDescriptionHelpFormatter,
+                     usage="regbench [-h] [--version] COMMAND ...",
+                     description="Controlled experiments on what regularization does: "
+                                 "ablation studies over paired seeds, and their reports.",
+                     epilog=_overview())
+    parser.add_argument("--version", action="version", version=f"regbench {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND",
+                                     help=argparse.SUPPRESS)
 
     run = commands.add_parser("run", help="train every cell of a study that is not stored yet")
     run.add_argument("study", help="study file (TOML), e.g. ablations/mnist_tutorial.toml")
@@ -75,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_report_commands(commands)
     _add_bench_commands(commands)
+    for name, command in commands.choices.items():  # a description and examples for each
+        command.formatter_class = argparse.RawDescriptionHelpFormatter
+        command.description = command.description or SUMMARIES[name] + "."
+        command.epilog = "examples:\n" + "\n".join(f"  {e}" for e in EXAMPLES[name])
     return parser
 
 
@@ -134,7 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with interrupts.handled():  # SIGINT and SIGTERM: one line, status 130 or 143
         try:
-            args = build_parser().parse_args(argv)
+            parser = build_parser()
+            args = parser.parse_args(argv)
+            if args.command is None:  # a bare `regbench`: what it does and its commands
+                parser.print_help()
+                return 2
             command = getattr(args, "func", None) or {"run": cmd_run, "list": cmd_list,
                                                       "show": cmd_show,
                                                       "reproduce": cmd_reproduce}[args.command]
@@ -258,23 +314,45 @@ def _local_trainer(args):
     return run
 
 
+WIDTH = 100  # columns of `regbench list`
+
+
 def cmd_list(args) -> int:
     import dataclasses
+    import textwrap
 
-    from regbench.recipe import TECHNIQUES, Model, Training
-    from regbench.study import DATASET_NAMES, DESIGNS
+    from regbench import reproduce
+    from regbench.recipe import MODEL_NAMES, TECHNIQUES, Model, Training
+    from regbench.study import DATASET_NAMES, DESIGNS, load_study
 
-    def fields(cls):
+    def say(label: str, text: str, indent: int = 12) -> None:
+        print(textwrap.fill(text, WIDTH, initial_indent=f"{label:<{indent}}",
+                            subsequent_indent=" " * indent))
+
+    def fields(cls) -> str:
         return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
 
-    print("datasets:   " + ", ".join(DATASET_NAMES))
-    print("models:     mlp, cnn   [model] " + fields(Model))
-    print("training:   [training] " + fields(Training))
-    print("designs:    " + ", ".join(DESIGNS))
-    print("techniques: none (no technique)")
+    def summary(cls) -> str:  # the docstring's first paragraph, on one line
+        return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
+
+    say("datasets:", ", ".join(DATASET_NAMES))
+    say("models:", ", ".join(MODEL_NAMES) + f"; [model] {fields(Model)}")
+    say("training:", f"[training] {fields(Training)}")
+    say("designs:", ", ".join(DESIGNS))
+    print("techniques: none (no technique), and in [techniques.NAME] with these defaults:")
     for name, cls in TECHNIQUES.items():
-        doc = (cls.__doc__ or "").strip().splitlines()[0]
-        print(f"  {name:<15} {fields(cls)}\n  {'':<15} {doc}")
+        say(f"  {name}", fields(cls) or "no parameters", indent=18)
+        say("", summary(cls), indent=18)
+    studies = sorted((CHECKOUT / "ablations").glob("*.toml"))
+    if studies:
+        print("study files (regbench run FILE):")
+        indent = 4 + max(len(f"ablations/{path.name}") for path in studies)
+        for path in studies:
+            say(f"  ablations/{path.name}", load_study(path).description, indent=indent)
+    print("reproductions (regbench reproduce NAME):")
+    for line in reproduce.listing():
+        name, _, rest = line.partition(" ")
+        say(f"  {name}", rest.strip(), indent=32)
     return 0
 
 

@@ -250,9 +250,11 @@ def test_show_without_results(regbench_cli, tmp_path):
                    f"{tmp_path / 'none.jsonl'}: no such results file")
 
 
-def test_no_command(regbench_cli, tmp_path):
-    assert_refused(regbench_cli(cwd=tmp_path),
-                   "the following arguments are required: command")
+def test_no_command_prints_the_usage_and_the_commands(regbench_cli, tmp_path):
+    bare = regbench_cli(cwd=tmp_path)
+    assert bare.returncode == 2 and bare.stderr == ""
+    assert bare.stdout.startswith("usage: regbench [-h] [--version] COMMAND ...")
+    assert "studies and reports:" in bare.stdout and list(tmp_path.iterdir()) == []
 
 
 # --- killed and resumed ----------------------------------------------------------------------

@@ -19,10 +19,11 @@ from typing import get_args, get_origin, get_type_hints
 
 from regbench.errors import RegbenchError
 
-STUDY_DIR = Path("ablations/published")  # study files, relative to where the command runs
-REPORT_DIR = Path("reports/published")
+STUDY_DIR = Path("ablations/published")  # study files and reports, relative to the project:
+REPORT_DIR = Path("reports/published")   # the folder a command runs in, when it holds them
+CHECKOUT = Path(__file__).resolve().parents[2]  # else the checkout regbench runs from
 # The data files are read wherever the command runs: an unknown name lists the valid ones.
-REGISTRY_DIR = Path(__file__).resolve().parents[2] / STUDY_DIR / "reproductions"
+REGISTRY_DIR = CHECKOUT / STUDY_DIR / "reproductions"
 PROBE_SUBSET = 10_000  # images in a probe cell, which times a study too large for this machine
 
 
@@ -254,16 +255,24 @@ def get(name: str) -> Reproduction:
     return REPRODUCTIONS[name]
 
 
+def _project(folder: Path) -> Path:
+    """`folder` as given when it exists from here (or is absolute), else in the checkout, so
+    `regbench reproduce` finds the committed reproductions from any folder."""
+    if folder.is_absolute() or Path(STUDY_DIR).is_dir():
+        return folder
+    return CHECKOUT / folder if (CHECKOUT / STUDY_DIR).is_dir() else folder
+
+
 def study_path(study: str) -> Path:
-    return STUDY_DIR / f"{study}.toml"
+    return _project(STUDY_DIR) / f"{study}.toml"
 
 
 def store_path(name: str) -> Path:
-    return REPORT_DIR / name / "results.jsonl"
+    return _project(REPORT_DIR) / name / "results.jsonl"
 
 
 def index_path() -> Path:
-    return REPORT_DIR / "README.md"
+    return _project(REPORT_DIR) / "README.md"
 
 
 def listing() -> list[str]:
