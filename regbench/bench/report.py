@@ -129,7 +129,8 @@ def plot_overhead(df, ax=None):
                     label=f"batch {batch}")
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.set_xticks(np.arange(len(techniques)))
-    ax.set_xticklabels([t.replace("+", "+\n") for t in techniques], fontsize=7)
+    ax.set_xticklabels(techniques, fontsize=7, rotation=35, ha="right",
+                       rotation_mode="anchor")  # long names side by side would overlap
     ax.set_ylabel("step time / step time of none")
     ax.legend(fontsize=7)
     return ax
