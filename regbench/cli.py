@@ -225,8 +225,9 @@ def cmd_run(args) -> int:
 
     study = load_study(args.study).with_overrides(args.seeds, args.epochs, args.train_subset)
     path = args.store or default_store(study)
-    if path.is_dir() or not path.name:
+    if os.path.isdir(path) or not path.name:
         raise RegbenchError(f"--store: {path} is a folder; expected a results .jsonl file")
+    _check_store(path, args.study)
     if args.executor == "local" and (args.address or args.cpus_per_cell != 1):
         raise RegbenchError("--address and --cpus-per-cell need --executor ray")
     if args.executor == "ray" and args.workers is not None:
@@ -242,6 +243,7 @@ def cmd_run(args) -> int:
                                    workers=args.workers)
     cells = study.cells()
     done = store.finished_keys(path, retry_failed=args.retry_failed)
+    _warn_foreign(path)
     todo = [c for c in cells if c.key not in done]
     if args.dry_run:
         for cell in cells:
@@ -261,13 +263,69 @@ def cmd_run(args) -> int:
                      "they are trained again")
     progress.say(f"{study.name}: {len(cells)} cells, {len(cells) - len(todo)} stored, "
                  f"{len(todo)} to train -> {path}")
-    if todo:
-        if args.executor == "ray":
+    created = not os.path.lexists(path)
+    try:
+        if todo and args.executor == "ray":
             executors.run_ray(todo, path, options, progress, address=args.address,
                               cpus_per_cell=args.cpus_per_cell)
-        else:
+        elif todo:
             executors.run_local(todo, path, options, progress)
-    return show(path)
+    except store.StoreError as error:  # a full disk, a file size limit: say what is saved
+        raise RegbenchError(f"{error}; {_stored(path, cells)} of {len(cells)} cells are "
+                            "stored, rerun to resume") from None
+    finally:
+        if created:  # a run that stored nothing (bad data, interrupted) leaves no store
+            store.remove_if_empty(path)
+    return show(path, warn=False)
+
+
+def _check_store(path: Path, study: str) -> None:
+    """Refuse, before anything starts, a store that is not a regular file on a disk, cannot
+    be created, or is the study file itself."""
+    from regbench import paths
+
+    info = paths.file_to_write(path, "--store", "a results .jsonl file")
+    try:
+        same = info is not None and os.path.samestat(info, os.stat(study))
+    except OSError:
+        same = False
+    if same:
+        raise RegbenchError(f"--store: {path} is the study file {study}; give a results "
+                            ".jsonl file")
+
+
+def _stored(path: Path, cells) -> str:
+    from regbench import store
+
+    try:
+        return str(len(store.finished_keys(path) & {cell.key for cell in cells}))
+    except RegbenchError:
+        return "?"
+
+
+def _warn_foreign(path: Path) -> None:
+    """One line when the store holds lines that are not regbench rows (they are skipped)."""
+    from regbench import store
+
+    foreign = store.scan(path)[1]
+    if foreign:
+        lines = ("1 line that is not a regbench row" if foreign == 1
+                 else f"{foreign} lines that are not regbench rows")
+        print(f"regbench: warning: {path}: skipped {lines}", file=sys.stderr)
+
+
+def _check_results(path: Path) -> None:
+    """A results file to read: a regular file on a disk that exists."""
+    from regbench import paths
+
+    if paths.existing_file(path, "", "a results .jsonl file") is None:
+        raise RegbenchError(f"{path}: no such results file")
+
+
+def _check_out(out: Path, what: str) -> None:
+    from regbench import paths
+
+    paths.folder_to_write(out, what)
 
 
 def cmd_reproduce(args) -> int:
@@ -364,11 +422,12 @@ def cmd_show(args) -> int:
     return show(path)
 
 
-def show(path: Path) -> int:
+def show(path: Path, warn: bool = True) -> int:
     from regbench import store, summary
 
-    if not path.is_file():
-        raise RegbenchError(f"{path}: no such results file")
+    _check_results(path)
+    if warn:
+        _warn_foreign(path)
     print(summary.format_table(summary.summarize(store.load(path))))
     return 0
 
@@ -377,7 +436,7 @@ def cmd_report(args) -> int:
     from regbench import report, report_index
 
     path = Path(args.results)
-    if path.is_dir():
+    if os.path.isdir(path):
         if args.out:
             raise RegbenchError("--out: not used with a folder of reports (each report is "
                                 "written beside its results.jsonl)")
@@ -386,8 +445,15 @@ def cmd_report(args) -> int:
             print(f"wrote {report.display_path(folder)}/README.md and report.html")
         print(f"wrote {report.display_path(index)}")
         return 0
+    _check_results(path)
     out = Path(args.out) if args.out else report.default_out(path)
-    report.write_report(path, out)
+    _check_out(out, "--out" if args.out else "report folder")
+    _warn_foreign(path)
+    try:
+        report.write_report(path, out)
+    except OSError as error:  # a full disk while writing
+        raise RegbenchError(f"cannot write the report in {out} ({error.strerror}); "
+                            "free space or give another --out") from None
     print(f"wrote {report.display_path(out)}/README.md and report.html")
     return 0
 
@@ -396,7 +462,14 @@ def cmd_claims(args) -> int:
     from regbench import claims, report
 
     out = Path(args.out)
-    claims.write_claims(args.results, out)
+    _check_results(Path(args.results))
+    _check_out(out, "--out")
+    _warn_foreign(Path(args.results))
+    try:
+        claims.write_claims(args.results, out)
+    except OSError as error:  # a full disk while writing
+        raise RegbenchError(f"cannot write the claims report in {out} ({error.strerror}); "
+                            "free space or give another --out") from None
     print(f"wrote {report.display_path(out)}/README.md and report.html")
     return 0
 

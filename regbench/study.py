@@ -159,7 +159,10 @@ class Study:
 
 
 def load_study(path: str | Path) -> Study:
+    from regbench.paths import check_study_file
+
     path = Path(path)
+    check_study_file(path)  # a FIFO would block, a device never end
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
@@ -188,6 +191,8 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-." for c in name):
         raise RegbenchError(f"{where}: name: expected letters, digits, '_', '-' or '.', "
                             f"got {name!r}")
+    if len(name.encode()) > 200:  # it names the files results/<name>.jsonl, reports/<name>/
+        raise RegbenchError(f"{where}: name: at most 200 bytes, got {len(name.encode())}")
     datasets = _datasets(data.get("datasets"), where)
     seeds = _seeds(data.get("seeds", 5), where)
     model = from_dict(Model, data.get("model", {}), f"{where}: model")

@@ -29,6 +29,9 @@ def summarize(rows: pd.DataFrame, columns=tuple(HEADLINE)) -> pd.DataFrame:
     # Failed rows have no metrics: a store of failed cells only lacks the columns.
     rows = rows.assign(**{c: float("nan") for c in columns if c not in rows})
     group = group_columns(rows)
+    # A setting that older rows lack is a group of its own ("-"): groupby drops NaN keys.
+    rows = rows.assign(**{c: rows[c].astype(object).where(rows[c].notna(), "-")
+                          for c in group if c not in GROUP})
     status = rows.get("status", pd.Series("ok", index=rows.index))
     ok = rows[status == "ok"]
     order = rows[group].drop_duplicates()

@@ -341,6 +341,9 @@ def expected_run(args) -> Outcome:
     path = args.store or Path("results") / f"{study.name}.jsonl"
     if path.is_dir() or not path.name:
         return Outcome(error=f"--store: {path} is a folder; expected a results .jsonl file")
+    if path.exists() and os.path.samefile(path, args.study):
+        return Outcome(error=f"--store: {path} is the study file {args.study}; give a results "
+                             ".jsonl file")
     if args.pack_size is not None and args.pack_size < 1:
         return Outcome(error=f"--pack-size: expected an integer >= 1, got {args.pack_size}")
     cells = study.cells()
@@ -459,7 +462,8 @@ def work(tmp_path_factory):
     folder = tmp_path_factory.mktemp("fuzz")
     (folder / "results").mkdir()
     (folder / "results" / "stored.jsonl").write_text(json.dumps(
-        {"key": "0123456789abcdef", "status": "ok", "problem": "mnist_mlp", "arm": "none"}) + "\n")
+        {"key": "0123456789abcdef", "status": "ok", "problem": "mnist_mlp", "arm": "none",
+         "seed": 0}) + "\n")
     (folder / "results" / "smoke.jsonl").write_text(json.dumps(
         {"key": STORED_SMOKE_KEY, "status": "ok", "problem": "mnist_mlp", "arm": "none",
          "seed": 0}) + "\n")
@@ -494,8 +498,10 @@ def test_generated_study_files_give_their_plan_or_their_error(work, data, store)
     path = write(work, "study.toml", toml_document(data))
     argv = ["run", str(path), "--dry-run"] + (["--store", store] if store else [])
     code, _, stderr = check_cli(argv, work, "study files")
-    if code == 2:  # the message says where: the file
-        assert stderr.startswith(f"regbench: error: {path}: ")
+    if code == 2:  # the message says where: the file, or that it is its own store
+        assert stderr.startswith(f"regbench: error: {path}: ") or (
+            store == "study.toml" and stderr.startswith("regbench: error: --store: "
+                                                        "study.toml is the study file "))
 
 
 @pytest.mark.slow
@@ -826,11 +832,12 @@ def test_a_foreign_line_in_the_store_is_not_a_traceback(work):
     write(work, "smoke.toml", SMOKE)
     write(work, "foreign.jsonl", '{"note": "not a result"}\n')
     store_path = str(work / "foreign.jsonl")
-    _, plan, _ = check_cli(["run", str(work / "smoke.toml"), "--dry-run", "--store",
-                            store_path], work, "known gaps")
+    warning = f"regbench: warning: {store_path}: skipped 1 line that is not a regbench row\n"
+    code, plan, stderr = regbench_here(["run", str(work / "smoke.toml"), "--dry-run",
+                                        "--store", store_path], work)
+    assert (code, stderr) == (0, warning)
     assert plan.splitlines()[-1] == f"6 cells, 6 to train, store {store_path}"  # nothing done
-    _, shown, _ = check_cli(["show", store_path], work, "known gaps")
-    assert shown == "no results yet\n"
+    assert regbench_here(["show", store_path], work) == (0, "no results yet\n", warning)
 
 
 def test_a_seed_numpy_cannot_take_is_refused_when_the_study_is_read(work):

@@ -9,11 +9,12 @@ import pytest
 
 from regbench import store
 
+CELL = {"problem": "mnist_mlp", "arm": "none", "seed": 0}  # what every row names
 ROWS = [
     {"key": "a", "status": "ok", "test_acc": 0.9, "history": {"loss": [2.0, 1.0]},
-     "layers": {"hidden_0": {"shape": [784, 16]}}, "note": "naïve ± µ"},
-    {"key": "b", "status": "diverged", "test_acc": float("nan"), "diverged_epoch": 1},
-    {"key": "c", "status": "failed", "error": "RuntimeError: out of memory"},
+     "layers": {"hidden_0": {"shape": [784, 16]}}, "note": "naïve ± µ"} | CELL,
+    {"key": "b", "status": "diverged", "test_acc": float("nan"), "diverged_epoch": 1} | CELL,
+    {"key": "c", "status": "failed", "error": "RuntimeError: out of memory"} | CELL,
 ]
 
 
@@ -89,7 +90,7 @@ def test_finished_keys_count_failed_cells_unless_retrying(path):
 
 
 def test_a_retried_cell_that_succeeded_is_finished(path):
-    filled(path, [ROWS[2], {"key": "c", "status": "ok"}])
+    filled(path, [ROWS[2], {"key": "c", "status": "ok"} | CELL])
     assert store.finished_keys(path, retry_failed=True) == {"c"}
 
 
@@ -112,12 +113,14 @@ def test_load_of_a_missing_store_is_empty(path):
 
 
 def test_pandas_reads_a_clean_store_directly(path):
-    rows = [{"key": f"k{i}", "arm": arm, "seed": i, "test_acc": 0.5 + i / 10,
-             "history": {"val_acc": [0.1, 0.2 + i]}, "techniques": ["dropout"]}
+    rows = [{"key": f"k{i}", "problem": "mnist_mlp", "arm": arm, "seed": i, "status": "ok",
+             "test_acc": 0.5 + i / 10, "history": {"val_acc": [0.1, 0.2 + i]},
+             "techniques": ["dropout"]}
             for i, arm in enumerate(["none", "dropout", "none"])]
     filled(path, rows)
     df = pd.read_json(path, lines=True)
-    assert list(df.columns) == ["key", "arm", "seed", "test_acc", "history", "techniques"]
+    assert list(df.columns) == ["key", "problem", "arm", "seed", "status", "test_acc",
+                                "history", "techniques"]
     assert list(df["key"]) == ["k0", "k1", "k2"] and list(df["seed"]) == [0, 1, 2]
     assert df["test_acc"].tolist() == pytest.approx([0.5, 0.6, 0.7])
     assert df["history"][1] == {"val_acc": [0.1, 1.2]}
@@ -134,7 +137,7 @@ PAD = "x" * 8000  # rows of ~8 kB: many pages, so an unlocked write could tear
 def _writer(path, name, start):
     start.wait()
     for i in range(ROWS_PER_WRITER):
-        store.append(path, {"key": f"{name}-{i}", "writer": name, "i": i, "pad": PAD})
+        store.append(path, {"key": f"{name}-{i}", "writer": name, "i": i, "pad": PAD} | CELL)
 
 
 @pytest.mark.slow
@@ -164,12 +167,13 @@ def test_a_cell_can_be_claimed_by_one_runner_at_a_time(path):
             assert first and not second and other
     with store.claim(path, "a") as again:
         assert again  # released when its holder is done
-    assert not path.exists()  # claiming writes no row
+    assert store.read_rows(path) == []  # claiming writes no row
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name]  # nor other files
 
 
 # --- stale rows: branch packs before the strategy was recorded skipped schedules ----------
 
-PACKED = {"key": "k", "status": "ok", "pack_size": 4, "techniques": [], "lr_decay": 1.0,
+PACKED = CELL | {"key": "k", "status": "ok", "pack_size": 4, "techniques": [], "lr_decay": 1.0,
           "momentum_epochs": 0, "curve_every": 0}
 
 
