@@ -276,7 +276,10 @@ def cmd_run(args) -> int:
     finally:
         if created:  # a run that stored nothing (bad data, interrupted) leaves no store
             store.remove_if_empty(path)
-    return show(path, warn=False)
+    show(path, warn=False, arms=[arm.label for arm in study.arms])
+    out = path.parent if path.name == "results.jsonl" else path.with_suffix("")
+    print(f"its report, in {out}/: regbench report {path} --out {out}")
+    return 0
 
 
 def _check_store(path: Path, study: str) -> None:
@@ -422,13 +425,14 @@ def cmd_show(args) -> int:
     return show(path)
 
 
-def show(path: Path, warn: bool = True) -> int:
+def show(path: Path, warn: bool = True, arms=None) -> int:
+    """The per-arm table of a store; `arms`: a study's order of its arms."""
     from regbench import store, summary
 
     _check_results(path)
     if warn:
         _warn_foreign(path)
-    print(summary.format_table(summary.summarize(store.load(path))))
+    print(summary.format_table(summary.summarize(store.load(path), arms=arms)))
     return 0
 
 

@@ -1,7 +1,11 @@
-"""Per-arm summaries of stored rows: n and mean ± std of the headline metrics."""
+"""Per-arm summaries of stored rows: n and mean ± std of the headline metrics, and each arm's
+test accuracy against `none` at the same seeds; the terminal's table after a run and `show`."""
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
 import pandas as pd
 
 from regbench.document import text_table
@@ -14,13 +18,20 @@ HEADLINE = {  # column -> heading
     "sparsity_zero": "w==0",
     "epochs_run": "epochs",
 }
+TERMINAL = ("test_acc", "gap_acc", "sparsity_lt_1e-3", "sparsity_zero", "epochs_run")
+BASELINE = "none"
+DIGITS = {"test_acc": 4, "epochs_run": 1, "sparsity_lt_1e-3": 2, "sparsity_zero": 2}
+# (the others 3), so that the table fits 100 columns; epochs run: the mean only
 GROUP = ["problem", "arm"]
 BUDGET = ["backend", "epochs", "train_subset", "batch_size", "learning_rate"]  # split groups
 # where they vary
 
 
-def summarize(rows: pd.DataFrame, columns=tuple(HEADLINE)) -> pd.DataFrame:
-    """One row per (problem, arm) in order of first appearance: n, mean and std per column.
+def summarize(rows: pd.DataFrame, columns=tuple(HEADLINE), arms=None) -> pd.DataFrame:
+    """One row per (problem, arm): n, mean and std per column, and `diff_*`: test accuracy
+    minus `none`'s at the same seeds (mean and 95% t-interval). Groups in order of first
+    appearance; within a problem, arms in the order `arms` gives (a study's), else `none`
+    first and the others as they appear.
 
     Only cells with status `ok` count; the others are tallied in `diverged` and `failed`.
     """
@@ -43,7 +54,38 @@ def summarize(rows: pd.DataFrame, columns=tuple(HEADLINE)) -> pd.DataFrame:
     out.insert(len(group), "n", [int(counts.loc[tuple(g)].get("ok", 0)) for g in order.values])
     for name in ("diverged", "failed"):
         out[name] = [int(counts.loc[tuple(g)].get(name, 0)) for g in order.values]
-    return out
+    diffs = [_paired(ok, dict(zip(group, g))) for g in order.values]
+    out["diff_mean"], out["diff_low"], out["diff_high"] = (list(v) for v in zip(*diffs))
+    return _ordered(out, group, arms)
+
+
+def _paired(ok: pd.DataFrame, where: dict) -> tuple[float, float, float]:
+    """Test accuracy of the group `where` minus `none`'s in the same problem and budget, at
+    the seeds where both are ok: mean and 95% t-interval (NaN for `none` itself)."""
+    from regbench import stats
+
+    if where["arm"] == BASELINE or "seed" not in ok or "test_acc" not in ok:
+        return math.nan, math.nan, math.nan
+    same = np.ones(len(ok), bool)
+    for column, value in where.items():
+        if column != "arm":
+            same &= (ok[column] == value).to_numpy()
+    part = ok[same]
+    arm = part[part["arm"] == where["arm"]].groupby("seed")["test_acc"].first()
+    base = part[part["arm"] == BASELINE].groupby("seed")["test_acc"].first()
+    d = stats.describe((arm - base).dropna().astype(float))
+    return d["mean"], d["ci_low"], d["ci_high"]
+
+
+def _ordered(out: pd.DataFrame, group: list[str], arms) -> pd.DataFrame:
+    seen = list(dict.fromkeys(out["arm"]))
+    ranked = [*(arms or []), *sorted(seen, key=lambda a: a != BASELINE)]
+    rank = {arm: ranked.index(arm) for arm in seen}
+    keys = [c for c in group if c != "arm"]
+    first = {k: i for i, k in enumerate(dict.fromkeys(map(tuple, out[keys].values)))}
+    order = sorted(range(len(out)), key=lambda i: (first[tuple(out[keys].values[i])],
+                                                     rank[out["arm"].iloc[i]]))
+    return out.iloc[order].reset_index(drop=True)
 
 
 def group_columns(rows: pd.DataFrame) -> list[str]:
@@ -52,22 +94,51 @@ def group_columns(rows: pd.DataFrame) -> list[str]:
 
 
 def _mean_std(mean: float, std: float, digits: int) -> str:
+    """`mean±std`; the mean alone where `std` is NaN."""
     if pd.isna(mean):
         return "-"
-    return f"{mean:.{digits}f} ± {0.0 if pd.isna(std) else std:.{digits}f}"
+    return f"{mean:.{digits}f}" + ("" if pd.isna(std) else f"±{std:.{digits}f}")
 
 
-def format_table(summary: pd.DataFrame, columns=tuple(HEADLINE)) -> str:
-    """A plain-text table: mean ± std per metric, one line per arm."""
+def format_table(summary: pd.DataFrame, columns=TERMINAL) -> str:
+    """A plain-text table: n, mean ± std per metric and the difference from `none` with its
+    interval, one line per arm; columns that say nothing (all zero, all empty) left out, and
+    the problem named above the table when there is one."""
     if summary.empty:
         return "no results yet"
     group = summary.columns[:list(summary.columns).index("n")].tolist()
-    headers = [*group, "n", *[HEADLINE.get(c, c) for c in columns], "notes"]
+    problems = summary["problem"].unique() if "problem" in group else []
+    title = ""
+    if len(problems) == 1:
+        group = [g for g in group if g != "problem"]
+        title = f"{problems[0]}:\n"
+    columns = [c for c in columns if c == "test_acc" or f"{c}_mean" in summary
+               and not (summary[f"{c}_mean"].fillna(0).abs() < 5e-5).all()]  # all 0: left out
+    with_diff = summary["diff_mean"].notna().any() if "diff_mean" in summary else False
+    headers = [*group, "n", *[HEADLINE.get(c, c) for c in columns]]
+    if with_diff:
+        headers.insert(len(group) + 2, f"vs {BASELINE} (pp, 95% CI)")
     body = []
     for _, r in summary.iterrows():
         row = [str(r[g]) for g in group] + [str(r["n"])]
-        row += [_mean_std(r[f"{c}_mean"], r[f"{c}_std"], 1 if c == "epochs_run" else 4)
-                for c in columns]
-        row.append(", ".join(f"{r[k]} {k}" for k in ("diverged", "failed") if r[k]))
+        row += [_mean_std(r[f"{c}_mean"], math.nan if c == "epochs_run" else r[f"{c}_std"],
+                          DIGITS.get(c, 3)) for c in columns]
+        if with_diff:
+            row.insert(len(group) + 2, _diff(r))
         body.append(row)
-    return text_table(headers, body)
+    notes = [", ".join(f"{r[k]} {k}" for k in ("diverged", "failed") if r[k])
+             for _, r in summary.iterrows()]
+    if any(notes):
+        headers.append("not ok")
+        for row, note in zip(body, notes):
+            row.append(note)
+    return title + text_table(headers, body)
+
+
+def _diff(r) -> str:
+    if pd.isna(r["diff_mean"]):
+        return "-"
+    if pd.isna(r["diff_low"]):  # one pair: no interval
+        return f"{100 * r['diff_mean']:+.2f}"
+    return (f"{100 * r['diff_mean']:+.2f} [{100 * r['diff_low']:+.1f},"
+            f"{100 * r['diff_high']:+.1f}]")

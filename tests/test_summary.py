@@ -36,16 +36,43 @@ def test_summarize_gives_n_mean_and_std_of_ok_cells_per_arm():
 
 
 def test_format_table():
+    # dropout - none at seeds 0 and 1: +5 points both, so an interval of width 0
     assert format_table(summarize(ROWS)).splitlines() == [
-        "problem    arm      n  test acc         gap (acc)        gap (xent)       "
-        "|w|<1e-3         w==0             epochs     notes",
-        "---------  -------  -  ---------------  ---------------  ---------------  "
-        "---------------  ---------------  ---------  --------------------",
-        "mnist_mlp  none     3  0.9200 ± 0.0200  0.0200 ± 0.0200  0.1000 ± 0.0000  "
-        "0.2500 ± 0.0000  0.0000 ± 0.0000  2.0 ± 0.0",
-        "mnist_mlp  dropout  2  0.9600 ± 0.0141  0.0600 ± 0.0141  0.1000 ± 0.0000  "
-        "0.2500 ± 0.0000  0.0000 ± 0.0000  1.5 ± 0.7  1 diverged, 1 failed",
-    ]
+        "mnist_mlp:",
+        "arm      n  test acc       vs none (pp, 95% CI)  gap (acc)    |w|<1e-3   epochs  not ok",
+        "-------  -  -------------  --------------------  -----------  ---------  ------  "
+        "--------------------",
+        "none     3  0.9200±0.0200  -                     0.020±0.020  0.25±0.00  2.0",
+        "dropout  2  0.9600±0.0141  +5.00 [+5.0,+5.0]     0.060±0.014  0.25±0.00  1.5     "
+        "1 diverged, 1 failed",
+    ]  # w==0 is 0 in every row: no column
+
+
+def test_the_difference_from_none_is_paired_by_seed_with_its_t_interval():
+    # x - none at seeds 0, 1, 2: +1, +2, +3 points; seed 3 has no `none` and does not count
+    rows = pd.DataFrame([row("none", s, 0.90) for s in range(3)]
+                        + [row("x", s, 0.91 + 0.01 * s) for s in range(4)])
+    s = summarize(rows)
+    half = 4.302652729749464 * 0.01 / 3 ** 0.5  # t(0.975, 2) * std / sqrt(n)
+    assert s.loc[1, ["diff_mean", "diff_low", "diff_high"]].tolist() == pytest.approx(
+        [0.02, 0.02 - half, 0.02 + half])
+    assert pd.isna(s.loc[0, "diff_mean"])  # none itself
+
+
+def test_arms_come_in_the_study_order_with_none_first_otherwise():
+    rows = pd.DataFrame([row("l2", 0, 0.9), row("dropout", 0, 0.9), row("none", 0, 0.9)])
+    assert list(summarize(rows)["arm"]) == ["none", "l2", "dropout"]
+    assert list(summarize(rows, arms=["none", "dropout", "l2"])["arm"]) == [
+        "none", "dropout", "l2"]
+
+
+def test_the_table_fits_100_columns_for_the_tutorial_study():
+    from pathlib import Path
+
+    from regbench import store
+    tutorial = Path(__file__).resolve().parents[1] / "reports/mnist_tutorial/results.jsonl"
+    table = format_table(summarize(store.load(tutorial)))
+    assert max(map(len, table.splitlines())) <= 100
 
 
 def test_budget_columns_appear_only_when_they_vary():
@@ -57,32 +84,21 @@ def test_budget_columns_appear_only_when_they_vary():
     assert s[["arm", "epochs", "n"]].values.tolist() == [
         ["none", 2, 3], ["dropout", 2, 2], ["none", 3, 1]]
     lines = format_table(s).splitlines()
-    assert lines[0].split()[:4] == ["problem", "arm", "epochs", "n"]
-    assert lines[-1].split()[:7] == ["mnist_mlp", "none", "3", "1", "0.9800", "±", "0.0000"]
+    assert lines[1].split()[:3] == ["arm", "epochs", "n"]
+    assert lines[-1].split()[:4] == ["none", "3", "1", "0.9800"]  # one seed: no spread
 
 
-def test_one_seed_has_zero_spread():
+def test_one_seed_has_no_spread():
     line = format_table(summarize(ROWS[:1])).splitlines()[-1]
-    assert line.startswith("mnist_mlp  none  1  0.9000 ± 0.0000")
+    assert line.split() == ["none", "1", "0.9000", "0.25", "2.0"]  # a gap of 0: no column
 
 
 def test_an_arm_with_no_ok_cell_shows_dashes_and_its_counts():
     line = format_table(summarize(ROWS[5:])).splitlines()[-1]
-    assert line.split() == ["mnist_mlp", "dropout", "0", *["-"] * 6, "1", "diverged,", "1",
-                            "failed"]
+    assert line.split() == ["dropout", "0", "-", "1", "diverged,", "1", "failed"]
 
 
 def test_a_store_of_failed_cells_only():
     s = summarize(ROWS[6:])
     assert list(s["n"]) == [0] and list(s["failed"]) == [1]
     assert format_table(s).splitlines()[-1].endswith("1 failed")
-
-
-def test_rows_without_status_count_as_ok():
-    s = summarize(ROWS[:3].drop(columns="status"))
-    assert list(s["n"]) == [3] and list(s["failed"]) == [0]
-
-
-def test_nothing_stored():
-    assert summarize(pd.DataFrame()).empty
-    assert format_table(summarize(pd.DataFrame())) == "no results yet"
