@@ -274,8 +274,9 @@ def test_a_foreign_line_is_skipped_counted_and_warned_about_once(work, kind):
 
     code, out, err = regbench("show", "s.jsonl")
     assert (code, err) == (0, warning("s.jsonl", 1))
-    assert [line.split()[:2] for line in out.splitlines()[2:]] == [
-        ["mnist_mlp", "none"], ["mnist_mlp", "dropout"]]
+    lines = out.splitlines()
+    assert lines[0] == "mnist_mlp:"
+    assert [line.split()[0] for line in lines[3:]] == ["none", "dropout"]
 
 
 def test_a_killed_writers_partial_line_is_not_counted(work):
@@ -327,7 +328,7 @@ def test_a_run_on_a_store_of_foreign_lines_trains_and_summarizes(tmp_path, data_
                           data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     assert said(result.stderr) == [warning(path, len(foreign)).rstrip("\n")]
-    assert [line.split()[1] for line in result.stdout.splitlines()[2:]] == list(ARMS)
+    assert [line.split()[0] for line in result.stdout.splitlines()[3:-1]] == list(ARMS)
     lines = path.read_bytes().split(b"\n")
     assert lines[:len(foreign)] == foreign  # left as they were
     assert [r["arm"] for r in store.read_rows(path)] == list(ARMS)

@@ -252,7 +252,8 @@ for command in sys.stdin:
         os.nice(19)  # preempted more often, also in the middle of a write
         for i in range(first, first + 6):
             pad = (f"{i:x}." * size)[:size]
-            store.append(path, {"key": f"{i:08d}", "pad": pad,
+            store.append(path, {"key": f"{i:08d}", "problem": "p", "arm": "a", "seed": 0,
+                                "status": "ok", "pad": pad,
                                 "sha": hashlib.sha256(pad.encode()).hexdigest()})
         time.sleep(5)
         os._exit(0)
@@ -320,7 +321,8 @@ def test_a_write_cut_by_sigkill_is_never_read_and_is_cut_by_the_next_append(tmp_
             life += 1
         assert cuts_checked >= 1, "no life began on a torn last line"
         numbers = _check_big_rows(path)
-        store.append(path, {"key": "last", "pad": "", "sha": hashlib.sha256(b"").hexdigest()})
+        store.append(path, {**BARE, "key": "last", "pad": "",
+                            "sha": hashlib.sha256(b"").hexdigest()})
         lines = path.read_bytes().split(b"\n")
         assert lines[-1] == b"" and all(store._row(x) is not None for x in lines[:-1])
         assert len(lines) - 1 == len(numbers) + 1
@@ -334,13 +336,15 @@ def test_a_write_cut_by_sigkill_is_never_read_and_is_cut_by_the_next_append(tmp_
     figure("append_rows_verified", len(numbers))
 
 
+BARE = {"problem": "p", "arm": "a", "seed": 0, "status": "ok"}  # the least a row holds
+
 def test_a_partial_line_longer_than_a_mebibyte_is_cut_whole(tmp_path):
     path = tmp_path / "store.jsonl"
-    store.append(path, {"key": "a"})
-    big = json.dumps({"key": "big", "pad": "x" * (3 << 20)}).encode()
+    store.append(path, {**BARE, "key": "a"})
+    big = json.dumps({**BARE, "key": "big", "pad": "x" * (3 << 20)}).encode()
     with open(path, "ab") as f:
         f.write(big[:3 << 19])  # the first 1.5 MiB of a killed writer's row
-    store.append(path, {"key": "b"})
+    store.append(path, {**BARE, "key": "b"})
     assert [row["key"] for row in store.read_rows(path)] == ["a", "b"]
 
 
@@ -352,7 +356,7 @@ def test_an_append_that_cannot_write_the_whole_row_raises(tmp_path):
         "resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, resource.RLIM_INFINITY))\n"
         "try:\n"
         "    store.append(sys.argv[1], {'key': 'big', 'pad': 'x' * 150_000})\n"
-        "except OSError:\n"
+        "except store.StoreError:\n"
         "    print('raised')\n"
         "else:\n"
         "    print('returned')\n")
