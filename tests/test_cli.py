@@ -134,10 +134,12 @@ def test_show_prints_one_line_per_arm(smoke, regbench_cli):
     shown = regbench_cli("show", path, cwd=path.parent)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert lines[0].split()[:4] == ["problem", "arm", "n", "test"]
-    assert [line.split()[:3] for line in lines[2:]] == [
-        ["mnist_mlp", "none", "2"], ["mnist_mlp", "l1", "2"], ["mnist_mlp", "dropout", "2"]]
-    assert all(re.search(r"\d\.\d{4} ± \d\.\d{4}", line) for line in lines[2:])
+    assert lines[0] == "mnist_mlp:" and lines[1].split()[:4] == ["arm", "n", "test", "acc"]
+    assert [line.split()[:2] for line in lines[3:]] == [["none", "2"], ["l1", "2"],
+                                                        ["dropout", "2"]]
+    assert all(re.search(r"\d\.\d{4}±\d\.\d{4}", line) for line in lines[3:])
+    assert all(re.search(r"[+-]\d+\.\d\d \[[+-]\d+\.\d,[+-]\d+\.\d\]", line)
+               for line in lines[4:])  # against none, with its interval
 
 
 def test_dry_run_lists_the_cells(smoke, regbench_cli, tmp_path):
