@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from processes import children, running
 
 from regbench import cli, data, store
 
@@ -312,22 +313,6 @@ def _startup_s() -> float:
     return statistics.median(times)
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            out += map(int, (task / "children").read_text().split())
-    return out
-
-
-def _running(pid: int) -> bool:
-    """Alive and not a zombie."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _wait_for(condition, proc: subprocess.Popen, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while not condition() and proc.poll() is None:
@@ -351,11 +336,11 @@ def _interrupted(args, cwd: Path, path: Path, signum: int, moment, log: Path) ->
             rows = len(store.read_rows(path))
             _wait_for(lambda: len(store.read_rows(path)) > rows, proc)
         elif moment == "workers":
-            _wait_for(lambda: len(_children(proc.pid)) >= 2, proc)
+            _wait_for(lambda: len(children(proc.pid)) >= 2, proc)
             time.sleep(1.0)
         else:
             time.sleep(moment)
-        started = _children(proc.pid)
+        started = children(proc.pid)
         assert proc.poll() is None, f"finished before the signal: {log.read_text()}"
         if moment == "workers":
             os.killpg(proc.pid, signum)
@@ -410,9 +395,9 @@ def test_sigint_and_sigterm_stop_cleanly_at_any_moment_and_a_rerun_completes_the
     tried += 1
     assert len(workers) >= 2
     deadline = time.monotonic() + 5
-    while any(map(_running, workers)) and time.monotonic() < deadline:
+    while any(map(running, workers)) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(map(_running, workers)), "worker processes outlived the interrupted run"
+    assert not any(map(running, workers)), "worker processes outlived the interrupted run"
     assert_matches(path, reference, complete=False)
     rerun = subprocess.run([*regbench_command(), *map(str, args)], cwd=tmp_path, env=env(),
                            capture_output=True, text=True, timeout=300)
