@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"regbench: error: {error}", file=sys.stderr)
             return 2
         except (ImportError, OSError) as error:  # the machine's fault, not the input's
+            if interrupts.received() is not None:  # an import a signal cut short
+                return interrupts.report(interrupts.Interrupted(interrupts.received()))
             print(f"regbench: error: {_environment_error(error)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as interrupt:

@@ -81,6 +81,12 @@ def deferred():
     check()
 
 
+def received() -> int | None:
+    """The signal received since the handlers were installed, if any (an import that a signal
+    cut short may surface as an ImportError rather than as the interrupt)."""
+    return _state["pending"]
+
+
 def check() -> None:
     """Raise `Interrupted` for a signal that was received but has not stopped the run."""
     signum = _state["pending"]
