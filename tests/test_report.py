@@ -5,6 +5,7 @@ import base64
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -330,3 +331,18 @@ def test_html_report_loads_offline_in_headless_chromium(written, tmp_path):
         capture_output=True, text=True, timeout=120).stdout
     assert '<h1 id="report-mnist_tutorial">Report: mnist_tutorial</h1>' in dom
     assert f'<pre id="probe">decoded {n} of {n + 1}</pre>' in dom
+
+
+def test_every_committed_report_opens_on_its_finding():
+    """Study reports, reproductions and the claims: the first section after the title block is
+    the finding, and the hand-written findings sit inside it."""
+    repo = Path(__file__).resolve().parents[1]
+    pages = sorted(p for p in (repo / "reports").glob("**/README.md")
+                   if (p.parent / "report.html").is_file())
+    assert len(pages) >= 9
+    for page in pages:
+        text = page.read_text()
+        sections = re.findall(r"^## .*", text, re.M)
+        assert sections[0] == "## Finding", page
+        if (page.parent / "FINDINGS.md").is_file():
+            assert text.index("### Findings, written by hand") < text.index(sections[1]), page

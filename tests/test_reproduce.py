@@ -358,7 +358,8 @@ def test_committed_reports_regenerate_with_published_numbers(tmp_path, monkeypat
                     ignore=shutil.ignore_patterns("README.md", "report.html", "figures"))
     text = (reproduce.write(name) / "README.md").read_text()
     repro = reproduce.REPRODUCTIONS[name]
-    assert "## Budget: the paper's and this reproduction's" in text and "## Claims" in text
+    assert re.findall(r"^## .*", text, re.M)[0] == "## Finding"
+    assert "## Budget: the paper's and this reproduction's" in text
     for row in repro.published.rows:
         for field in ("error", "train", "test"):
             if hasattr(row, field):

@@ -47,8 +47,8 @@ def write(name: str) -> Path:
         remove_report(out)
         write_index()
         return None
-    blocks = REPORTS[repro.published.report](repro, rows)
-    blocks += findings(out / "FINDINGS.md")
+    blocks = finding_first(REPORTS[repro.published.report](repro, rows),
+                           findings(out / "FINDINGS.md"))
     blocks += reproducibility(repro, rows)
     out.mkdir(parents=True, exist_ok=True)
     clear_figures(out)
@@ -86,8 +86,23 @@ def findings(path: Path) -> list:
     """The findings written by hand beside the report, one paragraph per blank-line block."""
     if not path.is_file():
         return []
-    return [Heading("Findings (written by hand from the tables above)", 2),
+    return [Heading("Findings, written by hand from the tables below", 3),
             *(Para(part.strip()) for part in path.read_text().split("\n\n") if part.strip())]
+
+
+def finding_first(blocks: list, hand: list) -> list:
+    """The paper's blocks with what a reader came for straight after the title block: the
+    section "Claims" (each claim's verdict here), renamed "Finding", then the hand-written
+    findings; the budgets and tables it rests on follow."""
+    claims = blocks.index(Heading("Claims", 2))
+    end = next((i for i in range(claims + 1, len(blocks)) if _section(blocks[i])), len(blocks))
+    title = next(i for i, block in enumerate(blocks) if _section(block))
+    return (blocks[:title] + [Heading("Finding", 2)] + blocks[claims + 1:end] + hand
+            + blocks[title:claims] + blocks[end:])
+
+
+def _section(block) -> bool:
+    return isinstance(block, Heading) and block.level == 2
 
 
 def write_index() -> Path:
