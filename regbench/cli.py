@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -198,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
         except RegbenchError as error:
             print(f"regbench: error: {error}", file=sys.stderr)
             return 2
+        except BrokenPipeError:  # `regbench show ... | head`: the reader has all it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
+            return 128 + signal.SIGPIPE
         except (ImportError, OSError) as error:  # the machine's fault, not the input's
             if interrupts.received() is not None:  # an import a signal cut short
                 return interrupts.report(interrupts.Interrupted(interrupts.received()))

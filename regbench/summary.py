@@ -101,38 +101,41 @@ def _mean_std(mean: float, std: float, digits: int) -> str:
 
 
 def format_table(summary: pd.DataFrame, columns=TERMINAL) -> str:
-    """A plain-text table: n, mean ± std per metric and the difference from `none` with its
-    interval, one line per arm; columns that say nothing (all zero, all empty) left out, and
-    the problem named above the table when there is one."""
+    """Plain-text tables, one per problem and budget (named above it: `mnist_mlp, backend
+    jax:`), one line per arm: n, mean ± std per metric and the difference from `none` with its
+    interval; columns that say nothing (all zero, all empty) left out."""
     if summary.empty:
         return "no results yet"
-    group = summary.columns[:list(summary.columns).index("n")].tolist()
-    problems = summary["problem"].unique() if "problem" in group else []
-    title = ""
-    if len(problems) == 1:
-        group = [g for g in group if g != "problem"]
-        title = f"{problems[0]}:\n"
+    keys = summary.columns[:list(summary.columns).index("n")].drop("arm").tolist()
     columns = [c for c in columns if c == "test_acc" or f"{c}_mean" in summary
                and not (summary[f"{c}_mean"].fillna(0).abs() < 5e-5).all()]  # all 0: left out
     with_diff = summary["diff_mean"].notna().any() if "diff_mean" in summary else False
-    headers = [*group, "n", *[HEADLINE.get(c, c) for c in columns]]
+    with_notes = (summary[["diverged", "failed"]] > 0).any().any()
+    tables = []
+    for values, part in summary.groupby(keys, sort=False):
+        values = values if isinstance(values, tuple) else (values,)
+        title = ", ".join([str(values[0])] + [f"{k} {v}" for k, v in zip(keys[1:], values[1:])])
+        tables.append(f"{title}:\n" + _table(part, columns, with_diff, with_notes))
+    return "\n\n".join(tables)
+
+
+def _table(part: pd.DataFrame, columns, with_diff: bool, with_notes: bool) -> str:
+    headers = ["arm", "n", *[HEADLINE.get(c, c) for c in columns]]
     if with_diff:
-        headers.insert(len(group) + 2, f"vs {BASELINE} (pp, 95% CI)")
+        headers.insert(3, f"vs {BASELINE} (pp, 95% CI)")
+    if with_notes:
+        headers.append("not ok")
     body = []
-    for _, r in summary.iterrows():
-        row = [str(r[g]) for g in group] + [str(r["n"])]
+    for _, r in part.iterrows():
+        row = [str(r["arm"]), str(r["n"])]
         row += [_mean_std(r[f"{c}_mean"], math.nan if c == "epochs_run" else r[f"{c}_std"],
                           DIGITS.get(c, 3)) for c in columns]
         if with_diff:
-            row.insert(len(group) + 2, _diff(r))
+            row.insert(3, _diff(r))
+        if with_notes:
+            row.append(", ".join(f"{r[k]} {k}" for k in ("diverged", "failed") if r[k]))
         body.append(row)
-    notes = [", ".join(f"{r[k]} {k}" for k in ("diverged", "failed") if r[k])
-             for _, r in summary.iterrows()]
-    if any(notes):
-        headers.append("not ok")
-        for row, note in zip(body, notes):
-            row.append(note)
-    return title + text_table(headers, body)
+    return text_table(headers, body)
 
 
 def _diff(r) -> str:

@@ -55,3 +55,19 @@ def test_list_is_complete_and_fits_100_columns(capsys, tmp_path, monkeypatch):
     # batchnorm's description whole, not cut at its semicolon
     assert "`position = \"before\"`" in " ".join(out.split())
     assert "(report stored)" in " ".join(out.split())  # reproductions with their state
+
+
+@pytest.mark.slow
+def test_a_reader_that_closes_the_pipe_ends_the_command_quietly():
+    """`regbench show STORE | head -1`: no error line when head stops reading; the status of
+    a process killed by SIGPIPE, as other Unix tools end."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store = Path(__file__).resolve().parents[1] / "reports/mnist_tutorial_backends/results.jsonl"
+    show = subprocess.Popen([sys.executable, "-m", "regbench", "show", str(store)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    show.stdout.close()  # closed before the table is written: its first write breaks the pipe
+    assert show.wait(timeout=60) == 141
+    assert show.stderr.read() == b""

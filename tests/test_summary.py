@@ -66,15 +66,6 @@ def test_arms_come_in_the_study_order_with_none_first_otherwise():
         "none", "dropout", "l2"]
 
 
-def test_the_table_fits_100_columns_for_the_tutorial_study():
-    from pathlib import Path
-
-    from regbench import store
-    tutorial = Path(__file__).resolve().parents[1] / "reports/mnist_tutorial/results.jsonl"
-    table = format_table(summarize(store.load(tutorial)))
-    assert max(map(len, table.splitlines())) <= 100
-
-
 def test_budget_columns_appear_only_when_they_vary():
     assert group_columns(ROWS) == ["problem", "arm"]
     longer = pd.concat([ROWS, pd.DataFrame([row("none", 0, 0.98, epochs=3)])],
@@ -84,8 +75,20 @@ def test_budget_columns_appear_only_when_they_vary():
     assert s[["arm", "epochs", "n"]].values.tolist() == [
         ["none", 2, 3], ["dropout", 2, 2], ["none", 3, 1]]
     lines = format_table(s).splitlines()
-    assert lines[1].split()[:3] == ["arm", "epochs", "n"]
-    assert lines[-1].split()[:4] == ["none", "3", "1", "0.9800"]  # one seed: no spread
+    assert lines[0] == "mnist_mlp, epochs 2:" and lines[1].split()[:2] == ["arm", "n"]
+    assert lines[-5:-3] == ["", "mnist_mlp, epochs 3:"]  # a table per budget, named above it
+    assert lines[-1].split()[:3] == ["none", "1", "0.9800"]  # one seed: no spread
+
+
+def test_the_table_fits_100_columns_for_every_committed_store():
+    from pathlib import Path
+
+    from regbench import store
+    stores = sorted((Path(__file__).resolve().parents[1] / "reports").glob("*/results.jsonl"))
+    assert len(stores) >= 4
+    for path in stores:
+        table = format_table(summarize(store.load(path)))
+        assert max(map(len, table.splitlines())) <= 100, path
 
 
 def test_one_seed_has_no_spread():
