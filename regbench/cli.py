@@ -247,7 +247,7 @@ def cmd_run(args) -> int:
                                    deterministic=not args.nondeterministic,
                                    retry_failed=args.retry_failed, pack_size=args.pack_size,
                                    workers=args.workers)
-    cells = study.cells()
+    cells, waiting = planned(study, path)
     done = store.finished_keys(path, retry_failed=args.retry_failed)
     _warn_foreign(path)
     todo = [c for c in cells if c.key not in done]
@@ -256,36 +256,58 @@ def cmd_run(args) -> int:
             state = "done" if cell.key in done else "todo"
             print(f"{cell.key}  {state}  {cell.dataset}  {cell.model.name}  "
                   f"{cell.arm.label}  seed={cell.seed}")
+        if waiting:
+            print(f"then {waiting} final cells, at the grid points the tuning cells choose on "
+                  "validation")
         print(f"{len(cells)} cells, {len(todo)} to train, store {path}")
         return 0
     if todo:
         provenance.check_backend()
         executors.check_data(todo, options)  # before any folder, TensorFlow or output
-    progress = Progress(len(todo), quiet=args.quiet)
+    progress = Progress(len(todo) + waiting, quiet=args.quiet)
     stale = store.stale_keys(path) & {cell.key for cell in cells}
     if stale:
         progress.say(f"{len(stale)} stored rows were trained in branch packs that skipped "
                      "their schedules or curves (before the strategy was recorded in rows); "
                      "they are trained again")
-    progress.say(f"{study.name}: {len(cells)} cells, {len(cells) - len(todo)} stored, "
-                 f"{len(todo)} to train -> {path}")
+    progress.say(f"{study.name}: {len(cells) + waiting} cells, {len(cells) - len(todo)} "
+                 f"stored, {len(todo) + waiting} to train -> {path}")
     created = not os.path.lexists(path)
     try:
-        if todo and args.executor == "ray":
-            executors.run_ray(todo, path, options, progress, address=args.address,
-                              cpus_per_cell=args.cpus_per_cell)
-        elif todo:
-            executors.run_local(todo, path, options, progress)
+        while todo:  # a tuned design: the tuning cells, then the final cells they choose
+            if args.executor == "ray":
+                executors.run_ray(todo, path, options, progress, address=args.address,
+                                  cpus_per_cell=args.cpus_per_cell)
+            else:
+                executors.run_local(todo, path, options, progress)
+            trained = {cell.key for cell in todo}
+            cells, waiting = planned(study, path)
+            todo = [c for c in cells if c.key not in store.finished_keys(
+                path, retry_failed=args.retry_failed) and c.key not in trained]
     except store.StoreError as error:  # a full disk, a file size limit: say what is saved
         raise RegbenchError(f"{error}; {_stored(path, cells)} of {len(cells)} cells are "
                             "stored, rerun to resume") from None
     finally:
         if created:  # a run that stored nothing (bad data, interrupted) leaves no store
             store.remove_if_empty(path)
-    show(path, warn=False, arms=[arm.label for arm in study.arms])
+    labels = [g.label for g in study.tuning.grids] if study.tuning else None
+    show(path, warn=False, arms=labels or [arm.label for arm in study.arms])
     out = path.parent if path.name == "results.jsonl" else path.with_suffix("")
     print(f"its report, in {out}/: regbench report {path} --out {out}")
     return 0
+
+
+def planned(study, path: Path):
+    """The cells of `study` that can be planned from what `path` stores, and how many more
+    wait: a tuned design's final cells wait for their grid's tuning cells."""
+    from regbench import store, tuning
+
+    cells = study.cells()
+    if study.tuning is None:
+        return cells, 0
+    finals = study.final_cells(tuning.choose(study, store.read_rows(path)))
+    every = study.final_cells({grid.label: grid.points[0] for grid in study.tuning.grids})
+    return cells + finals, len(every) - len(finals)
 
 
 def _check_store(path: Path, study: str) -> None:
@@ -438,7 +460,15 @@ def show(path: Path, warn: bool = True, arms=None) -> int:
     _check_results(path)
     if warn:
         _warn_foreign(path)
-    print(summary.format_table(summary.summarize(store.load(path), arms=arms)))
+    rows = store.load(path)
+    if "role" in rows and (rows["role"] == "tuning").any():  # a tuned design's store
+        tuned = rows[rows["role"] == "tuning"]
+        rows = rows[rows["role"] != "tuning"]
+        picks = (rows[rows["grid_point"] != rows["arm"]].drop_duplicates("arm")
+                 if "grid_point" in rows else rows.iloc[:0])
+        print(f"{len(tuned)} tuning cells, seeds {sorted(set(tuned['seed']))}; chosen on "
+              "validation: " + (", ".join(picks["grid_point"]) or "none yet"))
+    print(summary.format_table(summary.summarize(rows, arms=arms)))
     return 0
 
 

@@ -46,7 +46,13 @@ from regbench.recipe import (
     to_dict,
 )
 
-DESIGNS = ("explicit", "one_at_a_time", "leave_one_out", "factorial")
+DESIGNS = ("explicit", "one_at_a_time", "leave_one_out", "factorial", "tuned")
+TUNING_KEYS = ("tuning_seeds", "select")
+SELECT = {  # rule -> (row column, sign: +1 when lower is better), mean over the tuning seeds
+    "val_xent": ("val_xent", 1),
+    "val_acc": ("val_acc", -1),
+}
+MAX_GRID = 100  # grid points per technique
 DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
 STUDY_KEYS = ("name", "description", "datasets", "seeds", "model", "training", "sweep",
               "techniques", "design")
@@ -68,6 +74,11 @@ class Cell:
     arm: Arm
     seed: int
     backend: str = DEFAULT_BACKEND  # the Keras backend that trains it
+    # In a tuned design (not part of the key: they say why the cell is trained, not what it
+    # is): "tuning" or "final"; the arm's grid label (`l2`), and the grid point (`l2@1e-05`).
+    role: str = ""
+    grid: str = ""
+    point: str = ""
 
     def spec(self) -> dict:
         """Everything that determines the result, as plain data. The backend enters only
@@ -99,6 +110,23 @@ def _key_dict(settings, later: tuple[str, ...]) -> dict:
 
 
 @dataclass(frozen=True)
+class Grid:
+    """An arm of the design (`l2`, `l2+dropout`) and its grid points, each an arm of its own
+    (`l2@1e-05`); one point, labelled as the arm, where no parameter is a grid."""
+    label: str
+    points: tuple[Arm, ...]
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The tuned design: each grid's point is chosen by `select` on the validation split at
+    the tuning `seeds`, then trained at the study's seeds (apart from them)."""
+    seeds: tuple[int, ...]
+    select: str
+    grids: tuple[Grid, ...]
+
+
+@dataclass(frozen=True)
 class Study:
     name: str
     path: str
@@ -109,6 +137,7 @@ class Study:
     training: Training
     arms: tuple[Arm, ...]
     sweep: tuple[dict, ...] = ()  # training overrides, one set of cells per entry
+    tuning: Tuning | None = None  # the tuned design: `arms` are then its grid points
 
     def trainings(self) -> list[Training]:
         """The training settings of each sweep entry (just `training` without a sweep)."""
@@ -116,16 +145,38 @@ class Study:
 
     def cells(self, backend: str | None = None) -> list[Cell]:
         """Seed-major order: an interrupted study has whole seeds, balanced across arms.
-        `backend`: the Keras backend that will train them (default: the configured one)."""
+        `backend`: the Keras backend that will train them (default: the configured one).
+        In a tuned design, the tuning cells: `none` and every point of each grid of more
+        than one point, at the tuning seeds (the final cells wait for their choice,
+        `final_cells`)."""
+        if self.tuning is None:
+            return self._cells(self.seeds, [(arm, "", "") for arm in self.arms], "", backend)
+        points = [(point, grid.label, point.label) for grid in self.tuning.grids
+                  if len(grid.points) > 1 or grid.label == NONE for point in grid.points]
+        return self._cells(self.tuning.seeds, points, "tuning", backend)
+
+    def final_cells(self, chosen: dict[str, Arm], backend: str | None = None) -> list[Cell]:
+        """A tuned design's final cells: each grid's chosen point (`chosen`: grid label ->
+        point; a grid of one point needs none), labelled with the grid's label, at the
+        study's seeds. Grids not in `chosen` are left out (their tuning is not finished)."""
+        arms = []
+        for grid in self.tuning.grids:
+            point = grid.points[0] if len(grid.points) == 1 else chosen.get(grid.label)
+            if point is not None:
+                arms.append((Arm(grid.label, point.techniques), grid.label, point.label))
+        return self._cells(self.seeds, arms, "final", backend)
+
+    def _cells(self, seeds, arms: list[tuple[Arm, str, str]], role: str,
+               backend: str | None) -> list[Cell]:
         backend = backend or configured_backend()
         cells = {}  # key -> cell: entries that train alike (a sweep entry equal to
         for dataset in self.datasets:  # [training]) are one cell, listed where first met
             trainings = [trained_as(training, dataset) for training in self.trainings()]
-            for seed in self.seeds:
+            for seed in seeds:
                 for training in trainings:
-                    for arm in self.arms:
+                    for arm, grid, point in arms:
                         cell = Cell(self.name, dataset, self.model, training, arm, seed,
-                                    backend)
+                                    backend, role, grid, point)
                         cells.setdefault(cell.key, cell)
         return list(cells.values())
 
@@ -198,8 +249,8 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
     model = from_dict(Model, data.get("model", {}), f"{where}: model")
     training = from_dict(Training, data.get("training", {}), f"{where}: training")
     sweep = _sweep(data.get("sweep", []), training, where)
-    arms = _arms(data.get("techniques", {}), data.get("design", {}), where,
-                 (len(datasets), len(seeds), len(sweep) or 1))
+    arms, tuning = _design(data.get("techniques", {}), data.get("design", {}), where,
+                           (len(datasets), len(seeds), len(sweep) or 1), seeds)
     for arm in arms:
         check_model(list(arm.techniques), model, f"{where}: arm `{arm.label}`")
     study = Study(
@@ -212,6 +263,7 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
         training=training,
         arms=arms,
         sweep=sweep,
+        tuning=tuning,
     )
     _check_fits(study, {})
     return study
@@ -261,8 +313,12 @@ def _seeds(value, where: str) -> tuple[int, ...]:
                         f"in [0, {MAX_SEED}], got {shown(value)}")
 
 
-def _techniques(table, where: str) -> dict:
-    """Label -> technique. A label is a technique name, or any name with `type = "<kind>"`."""
+def _techniques(table, where: str) -> dict[str, tuple[tuple[str, object], ...]]:
+    """Label -> its points: (suffix, technique), one per grid point. A label is a technique
+    name, or any name with `type = "<kind>"`; a parameter given as a list is a grid over it
+    (several lists: every combination), and each point's suffix names its values (`1e-05`,
+    or `l1=1e-05,l2=0.0001` where several parameters vary); without a grid, one point with
+    no suffix."""
     if not isinstance(table, dict):
         raise RegbenchError(f"{where}: techniques: expected a table of techniques")
     techniques = {}
@@ -274,10 +330,46 @@ def _techniques(table, where: str) -> dict:
             raise RegbenchError(f"{place}: expected a table of parameters")
         params = dict(params)
         kind = params.pop("type", label)
-        techniques[label] = technique_from_dict(kind, params, place)
+        techniques[label] = _grid_points(kind, params, place)
         _check_label_reads_once(label, kind, read_as, place)
         read_as[_read(label)] = label
     return techniques
+
+
+def _grid_points(kind, params: dict, place: str) -> tuple[tuple[str, object], ...]:
+    grids = {name: value for name, value in params.items() if isinstance(value, list)}
+    for name, values in grids.items():
+        if not 1 < len(values) <= MAX_GRID:
+            raise RegbenchError(f"{place}.{name}: a grid needs 2 to {MAX_GRID} values, got "
+                                f"{len(values)}")
+        if any(isinstance(v, (list, dict)) for v in values):
+            raise RegbenchError(f"{place}.{name}: a grid is a list of plain values")
+    points = math.prod(len(values) for values in grids.values())
+    if points > MAX_GRID:
+        raise RegbenchError(f"{place}: its grids make {points:,} points; the limit is "
+                            f"{MAX_GRID} per technique")
+    out, seen = [], {}
+    for values in itertools.product(*grids.values()):
+        point = dict(zip(grids, values))
+        technique = technique_from_dict(kind, params | point, place)
+        canonical = json.dumps(to_dict(technique), sort_keys=True)
+        suffix = _suffix({name: getattr(technique, name) for name in point})
+        if canonical in seen:
+            raise RegbenchError(f"{place}: grid points {seen[canonical]} and {suffix} are the "
+                                "same setting")
+        seen[canonical] = suffix
+        out.append((suffix, technique))
+    return tuple(out)
+
+
+def _suffix(point: dict) -> str:
+    """A grid point's name: its value where one parameter varies, else `name=value,...`."""
+    def value(v) -> str:  # the shortest text that reads back as v ('+' joins techniques)
+        text = repr(v) if isinstance(v, float) else str(v)
+        return text.removesuffix(".0").replace("e+", "e")
+    if len(point) == 1:
+        return value(next(iter(point.values())))
+    return ",".join(f"{name}={value(v)}" for name, v in point.items())
 
 
 def _read(name: str) -> str:
@@ -310,21 +402,25 @@ def _check_label_reads_once(label: str, kind: str, read_as: dict, place: str) ->
                             "choose another label")
 
 
-def _arms(table, design, where: str, per_arm: tuple[int, int, int]) -> tuple[Arm, ...]:
-    """The design's arms; `per_arm`: cells per arm (datasets, seeds, sweep entries), so the
-    cells are counted before any arm is built."""
+def _design(table, design, where: str, per_arm: tuple[int, int, int],
+            final_seeds: tuple[int, ...]) -> tuple[tuple[Arm, ...], Tuning | None]:
+    """The design's arms (every grid point an arm), and for the tuned design its grids and
+    tuning settings. `per_arm`: cells per arm (datasets, seeds, sweep entries), so the cells
+    are counted before any arm is built."""
     techniques = _techniques(table, where)
     if not isinstance(design, dict):
         raise RegbenchError(f"{where}: design: expected a table")
-    unknown = sorted(set(design) - {"kind", "arms"})
-    if unknown:
-        raise RegbenchError(f"{where}: design: unknown key `{shown_name(unknown[0])}`. "
-                            "Valid keys: kind, arms")
     kind = design.get("kind", "explicit" if "arms" in design else "one_at_a_time")
     if kind not in DESIGNS:
         raise RegbenchError(f"{where}: design.kind: unknown design `{shown_name(kind)}`. "
                             f"Valid designs: {', '.join(DESIGNS)}")
-    if kind == "explicit":
+    valid = ("kind", "arms", *TUNING_KEYS) if kind == "tuned" else ("kind", "arms")
+    unknown = sorted(set(design) - set(valid))
+    if unknown:
+        raise RegbenchError(f"{where}: design: unknown key `{shown_name(unknown[0])}`. "
+                            f"Valid keys: {', '.join(valid)}")
+    sizes = {label: len(points) for label, points in techniques.items()}
+    if kind in ("explicit", "tuned") and ("arms" in design or kind == "explicit"):
         labels = design.get("arms")
         if not isinstance(labels, list) or not labels or not all(
                 isinstance(x, str) for x in labels):
@@ -332,28 +428,77 @@ def _arms(table, design, where: str, per_arm: tuple[int, int, int]) -> tuple[Arm
                                 f"labels such as \"none\" or \"l2+dropout\"")
         _check_size(f"{where}: design.arms", len(labels), *per_arm)
         combos = [_parse_label(label, techniques, where) for label in labels]
+        count = sum(math.prod(sizes.get(x, 1) for x in combo) for combo in combos)
     else:
         if "arms" in design:
-            raise RegbenchError(f"{where}: design.arms: only for kind = \"explicit\"")
+            raise RegbenchError(f"{where}: design.arms: only for kind = \"explicit\" or "
+                                "\"tuned\"")
         if not techniques:
             raise RegbenchError(f"{where}: design `{kind}` needs a [techniques] table")
-        _check_size(f"{where}: design {kind} over {len(techniques)} techniques",
-                    _generated_count(kind, len(techniques)), *per_arm)
+        count = _generated_count(kind, list(sizes.values()))
+        _check_size(f"{where}: design {kind} over {len(techniques)} techniques", count,
+                    *per_arm)
         combos = _generate(kind, list(techniques))
-    arms = []
+    _check_size(f"{where}: the design's grid points", count, *per_arm)
+    grids = tuple(_grid(combo, techniques, where) for combo in combos)
+    _check_distinct([point for grid in grids for point in grid.points], where)
+    if kind != "tuned":
+        return tuple(point for grid in grids for point in grid.points), None
+    tuning = _tuning(design, grids, final_seeds, where)
+    return tuple(point for grid in grids for point in grid.points), tuning
+
+
+def _grid(combo: tuple[str, ...], techniques: dict, where: str) -> Grid:
+    """An arm of the design (`l2+dropout`) with one point per combination of its
+    techniques' grid points (`l2@1e-05+dropout@0.3`, ...)."""
+    label = "+".join(combo) or NONE
+    choices = [techniques.get(x) or (("", TECHNIQUES[x]()),) for x in combo]
+    points = []
+    for picked in itertools.product(*choices):
+        name = "+".join(x + (f"@{suffix}" if suffix else "")
+                        for x, (suffix, _) in zip(combo, picked)) or NONE
+        arm = Arm(name, tuple(technique for _, technique in picked))
+        check_combination(list(arm.techniques), f"{where}: arm `{name}`")
+        points.append(arm)
+    return Grid(label, tuple(points))
+
+
+def _check_distinct(arms: list[Arm], where: str) -> None:
     seen = {}
-    for combo in combos:
-        arm = Arm("+".join(combo) or NONE, tuple(techniques.get(x) or TECHNIQUES[x]()
-                                                 for x in combo))
-        check_combination(list(arm.techniques), f"{where}: arm `{arm.label}`")
+    for arm in arms:
         signature = frozenset(json.dumps([t.kind, to_dict(t)], sort_keys=True)
                               for t in arm.techniques)
         if signature in seen:
             raise RegbenchError(f"{where}: arms `{seen[signature]}` and `{arm.label}` "
                                 f"are the same set of techniques")
         seen[signature] = arm.label
-        arms.append(arm)
-    return tuple(arms)
+
+
+def _tuning(design: dict, grids: tuple[Grid, ...], final_seeds: tuple[int, ...],
+            where: str) -> Tuning:
+    seeds = _seeds(design.get("tuning_seeds"), f"{where}: design.tuning_seeds") \
+        if "tuning_seeds" in design else None
+    if seeds is None:
+        raise RegbenchError(f"{where}: design.tuning_seeds: the tuned design needs its own "
+                            "seeds (e.g. [100, 101, 102]), apart from the final `seeds`")
+    shared = sorted(set(seeds) & set(final_seeds))
+    if shared:
+        raise RegbenchError(f"{where}: design.tuning_seeds: seed {shared[0]} is also a final "
+                            "seed; tuning and final seeds must be apart")
+    select = design.get("select", "val_xent")
+    if select not in SELECT:
+        raise RegbenchError(f"{where}: design.select: unknown rule `{shown_name(select)}`. "
+                            f"Valid rules: {', '.join(SELECT)}")
+    if not any(len(grid.points) > 1 for grid in grids):
+        raise RegbenchError(f"{where}: design `tuned`: no arm has a grid to tune; give a "
+                            "technique parameter as a list, e.g. factor = [1e-5, 1e-4]")
+    _check_size(f"{where}: design.tuning_seeds",
+                sum(len(grid.points) for grid in grids if len(grid.points) > 1) + 1, 1,
+                len(seeds), 1)
+    if NONE not in {grid.label for grid in grids}:
+        raise RegbenchError(f"{where}: design `tuned`: the arms need `none`, the baseline "
+                            "every tuned arm is compared with")
+    return Tuning(seeds, select, grids)
 
 
 def _parse_label(label: str, techniques: dict, where: str) -> tuple[str, ...]:
@@ -384,13 +529,18 @@ def _parse_label(label: str, techniques: dict, where: str) -> tuple[str, ...]:
     return parts
 
 
-def _generated_count(kind: str, techniques: int) -> int:
-    """How many arms `_generate` makes, without making them."""
-    return 2 ** techniques if kind == "factorial" else techniques + 1
+def _generated_count(kind: str, sizes: list[int]) -> int:
+    """How many arms (grid points) `_generate` makes over techniques of `sizes` grid points,
+    without making them."""
+    if kind == "factorial":
+        return math.prod(1 + size for size in sizes)
+    if kind == "leave_one_out":
+        return math.prod(sizes) + sum(math.prod(sizes) // size for size in sizes)
+    return 1 + sum(sizes)
 
 
 def _generate(kind: str, labels: list[str]) -> list[tuple[str, ...]]:
-    if kind == "one_at_a_time":
+    if kind in ("one_at_a_time", "tuned"):
         return [()] + [(x,) for x in labels]
     if kind == "leave_one_out":
         return [tuple(labels)] + [tuple(x for x in labels if x != left) for left in labels]

@@ -354,7 +354,7 @@ ERRORS = {
     "unknown design": (
         HEAD + '[techniques.l2]\n[design]\nkind = "grid"\n',
         "design.kind: unknown design `grid`. Valid designs: explicit, one_at_a_time, "
-        "leave_one_out, factorial"),
+        "leave_one_out, factorial, tuned"),
     "design unknown key": (
         HEAD + '[design]\narm = ["none"]\n', "design: unknown key `arm`. Valid keys: kind, arms"),
     "empty explicit arms": (
@@ -367,7 +367,7 @@ ERRORS = {
         "weight_decay, random_crop, gaussian_noise"),
     "arms for a generated design": (
         HEAD + '[techniques.l2]\n[design]\nkind = "factorial"\narms = ["none"]\n',
-        'design.arms: only for kind = "explicit"'),
+        'design.arms: only for kind = "explicit" or "tuned"'),
     "generated design without techniques": (
         HEAD + '[design]\nkind = "factorial"\n',
         "design `factorial` needs a [techniques] table"),
@@ -432,7 +432,9 @@ def test_parse_study_names_its_source():
 def test_every_shipped_study_file_parses(path):
     study = load_study(path)
     cells = study.cells()
-    assert cells and len(cells) == len(study.datasets) * len(study.seeds) * len(study.arms)
+    seeds = study.tuning.seeds if study.tuning else study.seeds
+    tuned = [p for p in study.arms if study.tuning is None or "@" in p.label or p.label == "none"]
+    assert cells and len(cells) == len(study.datasets) * len(seeds) * len(tuned)
     assert len({c.key for c in cells}) == len(cells)
     assert len(set(labels(study))) == len(study.arms)
     assert study.description
