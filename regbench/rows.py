@@ -85,7 +85,8 @@ def _identity(cell: Cell, deterministic: bool) -> dict:
         "techniques": sorted(t.kind for t in cell.arm.techniques),
     }
     if cell.role:  # a tuned design's cell: which phase, grid and point
-        row.update({"role": cell.role, "grid": cell.grid, "grid_point": cell.point})
+        row.update({"role": cell.role, "grid": cell.grid, "grid_point": cell.point,
+                    "select": cell.select})
     row.update({f"model_{k}": v for k, v in to_dict(cell.model).items() if k != "name"})
     row.update(to_dict(cell.training))
     for technique in cell.arm.techniques:

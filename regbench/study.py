@@ -75,10 +75,12 @@ class Cell:
     seed: int
     backend: str = DEFAULT_BACKEND  # the Keras backend that trains it
     # In a tuned design (not part of the key: they say why the cell is trained, not what it
-    # is): "tuning" or "final"; the arm's grid label (`l2`), and the grid point (`l2@1e-05`).
+    # is): "tuning" or "final"; the arm's grid label (`l2`), the grid point (`l2@1e-05`) and
+    # the rule that chooses points (`design.select`).
     role: str = ""
     grid: str = ""
     point: str = ""
+    select: str = ""
 
     def spec(self) -> dict:
         """Everything that determines the result, as plain data. The backend enters only
@@ -176,7 +178,8 @@ class Study:
                 for training in trainings:
                     for arm, grid, point in arms:
                         cell = Cell(self.name, dataset, self.model, training, arm, seed,
-                                    backend, role, grid, point)
+                                    backend, role, grid, point,
+                                    self.tuning.select if role else "")
                         cells.setdefault(cell.key, cell)
         return list(cells.values())
 
