@@ -137,3 +137,33 @@ def write(path, rows) -> str:
     for r in rows:
         store.append(path, r)
     return str(path)
+
+
+def tuned_rows(chosen: dict[str, str], tuning_seeds=(100, 101, 102), seeds=range(4)) -> list:
+    """A tuned design's store: `none` and an l2 and a dropout grid at the tuning seeds (test
+    accuracy planted per point, validation following it), then none and each grid's point
+    `chosen[grid]` at the final seeds."""
+    grids = {"l2": {"l2@1e-05": 0.960, "l2@0.0001": 0.975, "l2@0.01": 0.912},
+             "dropout": {"dropout@0.1": 0.972, "dropout@0.5": 0.969}}
+    rows = []
+    for seed in tuning_seeds:
+        rows.append(row("none", seed, test_acc=0.973, train_acc=0.998)
+                    | {"role": "tuning", "grid": "none", "grid_point": "none",
+                       "select": "val_xent"})
+        for grid, points in grids.items():
+            for point, acc in points.items():
+                kind, value = point.split("@")
+                settings = {f"{kind}.factor" if kind == "l2" else f"{kind}.rate": float(value)}
+                rows.append(row(grid, seed, test_acc=acc, train_acc=acc + 0.01, lt3=acc - 0.9)
+                            | settings | {"arm": point, "key": f"{point}-{seed}",
+                                          "role": "tuning", "grid": grid, "grid_point": point,
+                                          "select": "val_xent"})
+    for seed in seeds:
+        rows.append(row("none", seed, test_acc=0.973, train_acc=0.998)
+                    | {"role": "final", "grid": "none", "grid_point": "none",
+                       "select": "val_xent"})
+        for grid, point in chosen.items():
+            rows.append(row(grid, seed, test_acc=grids[grid][point], train_acc=0.99)
+                        | {"role": "final", "grid": grid, "grid_point": point,
+                           "select": "val_xent"})
+    return rows

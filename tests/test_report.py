@@ -346,3 +346,29 @@ def test_every_committed_report_opens_on_its_finding():
         assert sections[0] == "## Finding", page
         if (page.parent / "FINDINGS.md").is_file():
             assert text.index("### Findings, written by hand") < text.index(sections[1]), page
+
+
+@pytest.mark.slow
+def test_a_tuned_store_reports_the_choice_the_grid_and_the_paths(tmp_path):
+    from report_rows import tuned_rows
+    results = write(tmp_path / "results.jsonl",
+                    tuned_rows({"l2": "l2@0.0001", "dropout": "dropout@0.1"}))
+    report.write_report(results, tmp_path / "out")
+    text = (tmp_path / "out" / "README.md").read_text()
+    finding = text[text.index("## Finding"):text.index("**Contents**")]
+    assert "tuning seeds 100-102" in finding and "final seeds 0-3" in finding
+    assert "Chosen: `l2@0.0001`, `dropout@0.1`." in finding
+    # the comparison reads the final cells only: l2 against none at seeds 0-3
+    assert re.search(r"\| l2 \| \+0\.\d\d \|", finding)
+    assert "l2@1e-05" not in finding
+    tuning = text[text.index("## Tuning on the validation split"):]
+    assert "lowest mean validation cross-entropy" in tuning
+    table = tuning[tuning.index("### `l2`"):tuning.index("### `dropout`")]
+    assert [line.split(" | ")[0] for line in table.splitlines() if line.startswith("| `")] == [
+        "| `l2@1e-05`", "| `l2@0.0001`", "| `l2@0.01`"]
+    assert "| `l2@0.0001` | 3 |" in table and table.count("**chosen**") == 1
+    assert "![" in tuning and (tmp_path / "out/figures/paths.png").is_file()
+    assert set(pd.read_csv(tmp_path / "out/tuning.csv")["arm"]) == {
+        "none", "l2@1e-05", "l2@0.0001", "l2@0.01", "dropout@0.1", "dropout@0.5"}
+    arms = pd.read_csv(tmp_path / "out/arms.csv")
+    assert set(arms["arm"]) == {"dropout", "l2", "none"}
