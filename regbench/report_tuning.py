@@ -243,8 +243,8 @@ def plot_pareto(ax, ok: pd.DataFrame, grids: list[str], picks: dict) -> None:
             ax.scatter([x], [y], color=colors.get(grid, "#2ca02c"), s=60 if chosen_here else 25,
                        marker="*" if chosen_here else "o", zorder=3,
                        label=grid if point == part["grid_point"].iloc[0] else None)
-    front = sorted((p for p in points if not any(q[0] >= p[0] and q[1] >= p[1] and q != p
-                                                for q in points)))
+    front = sorted(p for p in points if not any(q[0] >= p[0] and q[1] >= p[1] and q != p
+                                                for q in points))
     ax.plot([p[0] for p in front], [p[1] for p in front], color="#999999", lw=1, zorder=2)
     ax.set_xlabel("share of kernel weights with |w| < 1e-3")
     ax.set_ylabel("test accuracy")
