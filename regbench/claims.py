@@ -89,7 +89,7 @@ class Comparison:
         d = t.diffs
         if len(d) == 0:
             return f"{name}, `{t.arm}` − `{t.ref}`: no seed where both are ok"
-        low, high = stats.bootstrap_ci(d)
+        low, high = stats.interval(d)
         ci = "" if math.isnan(low) else f", 95% CI [{low:+.4g}, {high:+.4g}]"
         along = int(np.sum(np.sign(d) == self.sign))
         direction = "higher" if self.sign > 0 else "lower"

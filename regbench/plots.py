@@ -110,7 +110,7 @@ def plot_paired_differences(df: pd.DataFrame, metric: str = "test_acc", baseline
         if not len(values):
             continue
         mean = values.mean()
-        low, high = stats.bootstrap_ci(values)
+        low, high = stats.interval(values)
         if not np.isnan(low):
             ax.errorbar(mean, i, xerr=[[max(0.0, mean - low)], [max(0.0, high - mean)]],
                         fmt="none", ecolor="black", elinewidth=1.5, capsize=4, zorder=3)

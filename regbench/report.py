@@ -105,7 +105,8 @@ def status_counts(rows: pd.DataFrame) -> pd.DataFrame:
 def paired_comparisons(rows: pd.DataFrame, metric: str, higher_is_better: bool,
                        baseline: str, alpha: float = stats.ALPHA) -> pd.DataFrame:
     """Each arm against `baseline` on seeds where both are `ok`: mean difference (arm −
-    baseline), bootstrap CI, exact paired permutation p, Holm over the arms, verdict."""
+    baseline), its 95% t-interval, exact paired permutation p, Holm over the arms, verdict,
+    and about how many seeds would resolve an effect of its size and spread."""
     ok = ok_rows(rows)
     wide = ok.pivot_table(index="seed", columns="arm", values=metric, aggfunc="first",
                           dropna=False)
@@ -118,15 +119,17 @@ def paired_comparisons(rows: pd.DataFrame, metric: str, higher_is_better: bool,
         else:
             pair = pd.DataFrame({arm: [], baseline: []}, dtype=float)
         d = (pair[arm] - pair[baseline]).to_numpy()
-        low, high = stats.bootstrap_ci(d)
+        low, high = stats.interval(d)
         agree, n = stats.sign_agreement(d)
         out.append({"arm": arm, "metric": metric, "n_pairs": len(d),
                     "mean_diff": float(np.mean(d)) if len(d) else math.nan,
                     "ci_low": low, "ci_high": high,
                     "p": stats.paired_permutation_test(pair[arm], pair[baseline]),
-                    "seeds_agreeing": agree})
+                    "seeds_agreeing": agree, "d": d})
+    for r in out:
+        r["seeds_to_resolve"] = stats.seeds_to_resolve(r.pop("d"), len(out))
     table = pd.DataFrame(out, columns=["arm", "metric", "n_pairs", "mean_diff", "ci_low",
-                                       "ci_high", "p", "seeds_agreeing"])
+                                       "ci_high", "p", "seeds_agreeing", "seeds_to_resolve"])
     table["p_holm"] = stats.holm(table["p"]) if len(table) else []
     table["verdict"] = [stats.verdict(m, p, higher_is_better, alpha) if n else "no pairs"
                         for m, p, n in zip(table["mean_diff"], table["p_holm"],
@@ -147,7 +150,7 @@ def design_effects(rows: pd.DataFrame, metric: str) -> pd.DataFrame:
     out = []
     for name, weights in contrasts.items():
         per_seed = wide.to_numpy() @ weights
-        low, high = stats.bootstrap_ci(per_seed)
+        low, high = stats.interval(per_seed)
         agree, n = stats.sign_agreement(per_seed)
         out.append({"effect": name, "metric": metric, "n_seeds": n,
                     "mean": float(np.mean(per_seed)) if n else math.nan,
@@ -254,10 +257,15 @@ def comparison_blocks(rows: pd.DataFrame, baseline: str,
     blocks = [Para(
         f"Each arm against `{baseline}` on the seeds where both cells are `ok`, paired by seed "
         "(same validation split, data order and initial weights). Difference = arm − "
-        f"{baseline}. CI: 95% bootstrap (BCa, {stats.BOOTSTRAP_RESAMPLES} resamples, fixed "
-        "seed) of the mean difference. p: exact paired permutation test, two-sided (all 2^n "
+        f"{baseline}. CI: 95% Student-t interval of the mean difference (a bootstrap interval "
+        "treats a handful of seeds as the population: too narrow, it excluded 0 where the "
+        "exact test gave p = 0.25). p: exact paired permutation test, two-sided (all 2^n "
         "swaps within pairs, i.e. sign flips of the differences). Holm: correction over the "
-        f"{m} arms within each metric. Verdict at alpha = {stats.ALPHA} after Holm. "
+        f"{m} arms within each metric. Verdict at alpha = {stats.ALPHA} after Holm; the "
+        "interval is not corrected for the arms, so where it excludes 0 and the test after "
+        "Holm does not resolve the arm, the verdict says so. An unresolved arm's verdict "
+        "gives about how many seeds would resolve an effect of its observed size and spread "
+        f"(a paired t-test at alpha / {m}). "
         "*Agree*: seeds whose difference has the sign of the mean difference.")]
     if not math.isnan(floor) and floor * m >= stats.ALPHA:
         blocks.append(Para(
@@ -268,8 +276,8 @@ def comparison_blocks(rows: pd.DataFrame, baseline: str,
                else "")
             + f". No arm can be declared better or worse at alpha = {stats.ALPHA} with this "
             "many seeds, however large its effect: *indistinguishable* here means *not "
-            "resolvable*, not *equal*. Read the mean differences, their intervals (which, "
-            "from so few seeds, are too narrow) and the per-seed agreement instead. "
+            "resolvable*, not *equal*. Read the mean differences, their intervals and the "
+            "per-seed agreement instead. "
             f"Resolving every arm needs at least {stats.seeds_needed(m)} seeds "
             f"(2/2^n × {m} < {stats.ALPHA})."))
     for metric, (heading, better) in COMPARED.items():
@@ -279,12 +287,13 @@ def comparison_blocks(rows: pd.DataFrame, baseline: str,
         blocks.append(Heading(f"{heading} ({'higher' if better else 'lower'} is better)",
                               level))
         blocks.append(Table(
-            ("arm", "pairs", f"mean diff vs {baseline}", "95% bootstrap CI", "p", "p (Holm)",
+            ("arm", "pairs", f"mean diff vs {baseline}", "95% CI", "p", "p (Holm)",
              "agree", "verdict"),
             tuple((r.arm, str(r.n_pairs), fmt(r.mean_diff, sign=True),
                    "–" if math.isnan(r.ci_low) else
                    f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]",
-                   fmt_p(r.p), fmt_p(r.p_holm), f"{r.seeds_agreeing}/{r.n_pairs}", r.verdict)
+                   fmt_p(r.p), fmt_p(r.p_holm), f"{r.seeds_agreeing}/{r.n_pairs}",
+                   verdict_words(r, n, floor * m < stats.ALPHA, with_p=False))
                   for r in part.itertuples())))
     return blocks, every
 
@@ -309,7 +318,7 @@ def effect_blocks(rows: pd.DataFrame, level: int = 3) -> tuple[list, pd.DataFram
                 "interactions are not identifiable from these arms (that needs the arms "
                 "without each pair). ")
     text += ("Effects are computed per seed on seeds where every arm is `ok`, then averaged; "
-             "CI: 95% bootstrap; p: exact sign-flip test; Holm over the effects of each "
+             "CI: 95% Student-t interval; p: exact sign-flip test; Holm over the effects of each "
              "metric.")
     blocks = [Para(text)]
     for metric in EFFECT_METRICS:
@@ -318,7 +327,7 @@ def effect_blocks(rows: pd.DataFrame, level: int = 3) -> tuple[list, pd.DataFram
             continue
         blocks.append(Heading(f"Effects on {COMPARED[metric][0]}", level))
         blocks.append(Table(
-            ("effect", "seeds", "mean", "95% bootstrap CI", "p", "p (Holm)", "agree"),
+            ("effect", "seeds", "mean", "95% CI", "p", "p (Holm)", "agree"),
             tuple((r.effect, str(r.n_seeds), fmt(r.mean, sign=True),
                    "–" if math.isnan(r.ci_low) else f"[{r.ci_low:+.4f}, {r.ci_high:+.4f}]",
                    fmt_p(r.p), fmt_p(r.p_holm), f"{r.seeds_agreeing}/{r.n_seeds}")
@@ -505,13 +514,12 @@ def finding_blocks(rows: pd.DataFrame, out_dir: str | Path) -> list:
             + ("" if resolvable else
                f" At n = {n} no arm can be resolved, whatever its effect: the smallest p the "
                f"exact test can give, {stats.min_p_value(n):.4f}, is {min(1.0, floor):.2f} "
-               f"after Holm. The intervals below are bootstrap intervals from {n} seeds, "
-               f"too narrow at this n; {stats.seeds_needed(len(compare))} seeds would let "
-               "the test resolve an arm whose seeds all agree.")))
+               f"after Holm; {stats.seeds_needed(len(compare))} seeds would let the test "
+               "resolve an arm whose seeds all agree.")))
         blocks.append(Table(
             ("arm", f"test acc − {baseline} (pp)", "95% CI (pp)", "verdict"),
             tuple((r.arm, _pp(r.mean_diff), "–" if math.isnan(r.ci_low) else
-                   f"[{_pp(r.ci_low)}, {_pp(r.ci_high)}]", _verdict_words(r, n, resolvable))
+                   f"[{_pp(r.ci_low)}, {_pp(r.ci_high)}]", verdict_words(r, n, resolvable))
                   for r in compare.itertuples())))
     findings = Path(out_dir) / "FINDINGS.md"
     if findings.is_file():
@@ -525,15 +533,19 @@ def _pp(x: float) -> str:
     return "–" if math.isnan(x) else f"{100 * x:+.2f}"
 
 
-def _verdict_words(r, n: int, resolvable: bool) -> str:
-    if r.verdict == "indistinguishable":
-        if not resolvable:
-            return f"not resolvable at n = {n}"
-        excludes_zero = r.ci_low > 0 or r.ci_high < 0
-        return f"not resolved at n = {n}" + (
-            " (the interval excludes 0; the exact test after Holm does not)"
-            if excludes_zero else "")
-    return f"{r.verdict} (Holm p {fmt_p(r.p_holm)})"
+def verdict_words(r, n: int, resolvable: bool, with_p: bool = True) -> str:
+    """A paired comparison's verdict as a reader takes it: resolved (with its Holm p), or
+    why not, with about how many seeds would resolve it."""
+    if r.verdict != "indistinguishable":
+        return f"{r.verdict} (Holm p {fmt_p(r.p_holm)})" if with_p else r.verdict
+    words = f"not {'resolved' if resolvable else 'resolvable'} at n = {n}"
+    if r.ci_low > 0 or r.ci_high < 0:
+        words += (" (the interval excludes 0; the exact test after Holm does not)" if resolvable
+                  else " (the interval excludes 0; no exact test at this n can)")
+    seeds = r.seeds_to_resolve
+    if seeds is not None and not (isinstance(seeds, float) and math.isnan(seeds)):
+        words += f"; about {int(seeds)} seeds would resolve it"
+    return words
 
 
 # --- the report ------------------------------------------------------------------------------

@@ -65,8 +65,8 @@ def figure_blocks(rows: pd.DataFrame, baseline: str, prefix: str = "") -> list:
         far_rows = pd.concat([with_baseline, rows_far])
         panels = [a for a in (others_near, far) if a]
         out.append(draw("paired_differences", f"Test accuracy minus `{baseline}`'s at the same "
-                        "seed: one dot per seed, black tick the mean, bar its 95% bootstrap "
-                        "interval (as in the tables)." + far_note,
+                        "seed: one dot per seed, black tick the mean, bar its 95% t-interval "
+                        "(as in the tables)." + far_note,
                         _paired_panels(panels, near_rows, far_rows, others_near, baseline,
                                        palette),
                         size=(8, sum(height(a) - 0.45 for a in panels)),

@@ -5,14 +5,13 @@ import matplotlib
 matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.collections import LineCollection, PathCollection  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 from report_rows import TUTORIAL, row, tutorial_rows  # noqa: E402
 
-from regbench import plots, stats  # noqa: E402
+from regbench import plots  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -188,15 +187,15 @@ def test_plot_cost_places_each_arm_at_its_mean_time_and_accuracy(ax):
 
 
 def test_plot_paired_differences_draws_the_interval_of_the_mean_difference(ax):
-    # x - none: 0.01, 0.02, 0.03, 0.04 at four seeds; the bar is the bootstrap interval
+    # x - none: 0.01, 0.02, 0.03, 0.04 at four seeds; the bar is the t-interval:
+    # sd 0.01291, t(0.975, 3) = 3.1824 (tables): 0.025 -+ 0.02054
     rows = pd.DataFrame([exact("none", s, test_acc=0.9) for s in range(4)]
                         + [exact("x", s, test_acc=0.91 + 0.01 * s) for s in range(4)])
     plots.plot_paired_differences(rows, "test_acc", "none", ax=ax)
-    low, high = stats.bootstrap_ci(np.array([0.01, 0.02, 0.03, 0.04]))
+    low, high = 0.025 - 0.020543, 0.025 + 0.020543
     bars = [seg for c in ax.collections if isinstance(c, LineCollection)
             for seg in c.get_segments()]
-    assert [r9(sorted(seg[:, 0])) for seg in bars] == [r9([low, high])]
-    assert 0.01 <= low < 0.025 < high <= 0.04
+    assert [sorted(seg[:, 0]) for seg in bars] == [pytest.approx([low, high], abs=1e-5)]
 
 
 def test_plot_learning_curves_draws_accuracy_on_a_linear_scale_with_the_reference(ax):

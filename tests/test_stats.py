@@ -1,6 +1,5 @@
 """regbench.stats on cases small enough to compute by hand."""
 
-import itertools
 import math
 
 import numpy as np
@@ -59,28 +58,23 @@ def test_paired_permutation_test_is_exact_at_sixteen_pairs():
     assert stats.paired_permutation_test(range(1, 17), [0] * 16) == pytest.approx(2 / 2 ** 16)
 
 
-def exact_bootstrap_percentiles(x, q=(0.025, 0.975)):
-    """Percentiles of the mean over all n^n equally likely resamples of x (an exact bootstrap)."""
-    means = [sum(sample) / len(x) for sample in itertools.product(x, repeat=len(x))]
-    return tuple(np.quantile(means, q))
+def test_the_interval_is_the_student_t_interval_of_the_mean():
+    # 0..4: mean 2, sd sqrt(2.5); t(0.975, 4) = 2.7764 (tables): half-width 1.9632
+    low, high = stats.interval([0.0, 1.0, 2.0, 3.0, 4.0])
+    assert (low, high) == pytest.approx((2 - 1.9632, 2 + 1.9632), abs=1e-4)
+    assert stats.interval([0.3, 0.3, 0.3]) == pytest.approx((0.3, 0.3))
+    assert all(math.isnan(v) for v in stats.interval([0.3]))
 
 
-@pytest.mark.parametrize("x, step", [([0.0, 1.0, 2.0, 3.0, 4.0], 0.2),
-                                     ([0.1, 0.2, 0.3, 0.25, 0.15], 0.01)])
-def test_bootstrap_ci_is_the_exact_bootstrap_interval_of_symmetric_data(x, step):
-    # Symmetric data: no bias correction and no acceleration, so BCa is the percentile
-    # interval. Resampled means lie on a grid (`step`: the data's spacing / 5), and 9,999
-    # resamples find the grid points of the exact percentiles.
-    low, high = stats.bootstrap_ci(x)
-    exact_low, exact_high = exact_bootstrap_percentiles(x)
-    assert low == pytest.approx(exact_low, abs=step / 2)
-    assert high == pytest.approx(exact_high, abs=step / 2)
-    assert (low, high) == stats.bootstrap_ci(x)  # fixed seed: identical tables on rerun
-
-
-def test_bootstrap_ci_of_constant_data_is_the_point_and_undefined_below_two():
-    assert stats.bootstrap_ci([0.3, 0.3, 0.3]) == (0.3, 0.3)
-    assert all(math.isnan(v) for v in stats.bootstrap_ci([0.3]))
+def test_seeds_to_resolve_an_observed_effect():
+    # mean 1, sd 2, one comparison: t(0.975, n-1) * 2 / sqrt(n) < 1 first at n = 18
+    # (t(0.975, 16) = 2.1199: 1.028 at n = 17; t(0.975, 17) = 2.1098: 0.995 at n = 18)
+    assert stats.seeds_to_resolve([1 - 2 ** 0.5, 1 + 2 ** 0.5], 1) == 18
+    # seeds that all agree exactly: what the exact test needs at all (2/2^n * 8 < 0.05)
+    assert stats.seeds_to_resolve([0.01, 0.01, 0.01], 8) == stats.seeds_needed(8) == 9
+    assert stats.seeds_to_resolve([0.01, -0.01], 1) is None  # no effect
+    assert stats.seeds_to_resolve([0.01], 1) is None
+    assert stats.seeds_to_resolve([1e-6, -1e-6 + 2e-9], 1) is None  # past 10,000 seeds
 
 
 def test_holm_by_hand():
