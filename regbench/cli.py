@@ -32,7 +32,9 @@ EXAMPLES = {
     "show": ["regbench show results/mnist_tutorial.jsonl"],
     "report": ["regbench report results/mnist_tutorial.jsonl --out results/mnist_tutorial",
                "regbench report reports"],
-    "claims": ["regbench claims reports/mnist_tutorial/results.jsonl"],
+    "claims": ["regbench claims reports/mnist_tutorial/results.jsonl",
+               "regbench claims reports/mnist_tutorial/results.jsonl "
+               "reports/mnist_tuned/results.jsonl"],
     "reproduce": ["regbench reproduce --list", "regbench reproduce ioffe2015_bn_mnist"],
     "list": ["regbench list"],
     "bench-report": ["regbench bench-report reports/benchmarks/raw/*.json"],
@@ -145,7 +147,8 @@ def _add_report_commands(commands) -> None:
         "claims", help="test the Keras tutorial's claims on its study's results",
         description="Verdict and evidence for each claim of shared/reference/tutorial.md, "
                     "computed from the results of the mnist_tutorial study.")
-    claims.add_argument("results", help="results .jsonl of the tutorial study")
+    claims.add_argument("results", nargs="+", help="results .jsonl of the tutorial study, and "
+                        "optionally of its tuned study (tested side by side)")
     claims.add_argument("--out", default="reports/claims", help="default: reports/claims/")
     claims.set_defaults(func=cmd_claims)
 
@@ -502,9 +505,11 @@ def cmd_claims(args) -> int:
     from regbench import claims, report
 
     out = Path(args.out)
-    _check_results(Path(args.results))
+    for results in args.results:
+        _check_results(Path(results))
     _check_out(out, "--out")
-    _warn_foreign(Path(args.results))
+    for results in args.results:
+        _warn_foreign(Path(results))
     try:
         claims.write_claims(args.results, out)
     except OSError as error:  # a full disk while writing

@@ -189,7 +189,7 @@ def _layer_names(rows: pd.DataFrame) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def claims_figures(rows: pd.DataFrame) -> list:
+def claims_figures(rows: pd.DataFrame, prefix: str = "") -> list:
     """The claims report's figures: paired differences against `none`, and sparsity."""
     from regbench import plots
 
@@ -209,12 +209,12 @@ def claims_figures(rows: pd.DataFrame) -> list:
         draw("claims_differences", "Each arm minus `none` at the same seed: accuracy "
                     "gap (left; below 0 = less overfitting) and test accuracy (right; above 0 "
                     "= better generalization). One dot per seed, black tick the mean.",
-                    differences, size=(13, tall), ncols=2),
+                    differences, size=(13, tall), ncols=2, prefix=prefix),
         draw("claims_sparsity", "Share of kernel weights below each |w| threshold for "
                     + ", ".join(f"`{a}`" for a in weight_arms) + " (mean; bars min-max over "
                     "seeds): exactly zero at the left, near zero further right.",
                     lambda fig, axes: (plots.plot_sparsity(weights, ax=axes[0][0],
                                                            palette=palette),
                                        axes[0][0].legend(fontsize="small")),
-                    size=(8, 4.5)),
+                    size=(8, 4.5), prefix=prefix),
     ]

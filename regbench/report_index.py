@@ -104,12 +104,14 @@ def index_blocks(root: Path, page: str) -> list:
                                  for name in others))]
     claims_file = root / "claims" / "claims.json"
     if claims_file.is_file():
-        claims = json.loads(claims_file.read_text())
+        claims = json.loads(claims_file.read_text())["strengths"]
         blocks += [Heading("claims", 2),
-                   Para(f"The tutorial's claims tested on its own configurations: "
+                   Para(f"The tutorial's claims tested at {' and at '.join(claims)}: "
                         f"[report](claims/{page})"),
-                   Bullets(tuple(f"Claim {c['number']}, {c['short']}: **{c['verdict']}**. "
-                                 f"{c['summary']}." for c in claims["claims"]))]
+                   Bullets(tuple(f"Claim {c[0]['number']}, {c[0]['short']}: "
+                                 + "; ".join(f"**{part['verdict']}** at {label}"
+                                             for label, part in zip(claims, c)) + "."
+                                 for c in zip(*claims.values())))]
     return blocks
 
 
