@@ -351,6 +351,7 @@ def _drive(pool, packs, path, options, progress) -> None:
                     claims.close()
                     continue
                 handle = pool.submit(mine, data_dir, deterministic)
+                progress.begin()
                 in_flight[handle] = (mine, claims, time.monotonic())
             if not in_flight:
                 break

@@ -43,9 +43,13 @@ class Progress:
     def skip(self) -> None:
         self.total -= 1  # trained by another runner
 
-    def start(self, cells) -> None:
+    def begin(self) -> None:
+        """The ETA's clock starts with the first pack trained (in a worker or here)."""
         if not self.started:
             self.started, self.began = True, time.monotonic()
+
+    def start(self, cells) -> None:
+        self.begin()
         self.cells, self.rows, self.pack_began = cells, [], time.monotonic()
 
     def epoch(self, epoch: int, epochs: int, logs: dict) -> None:

@@ -62,3 +62,17 @@ def test_a_pack_is_one_line_and_a_cell_alone_is_its_own(capsys):
     assert re.fullmatch(r"\[5/5\] mnist mlp: 4 cells \(2 arms x 2 seeds, stack\): 2 ok, "
                         r"1 diverged, 1 failed; test_acc 0\.1000 to 0\.9300 \(\d+\.\d s\)  "
                         r"ETA 0m00s", lines[1])
+
+
+def test_the_eta_counts_from_the_first_pack_sent_to_a_worker(capsys, monkeypatch):
+    """Workers train packs in parallel and the driver hears of a pack when it is done: the
+    ETA's clock must start when the first pack was sent, not when its rows came back."""
+    now = [0.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: now[0])
+    shown = progress.Progress(4, stream=sys.stdout)
+    shown.begin()  # the first pack goes to a worker at t = 0
+    now[0] = 100.0  # its two rows come back at t = 100
+    shown.start(["a", "b"])
+    for i in range(2):
+        shown.finish(row("none", i))
+    assert capsys.readouterr().out.rstrip().endswith("ETA 1m40s")  # 100 s / 2 cells * 2 left
