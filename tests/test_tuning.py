@@ -191,3 +191,58 @@ def test_the_choice_reads_rows_by_key_not_by_label():
     for row in rows:
         row["arm"] = "mislabelled"
     assert tuning.choose(s, rows)["dropout"].techniques == (Dropout(0.5),)
+
+
+# --- a real tuned run -----------------------------------------------------------------------
+
+TINY = """name = "tiny_tuned"
+datasets = ["mnist"]
+seeds = 2
+[model]
+hidden = [8]
+[training]
+epochs = 1
+train_subset = 300
+[techniques.l2]
+factor = [1e-4, 0.5]
+[techniques.batchnorm]
+[design]
+kind = "tuned"
+arms = ["none", "l2", "batchnorm"]
+tuning_seeds = [100]
+"""
+
+
+@pytest.mark.slow
+def test_a_tuned_run_trains_the_grid_then_the_point_it_chose(tmp_path, regbench_cli, data_dir):
+    import json
+
+    from regbench.study import load_study
+
+    (tmp_path / "tiny.toml").write_text(TINY)
+    store = tmp_path / "tiny.jsonl"
+    dry = regbench_cli("run", "tiny.toml", "--store", store, "--dry-run", cwd=tmp_path,
+                       data_dir=data_dir)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.splitlines()[-2:] == [
+        "then 2 final cells, at the grid points the tuning cells choose on validation",
+        f"7 cells, 7 to train, store {store}"]  # 3 tuning; none and batchnorm at 2 seeds
+    done = regbench_cli("run", "tiny.toml", "--store", store, cwd=tmp_path, data_dir=data_dir)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in store.read_text().splitlines()]
+    tuning_rows = [r for r in rows if r["role"] == "tuning"]
+    final = [r for r in rows if r["role"] == "final"]
+    assert sorted(r["grid_point"] for r in tuning_rows) == ["l2@0.0001", "l2@0.5", "none"]
+    assert {r["seed"] for r in tuning_rows} == {100} and {r["seed"] for r in final} == {0, 1}
+    scores = {r["grid_point"]: r["val_xent"] for r in tuning_rows}
+    best = min(("l2@0.0001", "l2@0.5"), key=scores.get)
+    l2 = [r for r in final if r["arm"] == "l2"]
+    assert [r["grid_point"] for r in l2] == [best, best]
+    assert all(r["l2.factor"] == float(best.split("@")[1]) for r in l2)
+    study = load_study(tmp_path / "tiny.toml")
+    assert {r["key"] for r in final} == {c.key for c in study.final_cells(
+        tuning.choose(study, rows))}
+    assert "3 tuning cells, seeds [100]; chosen on validation: " + best in done.stdout
+    again = regbench_cli("run", "tiny.toml", "--store", store, cwd=tmp_path, data_dir=data_dir)
+    assert "9 cells, 9 stored, 0 to train" in again.stderr
+    assert len(store.read_text().splitlines()) == 9
