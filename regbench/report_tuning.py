@@ -89,7 +89,8 @@ def tuning_blocks(tuning: pd.DataFrame, final: pd.DataFrame) -> list:
                    f"`none` at the tuning seeds: {column} {_mean_std(base)} (n = {base['n']}).")]
     for grid, part in tuning[tuning["grid"] != "none"].groupby("grid", sort=False):
         lines = []
-        for point, cells in part.groupby("grid_point", sort=False):
+        for point in point_order(part["grid_point"].unique()):
+            cells = part[part["grid_point"] == point]
             d = stats.describe(_ok(cells)[column].astype(float))
             acc = stats.describe(_ok(cells)["val_acc"].astype(float))
             not_ok = len(cells) - d["n"]
@@ -102,6 +103,23 @@ def tuning_blocks(tuning: pd.DataFrame, final: pd.DataFrame) -> list:
     blocks += cost_blocks(tuning)
     blocks += path_blocks(tuning, picks, column)
     return blocks
+
+
+def point_order(points) -> list[str]:
+    """Grid points by their values (`l2@1e-05` before `l2@0.0001`), technique by technique,
+    as the study file lists them; stored rows come in the order packs finished."""
+    def key(point: str):
+        values = []
+        for part in point.split("+"):
+            suffix = part.partition("@")[2]
+            for item in suffix.split(","):
+                text = item.partition("=")[2] or item
+                try:
+                    values.append((0, float(text), ""))
+                except ValueError:
+                    values.append((1, 0.0, text))
+        return values
+    return sorted(points, key=key)
 
 
 def _mean_std(d: dict) -> str:
