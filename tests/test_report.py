@@ -375,6 +375,12 @@ def test_a_tuned_store_reports_the_choice_the_grid_and_the_paths(tmp_path):
         "none", "l2@1e-05", "l2@0.0001", "l2@0.01", "dropout@0.1", "dropout@0.5"}
     arms = pd.read_csv(tmp_path / "out/arms.csv")
     assert set(arms["arm"]) == {"dropout", "l2", "none"}
+    # while the tuning runs: its grids so far, in their values' order
+    early = write(tmp_path / "early.jsonl", [r for r in tuned_rows({}) if r["role"] == "tuning"])
+    report.write_report(early, tmp_path / "early")
+    text = (tmp_path / "early" / "README.md").read_text()
+    assert "No final cell is stored yet: 18 tuning cells so far." in text
+    assert text.index("| `l2@1e-05`") < text.index("| `l2@0.0001`") < text.index("| `l2@0.01`")
 
 
 UNRESOLVED = re.compile(r"not resolv|indistinguishable|no consistent|in direction|includes 0")
