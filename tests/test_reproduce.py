@@ -226,16 +226,22 @@ def test_steps_to_a_threshold_is_the_first_point_at_or_above_it():
     assert math.isnan(ioffe.steps_to(curve, 0.99))
 
 
-@pytest.mark.parametrize("low, high, expected_sign, verdict", [
-    (0.1, 0.5, 1, "reproduced"),
-    (-0.5, -0.1, 1, "reversed"),
-    (-0.5, -0.1, -1, "reproduced"),
-    (-0.1, 0.5, 1, "not resolved (CI includes 0)"),
-])
-def test_direction_verdict(low, high, expected_sign, verdict):
-    d = {"n": 3, "mean": (low + high) / 2, "ci_low": low, "ci_high": high}
-    assert common.direction_verdict(d, expected_sign) == verdict
-    assert common.direction_verdict({"n": 0}, 1) == "not yet run"
+def test_direction_verdicts_use_the_exact_test_with_holm_as_the_study_reports_do():
+    up = common.described([0.2 + 0.01 * i for i in range(8)])   # p = 2/256 at 8 seeds
+    down = common.described([-0.2 - 0.01 * i for i in range(8)])
+    mixed = common.described([0.3, -0.1, 0.2, -0.2, 0.1, -0.3, 0.25, -0.15])
+    assert common.direction_verdicts([(up, 1), (down, 1), (down, -1), (mixed, 1)]) == [
+        "reproduced (Holm p 0.0312)",  # 2/256 x 4 claims
+        "reversed (Holm p 0.0312)",
+        "reproduced (Holm p 0.0312)",
+        "not resolved at n = 8; about 2079 seeds would resolve it"]  # mean 0.0125, sd 0.23
+    # three seeds: the smallest p is 0.25, so nothing is resolvable, however clear
+    three = common.described([0.5, 0.6, 0.7])
+    [verdict] = common.direction_verdicts([(three, 1)])
+    assert verdict.startswith("not resolvable at n = 3 (the interval excludes 0; no exact "
+                              "test at this n can); about ")
+    assert common.direction_verdicts([({"n": 0}, 1), (common.described([1.0]), 1)]) == [
+        "not yet run", "too few seeds"]
 
 
 def test_kendall_tau_of_same_and_reversed_orders():

@@ -48,18 +48,50 @@ def paired(rows: pd.DataFrame, a: str, b: str, metric: str) -> np.ndarray:
 
 
 def paired_pct(rows: pd.DataFrame, a: str, b: str, metric: str) -> dict:
-    """stats.describe of `paired` in percentage points; no values without rows."""
-    return stats.describe(paired(rows, a, b, metric) * 100) if len(rows) else {"n": 0}
+    """stats.describe of `paired` in percentage points, with the differences themselves
+    (`diffs`); no values without rows."""
+    return described(paired(rows, a, b, metric) * 100) if len(rows) else {"n": 0}
 
 
-def direction_verdict(d: dict, expected_sign: int) -> str:
-    """Whether a paired difference's 95% CI shows the published direction."""
-    if d["n"] < 2:
-        return "not yet run" if d["n"] == 0 else "too few seeds"
-    if d["ci_low"] > 0 or d["ci_high"] < 0:
-        sign = 1 if d["ci_low"] > 0 else -1
-        return "reproduced" if sign == expected_sign else "reversed"
-    return "not resolved (CI includes 0)"
+def described(diffs) -> dict:
+    """stats.describe of paired differences, keeping them for the exact test."""
+    diffs = np.asarray(diffs, dtype=float)
+    return stats.describe(diffs) | {"diffs": diffs}
+
+
+DIRECTION_RULE = ("*Reproduced* / *reversed*: the exact paired permutation test, Holm over this "
+                  "table's paired claims, resolves the paper's / the other direction at alpha "
+                  f"= {stats.ALPHA}, the standard of the study reports. Otherwise *not resolved* "
+                  "(*not resolvable* where no exact test at this n can resolve anything), with "
+                  "a note where the 95% t-interval excludes 0 and about how many seeds would "
+                  "resolve an effect of the size and spread observed.")
+
+
+def direction_verdicts(claims: list[tuple[dict, int]]) -> list[str]:
+    """The verdict of each paired claim (its differences, the published sign), Holm over
+    the claims that have two or more seeds."""
+    tested = [i for i, (d, _) in enumerate(claims) if d["n"] >= 2]
+    p = [stats.paired_permutation_test(claims[i][0]["diffs"], np.zeros(claims[i][0]["n"]))
+         for i in tested]
+    holm = dict(zip(tested, stats.holm(p))) if tested else {}
+    out = []
+    for i, (d, sign) in enumerate(claims):
+        if d["n"] < 2:
+            out.append("not yet run" if d["n"] == 0 else "too few seeds")
+            continue
+        if holm[i] < stats.ALPHA and d["mean"] != 0:
+            side = "reproduced" if np.sign(d["mean"]) == sign else "reversed"
+            out.append(f"{side} (Holm p {holm[i]:.4f})")
+            continue
+        resolvable = stats.min_p_value(d["n"]) * len(tested) < stats.ALPHA
+        words = f"not {'resolved' if resolvable else 'resolvable'} at n = {d['n']}"
+        if d["ci_low"] > 0 or d["ci_high"] < 0:
+            words += (" (the interval excludes 0; the exact test after Holm does not)"
+                      if resolvable else " (the interval excludes 0; no exact test at this n "
+                      "can)")
+        seeds = stats.seeds_to_resolve(d["diffs"], len(tested))
+        out.append(words + (f"; about {seeds} seeds would resolve it" if seeds else ""))
+    return out
 
 
 def kendall(published, reproduced) -> str:

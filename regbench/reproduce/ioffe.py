@@ -11,8 +11,10 @@ import pandas as pd
 from regbench import stats
 from regbench.document import Heading, Para, Table, draw
 from regbench.reproduce.common import (
+    DIRECTION_RULE,
     budget_table,
-    direction_verdict,
+    described,
+    direction_verdicts,
     fmt_ci,
     header,
     interval,
@@ -91,23 +93,23 @@ def ioffe_claims(rows: pd.DataFrame, per_arm: dict) -> list:
     """Batch norm against none, paired by seed: the final test accuracy and the steps to each
     threshold."""
     final = paired_pct(rows, "batchnorm", "none", "test_acc")
-    lines = [("batch norm reaches a higher final test accuracy", interval(final),
-              direction_verdict(final, 1))]
+    lines = [("batch norm reaches a higher final test accuracy", interval(final))]
+    claims = [(final, 1)]
     budget = max((c["step"][-1] for _, curves in per_arm.values() for c in curves), default=0)
     for threshold in THRESHOLDS:
         steps = {arm: _steps_by_seed(part, threshold) for arm, (part, _) in per_arm.items()}
         common = sorted(set(steps["none"]) & set(steps["batchnorm"]))
         # a seed that never reaches the threshold counts as the whole budget: a lower bound
-        d = stats.describe([_or(steps["batchnorm"][s], budget) - _or(steps["none"][s], budget)
-                            for s in common])
+        d = described([_or(steps["batchnorm"][s], budget) - _or(steps["none"][s], budget)
+                       for s in common])
         lines.append((f"batch norm reaches {threshold:.0%} test accuracy in fewer steps",
                       "–" if d["n"] < 2 else
-                      f"{d['mean']:+.0f} [{d['ci_low']:+.0f}, {d['ci_high']:+.0f}] steps",
-                      direction_verdict(d, -1)))
+                      f"{d['mean']:+.0f} [{d['ci_low']:+.0f}, {d['ci_high']:+.0f}] steps"))
+        claims.append((d, -1))
+    lines = [(*line, verdict) for line, verdict in zip(lines, direction_verdicts(claims))]
     return [Heading("Claims", 2),
             Para("Paired by seed, batch norm − none, mean [95% t-interval]; a seed that never "
-                 "reaches a threshold counts as the whole run. *Reproduced*: the interval "
-                 "excludes 0 on the paper's side."),
+                 "reaches a threshold counts as the whole run. " + DIRECTION_RULE),
             Table(("claim", "reproduced", "verdict"), tuple(lines))]
 
 

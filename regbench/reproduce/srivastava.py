@@ -15,9 +15,10 @@ import pandas as pd
 
 from regbench.document import Heading, Para, Table, draw
 from regbench.reproduce.common import (
+    DIRECTION_RULE,
     NOT_RUN,
     budget_table,
-    direction_verdict,
+    direction_verdicts,
     figure_errorbars,
     fmt_ci,
     header,
@@ -133,19 +134,18 @@ def table9_claims(repro: Reproduction, final: pd.DataFrame, chosen: dict) -> lis
     pairs = [(m, "L2") for m in published if m != "L2"]
     pairs += [("Dropout + Max-norm", "Dropout + L2"), ("Dropout + Max-norm", "Max-norm")]
     pairs = [(a, b) for a, b in pairs if a in published and b in published]
-    lines = []
+    lines, claims = [], []
     for a, b in pairs:
         paper = published[a] - published[b]
         d = error_difference(final, chosen.get(a), chosen.get(b))
         shown = "–" if d["n"] < 2 else (f"{d['mean']:+.2f} [{d['ci_low']:+.2f}, "
                                          f"{d['ci_high']:+.2f}]")
-        lines.append((f"{a} has lower error than {b}", f"{paper:+.2f}", shown,
-                      direction_verdict(d, -1 if paper < 0 else 1)))
+        lines.append((f"{a} has lower error than {b}", f"{paper:+.2f}", shown))
+        claims.append((d, -1 if paper < 0 else 1))
+    lines = [(*line, verdict) for line, verdict in zip(lines, direction_verdicts(claims))]
     return [Heading("Claims", 2),
             Para("Error difference (percentage points), first method − second, paired by seed; "
-                 "reproduced as mean [95% t-interval]. *Reproduced*: the interval excludes 0 "
-                 "on the paper's side; *reversed*: on the other side; *not resolved*: it "
-                 "includes 0 (with 3 seeds only large effects resolve)."),
+                 "reproduced as mean [95% t-interval]. " + DIRECTION_RULE),
             Table(("claim", "paper", "reproduced", "verdict"), tuple(lines))]
 
 
@@ -308,13 +308,13 @@ def fig10_claims(gains: dict) -> list:
         verdict, text = "not yet run", "–"
     lines.append(("the gain grows with data up to a sweet spot, then shrinks (shape only)",
                   text, verdict))
-    for s in sizes:
-        if s not in small:
-            lines.append((f"dropout lowers the test error at {s:,} images (the paper's curves)",
-                          interval(gains[s]), direction_verdict(gains[s], 1)))
+    larger = [s for s in sizes if s not in small]
+    for s, verdict in zip(larger, direction_verdicts([(gains[s], 1) for s in larger])):
+        lines.append((f"dropout lowers the test error at {s:,} images (the paper's curves)",
+                      interval(gains[s]), verdict))
     return [Heading("Claims", 2),
             Para("Gain = error without dropout − error with dropout (percentage points), "
-                 "paired by seed, mean [95% t-interval]."),
+                 "paired by seed, mean [95% t-interval]. " + DIRECTION_RULE),
             Table(("claim", "reproduced", "verdict"), tuple(lines))]
 
 
