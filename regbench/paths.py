@@ -121,6 +121,10 @@ def _creatable(path: Path, what: str) -> None:
     if not stat.S_ISDIR(info.st_mode):
         raise RegbenchError(_say(what, f"cannot create {path}: {parent} is a file, not a "
                                        "folder; choose another path"))
+    if ".." in Path(path).relative_to(parent).parts:  # `new/../x`: once `new` is made, the
+        # path names another file, perhaps one that exists (the study file itself)
+        raise RegbenchError(_say(what, f"cannot create {path}: '..' after a folder that does "
+                                       "not exist yet; give the path without '..'"))
     _writable(parent, path, what)
 
 

@@ -503,6 +503,21 @@ def test_the_study_file_as_its_store_is_refused_and_never_written(work, alias, d
     assert (work / "tiny.toml").read_text() == TINY
 
 
+@pytest.mark.parametrize("dry_run", [True, False])
+@pytest.mark.parametrize("prefix", ["", "ABSOLUTE"])
+def test_a_path_through_a_folder_not_made_yet_is_refused_and_makes_nothing(work, dry_run,
+                                                                          prefix):
+    """`new/../tiny.toml` names the study file once `new` exists: making the folder first
+    and then appending to the path wrote rows into the study file."""
+    path = f"{work}/new/../tiny.toml" if prefix else "new/../tiny.toml"
+    before = tree(work)
+    flags = ["--dry-run"] if dry_run else ["--quiet"]
+    refused(regbench("run", "tiny.toml", "--store", path, *flags),
+            f"--store: cannot create {path}: '..' after a folder that does not exist yet")
+    assert tree(work) == before
+    assert (work / "tiny.toml").read_text() == TINY
+
+
 def test_a_new_store_path_is_accepted(work):
     code, out, err = regbench("run", "tiny.toml", "--store", "new/folder/s.jsonl",
                               "--dry-run")
