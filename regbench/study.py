@@ -245,6 +245,9 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
     if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-." for c in name):
         raise RegbenchError(f"{where}: name: expected letters, digits, '_', '-' or '.', "
                             f"got {name!r}")
+    if set(name) == {"."}:  # reports/<name>/ would be reports/ itself, or the folder above
+        raise RegbenchError(f"{where}: name: {name!r} names a folder, not a study; give a "
+                            "name with a letter or digit")
     if len(name.encode()) > 200:  # it names the files results/<name>.jsonl, reports/<name>/
         raise RegbenchError(f"{where}: name: at most 200 bytes, got {len(name.encode())}")
     datasets = _datasets(data.get("datasets"), where)

@@ -305,6 +305,12 @@ ERRORS = {
     "bad name": (
         HEAD + 'name = "my study"\n',
         "name: expected letters, digits, '_', '-' or '.', got 'my study'"),
+    "a name that is the folder above": (
+        HEAD + 'name = ".."\n',
+        "name: '..' names a folder, not a study; give a name with a letter or digit"),
+    "a name that is this folder": (
+        HEAD + 'name = "."\n',
+        "name: '.' names a folder, not a study; give a name with a letter or digit"),
     "model unknown key": (
         HEAD + "[model]\nunits = 64\n",
         "model: unknown key `units`. Valid keys: name, hidden, activation, filters, crop, "
