@@ -359,8 +359,9 @@ def _download(ds: DatasetInfo) -> tuple[dict, str]:
 
 def _fetch(ds: DatasetInfo, url: str) -> bytes:
     # Whole file in memory: the largest (CIFAR-10, 163 MB) is smaller than its arrays anyway.
-    print(f"regbench: downloading {ds.name} from {url}", file=sys.stderr)
     with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
+        # said once the server answers: a failed download is then the error's line alone
+        print(f"regbench: downloading {ds.name} from {url}", file=sys.stderr)
         return r.read()
 
 

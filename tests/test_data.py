@@ -276,12 +276,14 @@ def test_download_serving_a_corrupted_file_fails_checksum(server):
     assert not server.cache.exists() or not any(server.cache.iterdir())  # nothing cached
 
 
-def test_download_unreadable_and_missing_files(server):
+def test_download_unreadable_and_missing_files(server, capsys):
     (server.root / "mnist.npz").write_bytes(b"<html>not a zip</html>")
     with pytest.raises(DataError, match=r"download from http://.*/mnist.npz is unreadable"):
         load("mnist")
+    assert capsys.readouterr().err.startswith("regbench: downloading mnist from http://")
     with pytest.raises(DataError, match=r"download failed \(HTTPError: HTTP Error 404.*--data-dir"):
         load("fashion_mnist")
+    assert capsys.readouterr().err == ""  # no "downloading" line before the error's own
 
 
 def cifar_tar(arrays, n, extra_member=None):
