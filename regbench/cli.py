@@ -242,8 +242,8 @@ def cmd_run(args) -> int:
     if args.executor == "ray" and args.workers is not None:
         raise RegbenchError("--workers is for --executor local; Ray places packs itself "
                             "(--cpus-per-cell)")
-    if args.workers is not None and args.workers < 1:
-        raise RegbenchError(f"--workers: expected an integer >= 1, got {args.workers}")
+    if args.workers is not None:
+        executors.check_workers(args.workers, "--workers")
     if args.pack_size is not None and args.pack_size < 1:
         raise RegbenchError(f"--pack-size: expected an integer >= 1, got {args.pack_size}")
     options = executors.RunOptions(data_dir=args.data_dir,

@@ -77,13 +77,18 @@ def work(cells) -> float:
                for cell in cells)
 
 
-def _check_workers(value, name: str) -> int:
+def check_workers(value, name: str) -> int:
     try:
         workers = int(str(value))
     except ValueError:
         workers = 0
     if workers < 1:
         raise RegbenchError(f"{name}: expected an integer >= 1, got {value!r}")
+    most = max(1, os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // WORKER_MEMORY)
+    if workers > most:  # each worker holds TensorFlow and the data: more would swap or die
+        raise RegbenchError(f"{name}: {workers:,} worker processes do not fit this machine's "
+                            f"memory; at most {most} (about {WORKER_MEMORY / 2**30:.0f} GiB "
+                            "each)")
     return workers
 
 
@@ -120,9 +125,9 @@ def run_local(todo, path, options, progress) -> None:
     deterministic = options.deterministic
     workers = options.workers
     if workers is not None:
-        workers = _check_workers(workers, "--workers")
+        workers = check_workers(workers, "--workers")
     elif os.environ.get("REGBENCH_WORKERS"):  # asked for, like --workers
-        workers = _check_workers(os.environ["REGBENCH_WORKERS"], "$REGBENCH_WORKERS")
+        workers = check_workers(os.environ["REGBENCH_WORKERS"], "$REGBENCH_WORKERS")
     else:
         workers = default_workers() if work(todo) >= MIN_PARALLEL_WORK else 1
     packs = plan.plan_packs(todo, options.pack_size, workers)

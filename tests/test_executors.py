@@ -217,6 +217,14 @@ def test_bad_workers_setting_is_one_clear_error(monkeypatch, tmp_path, value):
     assert not (tmp_path / "s.jsonl").exists()
 
 
+def test_more_workers_than_the_memory_holds_are_refused(monkeypatch, tmp_path):
+    most = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // executors.WORKER_MEMORY
+    assert executors.check_workers(str(most), "--workers") == most
+    with pytest.raises(RegbenchError, match=rf"^--workers: {most + 1:,} worker processes do not "
+                                            rf"fit this machine's memory; at most {most} "):
+        executors.check_workers(most + 1, "--workers")
+
+
 def test_run_ray_without_ray_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(RegbenchError) as error:
