@@ -15,6 +15,7 @@ import pandas as pd
 
 from regbench import stats
 from regbench.document import Heading, Para, Table, draw
+from regbench.recipe import TECHNIQUES
 from regbench.study import SELECT
 
 RULES = {  # design.select -> how the report states it
@@ -32,11 +33,25 @@ PARETO_GRIDS = ("l1", "l1_l2")
 
 
 def split(rows: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(tuning rows, the others); no tuning rows for a store of another design."""
+    """(tuning rows, the others); no tuning rows for a store of another design. A tuned
+    store's rows land in the order its packs finished, so its final rows are put in a fixed
+    order: `none`, each technique alone in the registry's order, then combinations."""
     if "role" not in rows:
         return rows.iloc[:0], rows
     tuning = rows["role"] == "tuning"
-    return rows[tuning], rows[~tuning]
+    final = rows[~tuning]
+    if tuning.any():
+        order = sorted(final["arm"].unique(), key=_arm_rank)
+        rank = {arm: i for i, arm in enumerate(order)}
+        final = final.assign(_rank=final["arm"].map(rank)).sort_values(
+            ["_rank", "seed"], kind="stable").drop(columns="_rank")
+    return rows[tuning], final
+
+
+def _arm_rank(arm: str) -> tuple:
+    kinds = list(TECHNIQUES)
+    parts = [] if arm == "none" else arm.split("+")
+    return (len(parts), tuple(kinds.index(p) if p in kinds else len(kinds) for p in parts), arm)
 
 
 def chosen(final: pd.DataFrame) -> dict[str, str]:
