@@ -470,8 +470,8 @@ def claim_5(ev: Evidence) -> Claim:
 def _stopping_part(ev: Evidence, arm: str) -> Part:
     text = "stops when the validation loss stops improving"
     rows = ev.ok[ev.ok["arm"] == arm]
-    patience = ev.setting("early_stopping.patience")
-    epochs = ev.setting("epochs")
+    patience = Evidence(rows).setting("early_stopping.patience")  # the arm's own: combinations
+    epochs = ev.setting("epochs")                                  # may tune theirs apart
     if rows.empty or patience is None or epochs is None:
         return Part(text, fixed=NO_DATA, evidence=f"no ok cells of `{arm}`")
     ran, best = rows["epochs_run"].astype(int), rows["best_epoch"].astype(int)
