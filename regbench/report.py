@@ -654,7 +654,11 @@ def default_out(results: str | Path) -> Path:
     path = Path(results)
     if path.name == "results.jsonl":
         return path.parent
-    studies = load_results(path)["study"].dropna().unique()
+    from regbench.study import check_name
+
+    rows = load_results(path)
+    studies = rows["study"].dropna().unique() if "study" in rows else []
     if len(studies) != 1:
         raise RegbenchError(f"{path}: rows of {len(studies)} studies; give --out")
+    check_name(studies[0], f"{path}: the rows' study name (it names reports/<study>/)")
     return Path("reports") / studies[0]

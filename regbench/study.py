@@ -242,14 +242,7 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
         raise RegbenchError(f"{where}: unknown key `{shown_name(unknown[0])}`. "
                             f"Valid keys: {', '.join(STUDY_KEYS)}")
     name = data.get("name", default_name)
-    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-." for c in name):
-        raise RegbenchError(f"{where}: name: expected letters, digits, '_', '-' or '.', "
-                            f"got {name!r}")
-    if set(name) == {"."}:  # reports/<name>/ would be reports/ itself, or the folder above
-        raise RegbenchError(f"{where}: name: {name!r} names a folder, not a study; give a "
-                            "name with a letter or digit")
-    if len(name.encode()) > 200:  # it names the files results/<name>.jsonl, reports/<name>/
-        raise RegbenchError(f"{where}: name: at most 200 bytes, got {len(name.encode())}")
+    check_name(name, f"{where}: name")
     datasets = _datasets(data.get("datasets"), where)
     seeds = _seeds(data.get("seeds", 5), where)
     model = from_dict(Model, data.get("model", {}), f"{where}: model")
@@ -273,6 +266,19 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
     )
     _check_fits(study, {})
     return study
+
+
+def check_name(name, where: str) -> None:
+    """A study's name names its files, results/<name>.jsonl and reports/<name>/: one plain
+    word, so that neither lands outside those folders."""
+    if not isinstance(name, str) or not name or not all(c.isalnum() or c in "_-." for c in name):
+        raise RegbenchError(f"{where}: expected letters, digits, '_', '-' or '.', got "
+                            f"{shown(name)}")
+    if set(name) == {"."}:  # reports/<name>/ would be reports/ itself, or the folder above
+        raise RegbenchError(f"{where}: {name!r} names a folder, not a study; give a name with "
+                            "a letter or digit")
+    if len(name.encode()) > 200:
+        raise RegbenchError(f"{where}: at most 200 bytes, got {len(name.encode())}")
 
 
 def _sweep(entries, training: Training, where: str) -> tuple[dict, ...]:

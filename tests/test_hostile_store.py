@@ -524,3 +524,15 @@ def test_a_new_store_path_is_accepted(work):
     assert (code, err) == (0, "")
     assert out.splitlines()[-1] == "3 cells, 3 to train, store new/folder/s.jsonl"
     assert not (work / "new").exists()
+
+
+@pytest.mark.parametrize("study", ["../victim", "/tmp/victim", "..", "a/b"])
+def test_a_report_never_lands_outside_reports_by_the_rows_study_name(work, study):
+    """`report s.jsonl` writes reports/<study>/ from the rows' study name: a name that is a
+    path would write over another folder's README.md."""
+    (work / "victim").mkdir()
+    (work / "victim" / "README.md").write_text("mine")
+    store.append(work / "s.jsonl", row("none", 0, study=study))
+    before = tree(work)
+    refused(regbench("report", "s.jsonl"), "the rows' study name (it names reports/<study>/)")
+    assert tree(work) == before and (work / "victim" / "README.md").read_text() == "mine"
