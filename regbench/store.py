@@ -31,6 +31,7 @@ import pandas as pd
 from regbench.errors import RegbenchError
 
 FINISHED = ("ok", "diverged")  # statuses that count as done; "failed" is retried on request
+MAX_STORE_BYTES = 2**30  # a row is about 6 KB: a study's limit of 100,000 cells is ~600 MB
 MEMBER, APPEND, CELLS = 0, 1, 2  # lock offsets in the store file (see the module's doc)
 
 
@@ -186,8 +187,12 @@ def _read(path: Path) -> bytes:
     except OSError as error:
         raise StoreError(f"cannot read {path} ({error.strerror})") from None
     try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             raise StoreError(f"{path} is not a regular file; a results store is a .jsonl file")
+        if info.st_size > MAX_STORE_BYTES:  # read whole, it would not fit memory
+            raise StoreError(f"{path} holds {info.st_size / 2**30:.1f} GiB, more than any "
+                             f"store of regbench rows (at most {MAX_STORE_BYTES // 2**30} GiB)")
         with os.fdopen(os.dup(fd), "rb") as file:
             return file.read()
     except OSError as error:

@@ -536,3 +536,30 @@ def test_a_report_never_lands_outside_reports_by_the_rows_study_name(work, study
     before = tree(work)
     refused(regbench("report", "s.jsonl"), "the rows' study name (it names reports/<study>/)")
     assert tree(work) == before and (work / "victim" / "README.md").read_text() == "mine"
+
+
+@pytest.mark.parametrize("command", [["show"], ["run", "tiny.toml", "--dry-run", "--store"],
+                                     ["report"]])
+def test_a_store_larger_than_any_store_of_rows_is_refused_not_read(work, command):
+    """Read whole, an 8 GiB (sparse) file was a MemoryError traceback."""
+    with open(work / "s.jsonl", "wb") as f:
+        f.truncate(8 * 2**30)
+    refused(regbench(*command, "s.jsonl"), "s.jsonl holds 8.0 GiB, more than any store")
+
+
+@pytest.mark.parametrize("command", ["bench-report", "bench-compare"])
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero", "sparse"])
+def test_bench_json_that_is_not_a_file_of_json_is_refused_not_read(work, command, special):
+    """A FIFO blocked forever; /dev/zero and a 3 GiB sparse file were MemoryError tracebacks."""
+    if special == "fifo":
+        os.mkfifo(work / "b.json")
+        path = "b.json"
+    elif special == "sparse":
+        with open(work / "b.json", "wb") as f:
+            f.truncate(3 * 2**30)
+        path = "b.json"
+    else:
+        path = special
+    args = [path, path] if command == "bench-compare" else [path, "--out", "out"]
+    refused(regbench(command, *args), path)
+    assert not (work / "out").exists()

@@ -85,9 +85,18 @@ def load_run(path: Path) -> tuple[list[dict], dict]:
     return rows, machine
 
 
+MAX_JSON_BYTES = 256 * 2**20  # a benchmark file of thousands of runs is a few MB
+
+
 def _read_json(path: Path):
-    if path.is_dir():
-        raise RegbenchError(f"{path}: is a folder; give a pytest-benchmark JSON file")
+    from regbench import paths
+
+    info = paths.existing_file(path, "", "a pytest-benchmark JSON file")  # no FIFO, device
+    if info is None:
+        raise RegbenchError(f"{path}: no such file")
+    if info.st_size > MAX_JSON_BYTES:
+        raise RegbenchError(f"{path}: {info.st_size / 2**20:,.0f} MiB, more than any "
+                            f"pytest-benchmark JSON file (at most {MAX_JSON_BYTES // 2**20} MiB)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
