@@ -68,7 +68,11 @@ def check_backend() -> None:
     from regbench.errors import RegbenchError
 
     backend = configured_backend()
-    if backend in BACKENDS and importlib.util.find_spec(backend) is None:
+    if backend not in BACKENDS:  # Keras would raise a ValueError on import
+        where = "KERAS_BACKEND" if os.environ.get("KERAS_BACKEND") else "keras.json's backend"
+        raise RegbenchError(f"{where}: unknown Keras backend {backend!r}; regbench trains on "
+                            + ", ".join(BACKENDS))
+    if importlib.util.find_spec(backend) is None:
         installed = [name for name in BACKENDS if importlib.util.find_spec(name)]
         hint = (f"set KERAS_BACKEND to {' or '.join(installed)}" if installed
                 else "install one of " + ", ".join(BACKENDS))

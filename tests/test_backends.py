@@ -101,3 +101,11 @@ def test_settings_that_change_between_epochs_act_from_their_epoch(data_dir):
     assert late["l1_late"][0] == late["none"][0] and late["l1_late"][1] != late["none"][1]
     assert decay[0] == constant[0] and decay[1] != constant[1]
     assert ramp[0] == constant[0] and ramp[1] != constant[1]
+
+
+@pytest.mark.parametrize("name", ["bogus", "numpy", "TensorFlow"])
+def test_an_unknown_backend_is_one_line_not_keras_traceback(monkeypatch, name):
+    monkeypatch.setenv("KERAS_BACKEND", name)
+    with pytest.raises(RegbenchError, match=rf"^KERAS_BACKEND: unknown Keras backend '{name}'; "
+                                            "regbench trains on tensorflow, jax, torch$"):
+        provenance.check_backend()
