@@ -17,6 +17,8 @@ def main() -> int:
             return run()
         except KeyboardInterrupt as interrupt:  # landed outside the command's own handling
             return interrupts.report(interrupt)
+        finally:  # a second signal from here on must not replace the status by its own
+            interrupts.exiting()
 
 
 if __name__ == "__main__":

@@ -560,5 +560,7 @@ def cmd_bench_grid(args) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # `python -m regbench.cli`: as the console script
+    from regbench.__main__ import main as console
+
+    sys.exit(console())

@@ -58,10 +58,19 @@ def handled():
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        if not _state.get("exiting"):
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
         sys.unraisablehook = hook
         _state.update(installed=False, pending=None)
+
+
+def exiting() -> None:
+    """The process is about to exit with its status: a second Ctrl-C or SIGTERM now would
+    kill it by that signal instead, so both are ignored from here on (console script only)."""
+    _state["exiting"] = True
+    for signum in SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _unraisable(unraisable, hook) -> None:

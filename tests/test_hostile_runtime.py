@@ -409,6 +409,29 @@ def test_sigint_and_sigterm_stop_cleanly_at_any_moment_and_a_rerun_completes_the
     figure("first signal after start (s)", round(first, 3))
 
 
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_signal_while_the_run_stops_keeps_the_first_ones_status(work, tmp_path,
+                                                                        second):
+    """SIGINT, then another signal 0 to 60 ms later, as an impatient user or a supervisor
+    sends it: the run ends with one clean line and its status, not killed by the second (the
+    handlers were restored to the defaults before the process exited)."""
+    args = ["run", work / "study.toml", "--seeds", 1, "--data-dir", work / "data", "--store",
+            tmp_path / "s.jsonl"]
+    for delay in (0.0, 0.02, 0.06):
+        run_ = subprocess.Popen([*regbench_command(), *map(str, args)], cwd=tmp_path, env=env(),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        header = run_.stderr.readline()  # the run has started: its handlers are in place
+        assert "cells" in header, header
+        run_.send_signal(signal.SIGINT)
+        time.sleep(delay)
+        with contextlib.suppress(ProcessLookupError):
+            run_.send_signal(second)
+        out, err = run_.communicate(timeout=120)
+        # both pending at once, either may be the one that stops it: never killed by one
+        assert run_.returncode in (130, 128 + second), (delay, run_.returncode, err)
+        assert err.strip().splitlines()[-1] == CLEAN[run_.returncode - 128], err
+
+
 # --- benchmark JSON of the wrong shape --------------------------------------------------------
 
 def _benchmark(name: str, samples, **info) -> dict:
