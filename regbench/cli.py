@@ -356,6 +356,16 @@ def _check_results(path: Path) -> None:
         raise RegbenchError(f"{path}: no such results file")
 
 
+def _check_rows(path: Path) -> None:
+    """A store to report on holds rows; one of foreign lines alone is one line of error."""
+    from regbench import store
+
+    rows, foreign = store.scan(path)
+    if not rows:
+        raise RegbenchError(f"{path}: no result rows" + (
+            f" ({foreign} lines that are not regbench rows)" if foreign else ""))
+
+
 def _check_out(out: Path, what: str) -> None:
     from regbench import paths
 
@@ -479,6 +489,9 @@ def cmd_report(args) -> int:
     from regbench import report, report_index
 
     path = Path(args.results)
+    if args.out is not None and not args.out:
+        raise RegbenchError("--out: an empty path; give a folder (or leave --out out for the "
+                            "default)")
     if os.path.isdir(path):
         if args.out:
             raise RegbenchError("--out: not used with a folder of reports (each report is "
@@ -489,6 +502,7 @@ def cmd_report(args) -> int:
         print(f"wrote {report.display_path(index)}")
         return 0
     _check_results(path)
+    _check_rows(path)
     out = Path(args.out) if args.out else report.default_out(path)
     _check_out(out, "--out" if args.out else "report folder")
     _warn_foreign(path)
@@ -504,6 +518,8 @@ def cmd_report(args) -> int:
 def cmd_claims(args) -> int:
     from regbench import claims, report
 
+    if not args.out:
+        raise RegbenchError("--out: an empty path; give a folder (default: reports/claims)")
     out = Path(args.out)
     for results in args.results:
         _check_results(Path(results))

@@ -563,3 +563,17 @@ def test_bench_json_that_is_not_a_file_of_json_is_refused_not_read(work, command
     args = [path, path] if command == "bench-compare" else [path, "--out", "out"]
     refused(regbench(command, *args), path)
     assert not (work / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["report", "s.jsonl"], ["claims", "s.jsonl"]])
+def test_an_empty_out_is_refused_not_read_as_this_folder(work, command):
+    store.append(work / "s.jsonl", row("none", 0, study="tiny"))
+    before = tree(work)
+    refused(regbench(*command, "--out", ""), "--out: an empty path")
+    assert tree(work) == before
+
+
+def test_a_store_of_foreign_lines_only_is_one_line_for_report(work):
+    (work / "s.jsonl").write_text('{"key": [1, 2]}\nnot json\n')
+    refused(regbench("report", "s.jsonl"), "s.jsonl: no result rows (2 lines that are not "
+                                           "regbench rows)")
