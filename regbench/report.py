@@ -14,6 +14,7 @@ import json
 import math
 import os
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +58,15 @@ def load_results(path: str | Path) -> pd.DataFrame:
         raise RegbenchError(f"{path}: no result rows")
     if "status" not in rows:
         rows["status"] = "ok"
+    finished = rows[rows["status"].isin(store.FINISHED)]
+    lacking = [c for c in NEEDED if c not in finished or finished[c].isna().all()]
+    if len(finished) and lacking:
+        raise RegbenchError(f"{path}: its finished rows lack `{lacking[0]}`; a report reads "
+                            "rows as `regbench run` writes them")
     return rows
+
+
+NEEDED = ("study", "test_acc", "train_acc", "test_xent", "train_xent", "gap_acc", "gap_xent")
 
 
 def sections(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -613,7 +622,9 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
     """Read a store, write README.md, report.html, figures/ and CSV tables into `out_dir`."""
     rows = load_results(results)
     out_dir = Path(out_dir)
-    blocks = build_report(rows, results, out_dir)
+    with np.errstate(all="ignore"), warnings.catch_warnings():  # an inf in a stored metric:
+        warnings.simplefilter("ignore", RuntimeWarning)            # its statistics say so
+        blocks = build_report(rows, results, out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     clear_figures(out_dir)
     write_document(blocks, out_dir, f"regbench report: {_title(blocks)}")

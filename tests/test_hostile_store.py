@@ -577,3 +577,11 @@ def test_a_store_of_foreign_lines_only_is_one_line_for_report(work):
     (work / "s.jsonl").write_text('{"key": [1, 2]}\nnot json\n')
     refused(regbench("report", "s.jsonl"), "s.jsonl: no result rows (2 lines that are not "
                                            "regbench rows)")
+
+
+@pytest.mark.parametrize("command", ["report", "claims"])
+def test_rows_without_their_metrics_are_one_line_for_report_and_claims(work, command):
+    store.append(work / "s.jsonl", {"key": "k1", "problem": "p", "arm": "none", "seed": 0,
+                                    "status": "ok"})
+    refused(regbench(command, "s.jsonl", "--out", "out"), "its finished rows lack `study`")
+    assert not (work / "out").exists()
