@@ -177,7 +177,8 @@ class Study:
             for seed in seeds:
                 for training in trainings:
                     for arm, grid, point in arms:
-                        cell = Cell(self.name, dataset, self.model, training, arm, seed,
+                        arm = augmented_as(arm, dataset)
+                        cell = Cell(self.name, dataset, built_as(self.model), training, arm, seed,
                                     backend, role, grid, point,
                                     self.tuning.select if role else "")
                         cells.setdefault(cell.key, cell)
@@ -573,12 +574,32 @@ def fit_size(dataset: str, validation_fraction: float) -> int:
 def trained_as(training: Training, dataset: str) -> Training:
     """`training` as the engine trains it on `dataset`, so that settings that train alike
     have one key and the row says what was trained: a subset as large as the fit split is
-    the whole split (0), and momentum is SGD's alone."""
+    the whole split (0), momentum is SGD's alone, and a validation fraction is the one that
+    holds out its `round(n * fraction)` images exactly."""
     if training.train_subset >= fit_size(dataset, training.validation_fraction):
         training = replace(training, train_subset=0)
     if training.optimizer != "sgd" and training.momentum:
         training = replace(training, momentum=0.0)
+    n = DATASETS[dataset].train_size
+    exact = round(n * training.validation_fraction) / n
+    if exact != training.validation_fraction:
+        training = replace(training, validation_fraction=exact)
     return training
+
+
+def built_as(model: Model) -> Model:
+    """`model` as models.py builds it: an MLP has no convolutions, whatever `filters` says."""
+    if model.name == "mlp" and model.filters != Model().filters:
+        model = replace(model, filters=Model().filters)
+    return model
+
+
+def augmented_as(arm: Arm, dataset: str) -> Arm:
+    """`arm` as it trains on `dataset`: a flip set to what `"auto"` does there is `"auto"`."""
+    auto = DATASETS[dataset].flip_ok
+    techniques = tuple(replace(t, flip="auto") if t.kind == "augmentation" and t.flip is auto
+                       else t for t in arm.techniques)
+    return arm if techniques == arm.techniques else Arm(arm.label, techniques)
 
 
 def weights(model: Model, dataset: str) -> int:

@@ -353,6 +353,34 @@ def test_a_subset_as_large_as_the_fit_split_is_the_whole_split(write_study, subs
     assert smaller.key != whole.key and smaller.training.train_subset == 53999
 
 
+def test_fractions_that_hold_out_the_same_images_have_one_key(write_study):
+    [tenth] = cells_of(write_study, training("validation_fraction = 0.1"))
+    [same] = cells_of(write_study, training("validation_fraction = 0.10000000001"))
+    assert same.key == tenth.key and same.training.validation_fraction == 0.1  # 6,000 of 60,000
+    [other] = cells_of(write_study, training("validation_fraction = 0.10001"))  # 6,001
+    assert other.key != tenth.key
+
+
+def test_an_mlp_has_the_key_of_an_mlp_whatever_its_unused_filters(write_study):
+    [plain] = cells_of(write_study, model("hidden = [16]"))
+    [filters] = cells_of(write_study, model("hidden = [16]\nfilters = [8]"))
+    assert filters.key == plain.key
+    [cnn] = cells_of(write_study, model('name = "cnn"\nhidden = [16]'))
+    [cnn8] = cells_of(write_study, model('name = "cnn"\nhidden = [16]\nfilters = [8]'))
+    assert cnn8.key != cnn.key
+
+
+@pytest.mark.parametrize("dataset, same, other", [("mnist", "false", "true"),
+                                                  ("cifar10", "true", "false")])
+def test_a_flip_set_to_what_auto_does_there_has_the_key_of_auto(write_study, dataset, same,
+                                                                other):
+    def cell(flip):
+        text = (f'datasets = ["{dataset}"]\nseeds = 1\n[techniques.augmentation]\nflip = {flip}'
+                '\n[design]\narms = ["augmentation"]\n')
+        return cells_of(write_study, text)[0]
+    assert cell(same).key == cell('"auto"').key != cell(other).key
+
+
 def test_train_subset_from_the_command_line_is_the_whole_split_when_larger(write_study):
     [whole] = cells_of(write_study, training("train_subset = 0"))
     [cell] = cells_of(write_study, training("train_subset = 500"), train_subset=1_000_000)
