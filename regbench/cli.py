@@ -565,6 +565,7 @@ def cmd_bench_grid(args) -> int:
     from regbench.bench import grid as gridbench
 
     gridbench.configs(args.only)  # an empty or unknown name: refused before anything starts
+    _check_out(args.out, "--out")  # before an hour of training, not after
     provenance.check_backend()
     summary = gridbench.run_grid(args.only, args.out,
                                  args.data_dir or os.environ.get("REGBENCH_DATA_DIR"),

@@ -585,3 +585,9 @@ def test_rows_without_their_metrics_are_one_line_for_report_and_claims(work, com
                                     "status": "ok"})
     refused(regbench(command, "s.jsonl", "--out", "out"), "its finished rows lack `study`")
     assert not (work / "out").exists()
+
+
+def test_bench_grid_refuses_an_out_it_cannot_write_before_any_training(work):
+    (work / "afile").write_text("")
+    refused(regbench("bench-grid", "--only", "smoke", "--out", "afile/grid"), "--out:",
+            "afile")

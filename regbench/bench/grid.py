@@ -67,9 +67,11 @@ SMOKE = Config("smoke", "ablations/smoke.toml", 2, 1, 64, train_subset=300,
 # --- the child process: one engine on one configuration ------------------------------------
 
 def cells_of(config: Config) -> list:
+    from regbench.reproduce.registry import CHECKOUT
     from regbench.study import load_study
 
-    study = load_study(config.study).with_overrides(
+    path = Path(config.study)  # the shipped study, from the checkout when not found here
+    study = load_study(path if path.is_file() else CHECKOUT / path).with_overrides(
         seeds=config.seeds, epochs=config.epochs, train_subset=config.train_subset or None)
     study = dataclasses.replace(study, training=dataclasses.replace(
         study.training, batch_size=config.batch_size))
