@@ -149,23 +149,33 @@ def cost_blocks(tuning: pd.DataFrame) -> list:
     if "fit_s" not in tuning or "pack_size" not in tuning:
         return []
     ok = tuning.dropna(subset=["fit_s"])
-    packs = ok.groupby(["seed", "fit_s", "strategy"], sort=False).size()
-    total = float(sum(fit for (_, fit, _), _ in packs.items()))
+    packs = ok.groupby(["fit_s", "strategy"], sort=False).size()  # one fit time per pack
+    total = float(sum(fit for (fit, _), _ in packs.items()))
     lines = [(strategy, str(int(n)), str(int(count)), f"{total_s:.0f}",
               f"{total_s / (n * count):.1f}")
              for (strategy, n), count, total_s in _by_size(packs)]
+    load = (f" The machine's load average during the run: {ok['load_average_1min'].mean():.1f}"
+            f" (mean of the rows' `load_average_1min`), on {_distinct(ok, 'cpu_count')} cores."
+            if "load_average_1min" in ok else "")
     return [Heading("What the grid cost", 3),
             Para(f"{len(ok)} tuning cells trained in {len(packs)} packs, {total:.0f} s of "
                  f"training in all ({total / max(len(ok), 1):.1f} s per cell). Grid points of "
-                 "one network that differ only in coefficients train as one stacked network, "
-                 "so a point costs a fraction of a cell trained alone:"),
+                 "one MLP that differ only in coefficients train as one stacked network, whose "
+                 "fit time its members share (s per cell = pack time / members). These are "
+                 "times of this run, on its machine and under its load, not a benchmark: "
+                 "`regbench bench-grid` measures the speed-up against cells trained alone."
+                 + load),
             Table(("strategy", "cells per pack", "packs", "fit s", "s per cell"),
                   tuple(lines))]
 
 
+def _distinct(rows: pd.DataFrame, column: str) -> str:
+    return ", ".join(str(v) for v in rows[column].dropna().unique()) if column in rows else "?"
+
+
 def _by_size(packs: pd.Series):
     sizes: dict[tuple[str, int], list[float]] = {}
-    for (_, fit, strategy), n in packs.items():
+    for (fit, strategy), n in packs.items():
         sizes.setdefault((strategy, int(n)), []).append(float(fit))
     return [(key, len(fits), sum(fits)) for key, fits in sorted(sizes.items())]
 
