@@ -193,6 +193,12 @@ def magnitude_bins(layer_stats: dict) -> list[float]:
     return [zero, lt3 - zero, lt2 - lt3, 1.0 - lt2]
 
 
+def has_bins(layer_stats) -> bool:
+    """A layer's stored statistics hold the threshold fractions the bins are made of."""
+    return isinstance(layer_stats, dict) and all(
+        isinstance(layer_stats.get(k), (int, float)) for k in ("zero", "lt_1e-3", "lt_1e-2"))
+
+
 def plot_magnitude_bins(df: pd.DataFrame, layer: str, ax=None, palette=None):
     """Coarse weight-magnitude histogram of one layer per arm (mean over seeds).
 
@@ -201,7 +207,7 @@ def plot_magnitude_bins(df: pd.DataFrame, layer: str, ax=None, palette=None):
     """
     ax = _axes(ax)
     ok = _ok(df)
-    ok = ok[ok["layers"].map(lambda s: isinstance(s, dict) and layer in s)]
+    ok = ok[ok["layers"].map(lambda s: isinstance(s, dict) and has_bins(s.get(layer)))]
     arms = arms_of(ok)
     palette = palette or arm_palette(arms)
     x = np.arange(len(MAGNITUDE_BINS))

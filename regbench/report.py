@@ -625,10 +625,10 @@ def write_report(results: str | Path, out_dir: str | Path) -> Path:
     with np.errstate(all="ignore"), warnings.catch_warnings():  # an inf in a stored metric:
         warnings.simplefilter("ignore", RuntimeWarning)            # its statistics say so
         blocks = build_report(rows, results, out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    clear_figures(out_dir)
-    write_document(blocks, out_dir, f"regbench report: {_title(blocks)}")
-    _write_csv(rows, out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        clear_figures(out_dir)
+        write_document(blocks, out_dir, f"regbench report: {_title(blocks)}")
+        _write_csv(rows, out_dir)
     return out_dir
 
 

@@ -183,9 +183,12 @@ def _curves_figure(ok: pd.DataFrame, arms: list[str], baseline: str, palette: di
 
 
 def _layer_names(rows: pd.DataFrame) -> list[str]:
+    from regbench import plots
+
     if "layers" not in rows:
         return []
-    names = [name for s in rows["layers"] if isinstance(s, dict) for name in s]
+    names = [name for s in rows["layers"] if isinstance(s, dict) for name, layer in s.items()
+             if plots.has_bins(layer)]
     return list(dict.fromkeys(names))
 
 

@@ -591,3 +591,19 @@ def test_bench_grid_refuses_an_out_it_cannot_write_before_any_training(work):
     (work / "afile").write_text("")
     refused(regbench("bench-grid", "--only", "smoke", "--out", "afile/grid"), "--out:",
             "afile")
+
+
+@pytest.mark.parametrize("change", [{"test_acc": float("inf")}, {"test_acc": 1e308},
+                                    {"layers": {"dense": {"w": [1, "a"]}}}])
+def test_odd_values_in_real_rows_give_a_report_and_nothing_on_stderr(work, change):
+    rows = [row(arm, seed, study="tiny") for seed in range(2) for arm in ("none", "l2")]
+    rows[1] |= change
+    for r in rows:
+        store.append(work / "s.jsonl", r)
+    import warnings
+    with warnings.catch_warnings(record=True) as caught:  # a user's terminal would show them
+        warnings.simplefilter("always")
+        code, out, err = regbench("report", "s.jsonl", "--out", "out")
+    assert (code, err) == (0, ""), err
+    assert [str(w.message) for w in caught if w.category is RuntimeWarning] == []
+    assert (work / "out" / "README.md").is_file()
