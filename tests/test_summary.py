@@ -87,7 +87,10 @@ def test_the_table_fits_100_columns_for_every_committed_store():
     stores = sorted((Path(__file__).resolve().parents[1] / "reports").glob("*/results.jsonl"))
     assert len(stores) >= 4
     for path in stores:
-        table = format_table(summarize(store.load(path)))
+        rows = store.load(path)
+        if "role" in rows:  # a tuned store: show lists its final cells (the tuning on a line)
+            rows = rows[rows["role"] != "tuning"]
+        table = format_table(summarize(rows))
         assert max(map(len, table.splitlines())) <= 100, path
 
 
