@@ -9,6 +9,7 @@ import argparse
 import os
 import signal
 import sys
+import textwrap
 from pathlib import Path
 
 from regbench import interrupts
@@ -479,8 +480,10 @@ def show(path: Path, warn: bool = True, arms=None) -> int:
         rows = rows[rows["role"] != "tuning"]
         picks = (rows[rows["grid_point"] != rows["arm"]].drop_duplicates("arm")
                  if "grid_point" in rows else rows.iloc[:0])
-        print(f"{len(tuned)} tuning cells, seeds {sorted(set(tuned['seed']))}; chosen on "
-              "validation: " + (", ".join(picks["grid_point"]) or "none yet"))
+        print(textwrap.fill(f"{len(tuned)} tuning cells, seeds {sorted(set(tuned['seed']))}; "
+                            "chosen on validation: "
+                            + (", ".join(picks["grid_point"]) or "none yet"),
+                            width=100, break_on_hyphens=False, subsequent_indent="  "))
     print(summary.format_table(summary.summarize(rows, arms=arms)))
     return 0
 

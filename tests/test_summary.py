@@ -108,3 +108,15 @@ def test_a_store_of_failed_cells_only():
     s = summarize(ROWS[6:])
     assert list(s["n"]) == [0] and list(s["failed"]) == [1]
     assert format_table(s).splitlines()[-1].endswith("1 failed")
+
+
+def test_show_of_a_tuned_store_fits_100_columns(capsys):
+    from pathlib import Path
+
+    from regbench import cli
+    for study in ("mnist_tuned", "fashion_mnist_tuned"):
+        path = Path(__file__).resolve().parents[1] / "reports" / study / "results.jsonl"
+        assert cli.show(path) == 0
+        lines = capsys.readouterr().out.splitlines()
+        assert "tuning cells" in lines[0] and max(map(len, lines)) <= 100
+
