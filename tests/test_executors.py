@@ -78,6 +78,9 @@ class Progress:
     def skip(self):
         self.skipped += 1
 
+    def begin(self):  # the ETA's clock: nothing to record
+        pass
+
     def start(self, cells):
         self.started.append([cell.key for cell in cells])
 

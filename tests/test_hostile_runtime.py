@@ -78,6 +78,13 @@ def regbench_command() -> list[str]:
     return [found]
 
 
+def default_signals() -> None:
+    """A run started as a user starts it: with Ctrl-C's default action. A test suite started
+    in the background (`nohup ... &`) passes SIGINT on ignored, and regbench keeps a signal
+    its caller ignores."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def env() -> dict:
     """A user's environment: never the user's cache or the network."""
     out = {k: v for k, v in os.environ.items() if not k.startswith("REGBENCH_")}
@@ -329,7 +336,8 @@ def _interrupted(args, cwd: Path, path: Path, signum: int, moment, log: Path) ->
     group as Ctrl-C does. Returns the processes it had started."""
     with open(log, "w") as err:
         proc = subprocess.Popen([*regbench_command(), *map(str, args)], cwd=cwd, env=env(),
-                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+                                stdout=subprocess.DEVNULL, stderr=err, start_new_session=True,
+                                preexec_fn=default_signals)
     try:
         if moment == "import":
             _wait_for(lambda: " cells, " in log.read_text(), proc)
@@ -419,7 +427,8 @@ def test_a_second_signal_while_the_run_stops_keeps_the_first_ones_status(work, t
             tmp_path / "s.jsonl"]
     for delay in (0.0, 0.02, 0.06):
         run_ = subprocess.Popen([*regbench_command(), *map(str, args)], cwd=tmp_path, env=env(),
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=default_signals)
         header = run_.stderr.readline()  # the run has started: its handlers are in place
         assert "cells" in header, header
         run_.send_signal(signal.SIGINT)

@@ -91,6 +91,8 @@ MAX_JSON_BYTES = 256 * 2**20  # a benchmark file of thousands of runs is a few M
 def _read_json(path: Path):
     from regbench import paths
 
+    if path.is_dir():
+        raise RegbenchError(f"{path}: is a folder; give a pytest-benchmark JSON file")
     info = paths.existing_file(path, "", "a pytest-benchmark JSON file")  # no FIFO, device
     if info is None:
         raise RegbenchError(f"{path}: no such file")
