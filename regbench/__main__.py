@@ -10,16 +10,11 @@ from regbench import interrupts
 
 
 def main() -> int:
-    with interrupts.handled():
-        try:
-            from regbench.cli import main as run
+    def run() -> int:
+        from regbench.cli import main as command  # imported once the handlers are in place
 
-            return run()
-        except KeyboardInterrupt as interrupt:  # landed outside the command's own handling
-            return interrupts.report(interrupt)
-        finally:  # a second signal from here on must not replace the status by its own
-            interrupts.exiting()
-
+        return command()
+    return interrupts.console(run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -581,6 +581,4 @@ def cmd_bench_grid(args) -> int:
 
 
 if __name__ == "__main__":  # `python -m regbench.cli`: as the console script
-    from regbench.__main__ import main as console
-
-    sys.exit(console())
+    sys.exit(interrupts.console(main))

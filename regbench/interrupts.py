@@ -131,3 +131,15 @@ def report(interrupt: BaseException) -> int:
     print(f"regbench: {what}; finished cells are stored, rerun to resume", file=sys.stderr,
           flush=True)
     return status(interrupt)
+
+
+def console(command) -> int:
+    """Run `command()` as a process's whole life: its exit status, or the interrupt's line
+    and status; a second signal on the way out must not replace that status by its own."""
+    with handled():
+        try:
+            return command()
+        except KeyboardInterrupt as interrupt:  # landed outside the command's own handling
+            return report(interrupt)
+        finally:
+            exiting()
