@@ -207,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no flush error
             return 128 + signal.SIGPIPE
         except (ImportError, OSError) as error:  # the machine's fault, not the input's
-            if interrupts.received() is not None:  # an import a signal cut short
-                return interrupts.report(interrupts.Interrupted(interrupts.received()))
+            if interrupts.cause(error) is not None:  # an import a signal cut short
+                return interrupts.report(interrupts.cause(error))
             print(f"regbench: error: {_environment_error(error)}", file=sys.stderr)
             return 2
         except KeyboardInterrupt as interrupt:

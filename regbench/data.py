@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from regbench import interrupts
 from regbench.errors import RegbenchError
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
@@ -256,6 +257,7 @@ def _read_verified_cached(name: str, path: str, mtime_ns: int, size: int) -> Arr
     except DataError:
         raise
     except Exception as e:  # BadZipFile, zlib.error, EOFError, ValueError...: all mean corrupt
+        interrupts.reraise(e)
         raise DataError(
             f"{name}: {path} is unreadable ({_why(e)}); replace it with a good copy"
         ) from None
@@ -369,6 +371,7 @@ def _parse_or_fail(ds: DatasetInfo, url: str, parse, data: bytes):
     try:
         return parse(data)
     except Exception as e:  # truncated gzip, bad tar, wrong magic...: the download is bad
+        interrupts.reraise(e)
         raise DataError(f"{ds.name}: download from {url} is unreadable ({_why(e)})") from None
 
 

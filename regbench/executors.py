@@ -190,6 +190,7 @@ def train_pack(cells, data_dir, deterministic, on_epoch=None) -> list[dict]:
     except ENVIRONMENT_ERRORS as error:
         raise _environment_fault(cells, error) from error
     except Exception as error:  # one broken cell must not stop the study
+        interrupts.reraise(error)
         if len(cells) == 1:
             return [rows.failed_row(cells[0], error, deterministic)]
         message = " ".join(str(error).split())[:200]

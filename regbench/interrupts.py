@@ -91,9 +91,28 @@ def deferred():
 
 
 def received() -> int | None:
-    """The signal received since the handlers were installed, if any (an import that a signal
-    cut short may surface as an ImportError rather than as the interrupt)."""
+    """The signal received since the handlers were installed, if any."""
     return _state["pending"]
+
+
+def cause(error: BaseException) -> Interrupted | None:
+    """The interrupt behind `error`, if a signal caused it: Python may wrap the `Interrupted` a
+    signal raised (a class body cut short surfaces as "RuntimeError: Error calling
+    __set_name__", an import as an ImportError), or lose it while a signal is pending."""
+    seen = error
+    while seen is not None:
+        if isinstance(seen, KeyboardInterrupt):
+            return seen if isinstance(seen, Interrupted) else Interrupted(signal.SIGINT)
+        seen = seen.__cause__ or seen.__context__
+    return Interrupted(received()) if received() is not None else None
+
+
+def reraise(error: Exception) -> None:
+    """Raise the interrupt behind `error`, if any: a handler that turns errors into a failed
+    cell or a corrupt file must not turn a Ctrl-C into one."""
+    interrupt = cause(error)
+    if interrupt is not None:
+        raise interrupt from error
 
 
 def check() -> None:
@@ -139,7 +158,10 @@ def console(command) -> int:
     with handled():
         try:
             return command()
-        except KeyboardInterrupt as interrupt:  # landed outside the command's own handling
+        except (Exception, KeyboardInterrupt) as error:  # outside the command's own handling
+            interrupt = cause(error)
+            if interrupt is None:
+                raise
             return report(interrupt)
         finally:
             exiting()

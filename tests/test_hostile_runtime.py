@@ -309,6 +309,37 @@ def test_an_os_error_is_one_line_of_error(tmp_path, capsys):
 
 # --- signals ------------------------------------------------------------------------------------
 
+WRAPPED = """
+import signal, sys
+from regbench import interrupts
+
+class Lands:  # the signal lands in a class body's __set_name__, as in numpy's import
+    def __set_name__(self, owner, name):
+        if sys.argv[1] == "signal":
+            raise interrupts.Interrupted(signal.SIGTERM)
+        raise ValueError("a bug of its own")
+
+def command():
+    class Finfo:
+        eps = Lands()
+    return 0
+
+sys.exit(interrupts.console(command))
+"""
+
+
+@pytest.mark.parametrize("cause", ["signal", "bug"])
+def test_a_signal_that_python_wraps_in_another_error_is_still_one_line(cause):
+    """Python reports an exception raised in `__set_name__` as a RuntimeError caused by it: a
+    signal that lands there is still the interrupt's one line and status; a bug there is not."""
+    done = subprocess.run([sys.executable, "-c", WRAPPED, cause], env=env(),
+                          capture_output=True, text=True, timeout=60)
+    if cause == "signal":
+        assert (done.returncode, done.stderr) == (143, CLEAN[signal.SIGTERM] + "\n")
+    else:
+        assert done.returncode == 1 and "ValueError: a bug of its own" in done.stderr
+
+
 def _startup_s() -> float:
     """How long this interpreter takes to start and reach regbench's signal handlers (the
     editable install's import hook included): signals before that reach Python's own
