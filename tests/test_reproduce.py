@@ -219,6 +219,22 @@ def test_grid_points_are_chosen_on_validation_accuracy_never_test():
     assert srivastava.chosen_arms(rows, grid) == {"M": "b", "N": "c"}
 
 
+def test_a_grid_point_is_an_arm_at_a_learning_rate_and_final_rows_at_other_rates_are_left_out():
+    rows = _rows([
+        {"arm": "a", "learning_rate": 0.01, "val_acc": 0.90, "test_acc": 0.99},
+        {"arm": "a", "learning_rate": 0.1, "val_acc": 0.96, "test_acc": 0.10},
+        {"arm": "b", "learning_rate": 0.01, "val_acc": 0.95, "test_acc": 0.99},
+        {"arm": "b", "learning_rate": 0.1, "val_acc": 0.95, "test_acc": 0.99},  # a tie
+    ])
+    grid = (Table9Row("M", 1.0, ("a",)), Table9Row("N", 1.0, ("b",)))
+    points = srivastava.chosen_points(rows, grid)
+    assert points == {"M": ("a", 0.1), "N": ("b", 0.01)}  # the tie to the lower rate
+    final = _rows([{"arm": arm, "learning_rate": rate, "seed": 0}
+                   for arm in "ab" for rate in (0.01, 0.1)])
+    kept = srivastava.at_chosen(final, points)
+    assert sorted(zip(kept["arm"], kept["learning_rate"])) == [("a", 0.1), ("b", 0.01)]
+
+
 def test_steps_to_a_threshold_is_the_first_point_at_or_above_it():
     curve = {"step": [100, 200, 300], "test_acc": [0.90, 0.95, 0.97]}
     assert ioffe.steps_to(curve, 0.95) == 200

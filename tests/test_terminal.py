@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 
 import pytest
@@ -29,6 +30,18 @@ def test_a_run_with_worker_processes_prints_no_start_up_notices(regbench_cli, da
     assert lines[0] == "tiny: 4 cells, 0 stored, 4 to train -> results/tiny.jsonl"
     assert all(re.match(r"\[\d/4\] mnist mlp ", line) for line in lines[1:]), lines
     assert len(lines) >= 2
+
+
+@pytest.mark.slow
+def test_reproduce_asks_for_a_gpu_without_start_up_notices():
+    """`regbench reproduce` imports Keras first to look for a GPU, before it trains."""
+    done = subprocess.run([sys.executable, "-c", "from regbench.reproduce import orchestration; "
+                           "print(orchestration.gpu_visible())"],
+                          capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in os.environ.items()
+                               if k != "TF_CPP_MIN_LOG_LEVEL"})
+    assert done.returncode == 0 and done.stdout in ("False\n", "True\n"), done.stderr
+    assert [line for line in done.stderr.splitlines() if NOISE.search(line)] == []
 
 
 def test_start_up_notices_are_held_back_and_other_lines_shown(capfd):

@@ -6,11 +6,13 @@ trainer, so a rerun trains only what is missing."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 
+from regbench import startup
 from regbench.recipe import Training
 from regbench.reproduce.registry import (
     PROBE_SUBSET,
@@ -21,7 +23,7 @@ from regbench.reproduce.registry import (
     study_path,
 )
 from regbench.reproduce.reports import stored_rows, write
-from regbench.reproduce.srivastava import chosen_arms
+from regbench.reproduce.srivastava import chosen_points
 from regbench.study import Cell, load_study
 
 
@@ -57,8 +59,7 @@ def run(name: str, train, say=print, gpu: bool | None = None) -> Path:
 
 def gpu_visible() -> bool:
     """Whether the Keras backend sees a GPU (the studies in `not_run` need one)."""
-    import keras
-
+    keras = startup.import_keras()  # without TensorFlow's start-up notices
     backend = keras.backend.backend()
     if backend == "tensorflow":
         import tensorflow as tf
@@ -95,11 +96,13 @@ def final_cells(repro: Reproduction, rows: pd.DataFrame) -> list[Cell]:
     cells = []
     for study_name in repro.studies + repro.not_run:
         study = load_study(study_path(study_name))
-        chosen = set(chosen_arms(rows[rows["study"] == study.name],
-                                 repro.published.rows).values())
+        chosen = chosen_points(rows[rows["study"] == study.name], repro.published.rows)
         final = study.name.removesuffix("_tuning")
         for cell in study.cells():
-            if cell.arm.label in chosen and cell.seed == study.seeds[0]:
+            if cell.seed == study.seeds[0] and any(
+                    cell.arm.label == arm and (math.isnan(rate) or math.isclose(
+                        cell.training.learning_rate, rate, rel_tol=1e-9))
+                    for arm, rate in chosen.values()):
                 cells += [replace(cell, study=final, seed=s) for s in repro.final_seeds]
     return cells
 
@@ -118,8 +121,8 @@ def stretch_cells(repro: Reproduction, rows: pd.DataFrame, finals: list[Cell]) -
     if not repro.stretch:
         return []
     tuning = rows[rows["study"] == f"{finals[0].study}_tuning"] if finals else rows[:0]
-    chosen = chosen_arms(tuning, repro.published.rows)
-    labels = {chosen[m] for m in repro.stretch_methods if m in chosen}
+    chosen = chosen_points(tuning, repro.published.rows)
+    labels = {chosen[m][0] for m in repro.stretch_methods if m in chosen}
     return [replace(c, study=f"{c.study}_x{repro.stretch}",
                     training=stretched(c.training, repro.stretch))
             for c in finals if c.arm.label in labels]

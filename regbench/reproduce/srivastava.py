@@ -37,19 +37,53 @@ from regbench.study import load_study
 LATE_EPOCHS = 3  # the window of `late_val_gain`
 
 
-def chosen_arms(rows: pd.DataFrame, grid_rows) -> dict[str, str]:
-    """Method -> the grid arm with the highest mean validation accuracy (ties: first listed).
+Point = tuple[str, float]  # a Table 9 grid point: (arm, learning rate)
+
+
+def grid_points(rows: pd.DataFrame, arms) -> list[Point]:
+    """The (arm, learning rate) points of `arms` in the rows: the arms in grid order, each at
+    every learning rate the tuning study sweeps, from the lowest."""
+    rates = sorted(set(rows["learning_rate"].astype(float))) if "learning_rate" in rows else []
+    return [(arm, rate) for arm in arms for rate in rates or [math.nan]]
+
+
+def at_point(rows: pd.DataFrame, point: Point) -> pd.DataFrame:
+    """The rows trained at a grid point (its arm, at its learning rate where one is known)."""
+    arm, rate = point
+    chosen = rows["arm"] == arm
+    if not math.isnan(rate):
+        chosen &= np.isclose(rows["learning_rate"].astype(float), rate, rtol=1e-9, atol=0)
+    return rows[chosen]
+
+
+def chosen_points(rows: pd.DataFrame, grid_rows) -> dict[str, Point]:
+    """Method -> the grid point (arm, learning rate) with the highest mean validation accuracy;
+    ties go to the first arm listed, then to the lower learning rate.
 
     Only validation accuracy enters: the test set plays no part in the choice.
     """
     ok = rows[rows["status"] == "ok"]
     out = {}
     for row in grid_rows:
-        scores = [ok.loc[ok["arm"] == arm, "val_acc"].mean() for arm in row.grid]
+        points = grid_points(ok, row.grid)
+        scores = [at_point(ok, p)["val_acc"].mean() for p in points]
         if all(math.isnan(s) for s in scores):
             continue
-        out[row.method] = row.grid[int(np.nanargmax(scores))]
+        out[row.method] = points[int(np.nanargmax(scores))]
     return out
+
+
+def chosen_arms(rows: pd.DataFrame, grid_rows) -> dict[str, str]:
+    """Method -> the arm of its chosen grid point."""
+    return {method: arm for method, (arm, _) in chosen_points(rows, grid_rows).items()}
+
+
+def at_chosen(rows: pd.DataFrame, points: dict[str, Point]) -> pd.DataFrame:
+    """The rows trained at one of the chosen points: a final study's rows at a learning rate
+    no longer chosen (the tuning changed) are left out."""
+    if not len(rows) or not points:
+        return rows[:0]
+    return pd.concat([at_point(rows, p) for p in points.values()])
 
 
 def report_study(repro: Reproduction) -> str:
@@ -66,7 +100,9 @@ def table9_blocks(repro: Reproduction, rows: pd.DataFrame) -> list:
     have = not rows.empty
     tune_rows = rows[rows["study"] == tuning.name] if have else rows
     final = rows[rows["study"] == final_name] if have else rows
-    chosen = chosen_arms(tune_rows, repro.published.rows) if len(tune_rows) else {}
+    points = chosen_points(tune_rows, repro.published.rows) if len(tune_rows) else {}
+    chosen = {method: arm for method, (arm, _) in points.items()}
+    final = at_chosen(final, points)
 
     table, errors = [], []
     for row in repro.published.rows:
@@ -77,7 +113,8 @@ def table9_blocks(repro: Reproduction, rows: pd.DataFrame) -> list:
         diff = "–" if d["n"] == 0 else f"{d['mean'] - row.error:+.2f}"
         table.append((row.method, f"{row.error:.2f}", fmt_ci(d), diff,
                       mean_pct(part, arm, "train_acc", error=True) if arm else "–",
-                      late_val_gain(part), f"`{arm}`" if arm else "not yet run"))
+                      late_val_gain(part), point_label(points[row.method]) if arm
+                      else "not yet run"))
     published = [row.error for row in repro.published.rows]
     without_dropout = [(row.error, d["mean"]) for row, d in zip(repro.published.rows, errors)
                        if not row.method.startswith("Dropout")]
@@ -88,8 +125,8 @@ def table9_blocks(repro: Reproduction, rows: pd.DataFrame) -> list:
         ("updates", f"{updates_per_epoch(tuning) * t.epochs:,} ({t.epochs} epochs of batch "
                     f"{t.batch_size})"),
         ("validation", f"{t.validation_fraction:.0%} of the training set held out per seed"),
-        ("optimizer", f"SGD, learning rate {t.learning_rate} x {t.lr_decay} per epoch, "
-         f"momentum {t.momentum_start} to {t.momentum} over {t.momentum_epochs} epochs"),
+        ("optimizer", f"SGD, learning rate {learning_rates(tuning)} x {t.lr_decay} per "
+         f"epoch, momentum {t.momentum_start} to {t.momentum} over {t.momentum_epochs} epochs"),
         ("runs per row", f"tuning: seed {seeds(tuning.seeds)}; final: seeds "
                          f"{seeds(repro.final_seeds)}"),
     ])
@@ -107,8 +144,8 @@ def table9_blocks(repro: Reproduction, rows: pd.DataFrame) -> list:
                     + kendall(published, [d["mean"] for d in errors]) + "; over the rows "
                     "without dropout: " + kendall(*zip(*without_dropout)) + ".")]
     blocks += table9_claims(repro, final, chosen)
-    blocks += stretch_blocks(repro, rows, final_name, chosen) if have else []
-    blocks += tuning_blocks(repro, tune_rows, chosen)
+    blocks += stretch_blocks(repro, rows, final_name, points) if have else []
+    blocks += tuning_blocks(repro, tune_rows, points)
     blocks += probe_blocks(repro, rows) if have else []
     if any(d["n"] for d in errors):
         labels = [row.method for row in repro.published.rows]
@@ -118,6 +155,19 @@ def table9_blocks(repro: Reproduction, rows: pd.DataFrame) -> list:
             lambda fig, axes: figure_errorbars(axes[0, 0], labels, published, errors,
                                                "test error (%)"), size=(10, 3.8))]
     return blocks
+
+
+def point_label(point: Point) -> str:
+    arm, rate = point
+    return f"`{arm}`" + ("" if math.isnan(rate) else f" at learning rate {rate:g}")
+
+
+def learning_rates(study) -> str:
+    """The tuning study's learning rate, or the grid its sweep tunes per row."""
+    rates = sorted({t.learning_rate for t in study.trainings()})
+    if len(rates) == 1:
+        return f"{rates[0]:g}"
+    return "tuned per row from {" + ", ".join(f"{r:g}" for r in rates) + "}"
 
 
 def late_val_gain(rows: pd.DataFrame) -> str:
@@ -157,12 +207,13 @@ def error_difference(rows: pd.DataFrame, a: str | None, b: str | None) -> dict:
 
 
 def stretch_blocks(repro: Reproduction, rows: pd.DataFrame, final_name: str,
-                   chosen: dict) -> list:
+                   points: dict[str, Point]) -> list:
     """The budget check: the stretch methods at the final budget and stretched."""
     if not repro.stretch:
         return []
-    longer = rows[rows["study"] == f"{final_name}_x{repro.stretch}"]
-    final = rows[rows["study"] == final_name]
+    chosen = {method: arm for method, (arm, _) in points.items()}
+    longer = at_chosen(rows[rows["study"] == f"{final_name}_x{repro.stretch}"], points)
+    final = at_chosen(rows[rows["study"] == final_name], points)
     lines = []
     for method in repro.stretch_methods:
         arm = chosen.get(method)
@@ -204,24 +255,29 @@ def coefficients(rows: pd.DataFrame, arm: str) -> str:
     return "–"
 
 
-def tuning_blocks(repro: Reproduction, tune_rows: pd.DataFrame, chosen: dict) -> list:
+def tuning_blocks(repro: Reproduction, tune_rows: pd.DataFrame,
+                  points: dict[str, Point]) -> list:
     """Every grid point's validation accuracy, and which one each row chose."""
     lines = []
     ok = tune_rows[tune_rows["status"] == "ok"] if len(tune_rows) else tune_rows
     for row in repro.published.rows:
-        for arm in row.grid:
-            part = ok[ok["arm"] == arm] if len(ok) else ok
+        for point in grid_points(ok, row.grid) if len(ok) else []:
+            part = at_point(ok, point)
             val = part["val_acc"].astype(float).mean() * 100 if len(part) else math.nan
-            lines.append((row.method, f"`{arm}`", coefficients(tune_rows, arm),
+            lines.append((row.method, f"`{point[0]}`", coefficients(tune_rows, point[0]),
+                          "–" if math.isnan(point[1]) else f"{point[1]:g}",
                           "–" if math.isnan(val) else f"{val:.2f}",
-                          "chosen" if chosen.get(row.method) == arm else ""))
+                          "chosen" if points.get(row.method) == point else ""))
     return [Heading("Tuning grid (validation split only)", 2),
-            Para("Each grid point trained once at the tuning seed; the point with the higher "
-                 "validation accuracy is each row's choice. Coefficients are in the study "
-                 "file's `[techniques]` tables (Keras penalties: `l2` factor x sum w^2, "
-                 "`l1_late` factor x sum |w| from half-way, `kl_sparsity` weight x sum_j "
-                 "KL(0.1 || mean activation of unit j), `max_norm` c)."),
-            Table(("method", "grid point", "settings", "validation accuracy %", ""),
+            Para("Each grid point (an arm at a learning rate) trained once at the tuning seed; "
+                 "the point with the highest validation accuracy is each row's choice, ties "
+                 "to the first arm listed and then to the lower learning rate. The paper's "
+                 "guide tunes the learning rate of a dropout net apart from that of a "
+                 "standard one, hence one per row. Coefficients are in the study file's "
+                 "`[techniques]` tables (Keras penalties: `l2` factor x sum w^2, `l1_late` "
+                 "factor x sum |w| from half-way, `kl_sparsity` weight x sum_j KL(0.1 || mean "
+                 "activation of unit j), `max_norm` c)."),
+            Table(("method", "arm", "settings", "learning rate", "validation accuracy %", ""),
                   tuple(lines))]
 
 
