@@ -9,7 +9,7 @@ import pytest
 from regbench.bench import cases, timing
 
 pytest.importorskip("tensorflow", reason="the input pipelines timed here are tf.data's")
-from regbench.macs import forward_macs, train_flops
+from regbench.macs import network_train_flops
 
 
 @pytest.mark.parametrize("where", ["plain", "augmented"])
@@ -40,4 +40,4 @@ def test_fed_step(benchmark, timed, device, problem, batch, where):
         net = timing.build(problem, "none" if where == "pipeline" else "augmentation", batch)
         timed(timing.fed_step(net, batches),
               {"kind": "fed_step", "device": device, "problem": problem, "batch": batch,
-               "where": where, "flops_per_example": train_flops(forward_macs(net))})
+               "where": where, "flops_per_example": network_train_flops(net)})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from regbench.bench import cases, timing
-from regbench.macs import forward_macs, train_flops
+from regbench.macs import forward_macs, network_train_flops
 
 
 # The last parameter varies fastest: one (device, problem, batch) group after the other, so the
@@ -26,7 +26,7 @@ def test_step(benchmark, timed, baseline_step, device, problem, batch, technique
         timed(timing.train_step(net, x, y), {
             "kind": "step", "device": device, "problem": problem, "batch": batch,
             "technique": technique, "macs_per_example": macs,
-            "flops_per_example": train_flops(macs), "params": net.count_params()},
+            "flops_per_example": network_train_flops(net), "params": net.count_params()},
             baseline=baseline)
 
 

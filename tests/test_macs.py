@@ -22,8 +22,17 @@ def test_dense_and_conv_macs_closed_forms():
     assert macs.conv2d_macs(4, 4, 3, 3, 8, 8, groups=4) == 4 * 4 * 3 * 3 * 2 * 8
 
 
-def test_train_flops_is_forward_plus_twice_forward():
+def test_train_flops_leave_out_the_first_layers_input_gradient():
     assert macs.train_flops(1) == 2 + 4
+    # 784-64-10: forward 2 x 50,816; weight gradients 2 x 50,816; input gradients only for
+    # the output layer's 640 multiply-adds (nobody needs the gradient for the pixels).
+    assert macs.train_flops(50_816, first_layer_macs=50_176) == 4 * 50_816 + 2 * 640
+
+
+def test_the_tutorial_mlps_training_flops_from_the_built_network():
+    from regbench.recipe import Model
+
+    assert macs.cell_train_flops(Model(hidden=(64,)), "mnist") == 4 * 50_816 + 2 * 640
 
 
 # --- a built network ------------------------------------------------------------------------
@@ -92,11 +101,11 @@ def test_cell_macs_closed_forms(model, dataset, expected):
 
 
 def test_cell_macs_builds_once_per_model_and_dataset():
-    macs.cell_macs.cache_clear()
+    macs.cell_layer_macs.cache_clear()
     for _ in range(3):
         macs.cell_macs(Model(hidden=(64,)), "mnist")
     macs.cell_macs(Model(hidden=(64,)), "fashion_mnist")
-    assert macs.cell_macs.cache_info().misses == 2
+    assert macs.cell_layer_macs.cache_info().misses == 2
 
 
 def _draws():
@@ -115,7 +124,7 @@ def test_cell_macs_leaves_the_random_state_alone():
     keras.utils.set_random_seed(7)
     expected = _draws()
     keras.utils.set_random_seed(7)
-    macs.cell_macs.cache_clear()
+    macs.cell_layer_macs.cache_clear()
     macs.cell_macs(ALEXNET, "cifar10")  # crop, standardization, convolutions, LRN
     macs.cell_macs(Model(name="cnn", filters=(8,)), "cifar10")
     assert _draws() == expected

@@ -131,11 +131,11 @@ def train_regbench(cells: list, data_dir: str | None) -> list[dict]:
 
 
 def training_gflop(cells: list, rows: list[dict]) -> float:
-    """Arithmetic of the epochs the cells ran: training FLOPs per example seen (6 x forward
-    multiply-adds, `macs.train_flops`); all cells of a configuration share one network."""
-    from regbench.macs import cell_macs, train_flops
+    """Arithmetic of the epochs the cells ran: training FLOPs per example seen
+    (`macs.train_flops`); all cells of a configuration share one network."""
+    from regbench.macs import cell_train_flops
 
-    flops = train_flops(cell_macs(cells[0].model, cells[0].dataset))
+    flops = cell_train_flops(cells[0].model, cells[0].dataset)
     return sum(flops * row["n_fit"] * row["epochs_run"] for row in rows) / 1e9
 
 
@@ -361,9 +361,11 @@ def _summary_table(summary: list[dict]) -> str:
 
 def _notes(summary: list[dict]) -> list[str]:
     """How to read GFLOP/s and the load averages, and where regbench's fit time went."""
-    return ["", "GFLOP/s: 6 x forward multiply-adds x examples of the epochs each cell "
-            "ran, over the engine's training time; `of peak`: against the best float32 "
-            "2048 x 2048 matmul measured in the same run "
+    return ["", "GFLOP/s: training FLOPs per example (`macs.train_flops`: 6 x forward "
+            "multiply-adds, less 2 x the first layer's, whose input gradient is never "
+            "computed) x examples of the epochs each cell ran, over the engine's training "
+            "time; `of peak`: against the best float32 2048 x 2048 matmul measured in the "
+            "same run "
             f"({summary[0]['peak_gflops']:.0f} GFLOP/s), the roof of a roofline. A small "
             "fraction means the time goes to per-step overhead, not arithmetic.", "",
             "Load average: before and after the naive run, then the regbench run.", "",

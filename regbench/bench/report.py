@@ -208,7 +208,9 @@ def _intro(machines: list[dict]) -> list[str]:
         "medians over pairs of rounds (2,000 resamples). Pipeline and fed-step ratios are "
         "unpaired (rounds of each side resampled independently).",
         "- FLOPs: multiply-adds of every Dense and Conv2D layer; forward = 2 x MACs, backward "
-        "= 2 x forward, so a step counts 6 x MACs per example. Techniques add no counted FLOPs. "
+        "= 2 x MACs for the weight gradients and 2 x MACs for the input gradients of every "
+        "layer but the first (the input's gradient is never computed). Techniques add no "
+        "counted FLOPs. "
         "`of peak` = achieved GFLOP/s / the best median GFLOP/s of square float32 matmuls "
         "timed with the same backend and device in the same run (a roofline fraction).",
         "- Early stopping has no per-step cost: it is a callback that reads the validation "
