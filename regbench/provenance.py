@@ -44,6 +44,37 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# The vector instruction sets that decide how fast a float32 matmul can be on an x86 CPU.
+VECTOR_ISA = ("sse4_2", "avx", "avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16",
+              "avx512_fp16", "amx_tile")
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+
+
+def cpu_isa(cpuinfo: str | None = None) -> str:
+    """The CPU's vector instruction sets among VECTOR_ISA (from its first core's flags), e.g.
+    "sse4_2 avx avx2 fma avx512f"; "unknown" where /proc/cpuinfo says nothing."""
+    for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        if line.startswith(("flags", "Features")):
+            flags = set(line.split(":", 1)[1].split())
+            return " ".join(isa for isa in VECTOR_ISA if isa in flags) or "none of " + \
+                ", ".join(VECTOR_ISA)
+    return "unknown"
+
+
+def cpu_mhz(cpuinfo: str | None = None) -> float | None:
+    """The first core's clock as /proc/cpuinfo reports it (MHz), or None."""
+    for line in (_cpuinfo() if cpuinfo is None else cpuinfo).splitlines():
+        if line.startswith("cpu MHz"):
+            return float(line.split(":", 1)[1])
+    return None
+
+
 BACKENDS = ("tensorflow", "jax", "torch")  # the Keras backends regbench trains on
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from regbench import cli, stats
-from regbench.bench import cases, comparison, report, results, timing
+from regbench import cli, provenance, stats
+from regbench.bench import cases, comparison, machine, report, results, timing
 from regbench.errors import RegbenchError
 
 # --- rounds ---------------------------------------------------------------------------------
@@ -280,3 +280,24 @@ def test_two_runs_of_one_case_are_refused_in_one_line(tmp_path):
     base, _ = _runs(tmp_path)
     with pytest.raises(RegbenchError, match=r"is also in .*base.*give one run of each case"):
         results.load_runs([base, base])
+
+
+INTEL = ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R)\ncpu MHz\t\t: 2300.000\n"
+         "flags\t\t: fpu sse4_1 sse4_2 avx avx2 fma avx512f avx512dq avx512_bf16\n")
+ARM = "processor\t: 0\nFeatures\t: fp asimd evtstrm aes\nBogoMIPS\t: 50.00\n"
+
+
+@pytest.mark.parametrize("cpuinfo, isa, mhz", [
+    (INTEL, "sse4_2 avx avx2 fma avx512f avx512_bf16", 2300.0),
+    (ARM, "none of " + ", ".join(provenance.VECTOR_ISA), None),
+    ("", "unknown", None),
+])
+def test_the_fingerprint_names_the_vector_instruction_sets_and_the_clock(cpuinfo, isa, mhz):
+    """Two CPUs of one model name can differ in AVX-512, which decides a matmul's speed."""
+    assert (provenance.cpu_isa(cpuinfo), provenance.cpu_mhz(cpuinfo)) == (isa, mhz)
+
+
+def test_this_machines_fingerprint_has_its_instruction_sets():
+    fingerprint = machine.machine_fingerprint()
+    assert fingerprint["cpu_isa"] == provenance.cpu_isa() != ""
+    assert set(fingerprint) >= {"cpu_model", "cpu_isa", "cpu_mhz", "cpu_cores"}

@@ -68,6 +68,8 @@ def machine_fingerprint() -> dict:
     out = provenance.fingerprint()
     out.update({
         "cpu_model": provenance.cpu_model(),
+        "cpu_isa": provenance.cpu_isa(),
+        "cpu_mhz": provenance.cpu_mhz(),
         "cpu_cores": os.cpu_count(),
         "cpu_affinity": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
         "gpu": gpu or "none available",
