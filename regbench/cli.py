@@ -10,6 +10,7 @@ import os
 import signal
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 from regbench import interrupts
@@ -426,32 +427,39 @@ def cmd_list(args) -> int:
 
     from regbench import reproduce
     from regbench.recipe import MODEL_NAMES, TECHNIQUES, Model, Training
-    from regbench.study import DATASET_NAMES, DESIGNS, load_study
+    from regbench.study import DATASET_NAMES, DESIGNS
 
     def say(label: str, text: str, indent: int = 12) -> None:
         print(textwrap.fill(text, WIDTH, initial_indent=f"{label:<{indent}}",
                             subsequent_indent=" " * indent))
 
-    def fields(cls) -> str:
-        return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls))
+    def fields(cls) -> str:  # what a study file may set
+        return ", ".join(f"{f.name}={f.default!r}" for f in dataclasses.fields(cls)
+                         if "set_by" not in f.metadata)
 
     def summary(cls) -> str:  # the docstring's first paragraph, on one line
         return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
 
     say("datasets:", ", ".join(DATASET_NAMES))
     say("models:", ", ".join(MODEL_NAMES) + f"; [model] {fields(Model)}")
+    say("", 'your own network: [model] builder = "my_models:convnet" (a function of '
+            "my_models.py beside the study file: convnet(input_shape, classes, reg) -> "
+            'keras.Model; see examples/keras_convnet.py), or builder = "net.keras" (a saved '
+            "model's architecture)")
     say("training:", f"[training] {fields(Training)}")
     say("designs:", ", ".join(DESIGNS))
     print("techniques: none (no technique), and in [techniques.NAME] with these defaults:")
     for name, cls in TECHNIQUES.items():
         say(f"  {name}", fields(cls) or "no parameters", indent=18)
         say("", summary(cls), indent=18)
-    studies = sorted((CHECKOUT / "ablations").glob("*.toml"))
+    studies = [path.relative_to(CHECKOUT) for folder in ("ablations", "examples")
+               for path in sorted((CHECKOUT / folder).glob("*.toml"))]
     if studies:
         print("study files (regbench run FILE):")
-        indent = 4 + max(len(f"ablations/{path.name}") for path in studies)
+        indent = 4 + max(len(str(path)) for path in studies)
         for path in studies:
-            say(f"  ablations/{path.name}", load_study(path).description, indent=indent)
+            text = tomllib.loads((CHECKOUT / path).read_text(encoding="utf-8"))
+            say(f"  {path}", str(text.get("description", "")), indent=indent)
     print("reproductions (regbench reproduce NAME):")
     for line in reproduce.listing():
         name, _, rest = line.partition(" ")

@@ -59,8 +59,10 @@ def layer_macs(net) -> list[int]:
     """
     import keras
 
+    from regbench.user_models import flat_layers
+
     total = []
-    for layer in net.layers:
+    for layer in flat_layers(net):
         if isinstance(layer, keras.layers.Conv2D):
             out = layer.output.shape  # channels_last: (batch, height, width, filters)
             if layer.data_format == "channels_first":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Any
@@ -313,6 +314,11 @@ class Model:
     `crop` > 0 crops every image to crop x crop (the centre; see `random_crop`) and
     `standardize` rescales each image to mean 0 and std 1 (TensorFlow's
     `per_image_standardization`), both as the first layers of the network.
+
+    `builder`: a network of the user's instead (`regbench.user_models`): "module:function" or
+    a saved ".keras" file; `name` then names it in reports. `source_sha256` (the module's or
+    file's bytes) is part of the key, so a changed model gets new cells; `location`, where it
+    was found on this machine, is not.
     """
     name: str = "mlp"
     hidden: tuple[int, ...] = (64,)
@@ -320,9 +326,34 @@ class Model:
     filters: tuple[int, ...] = (32, 64)
     crop: int = 0
     standardize: bool = False
+    builder: str = field(default="", metadata={"omitted_at_default": True})
+    source_sha256: str = field(default="", metadata={"set_by": "regbench",
+                                                     "omitted_at_default": True})
+    location: str = field(default="", metadata={"set_by": "regbench",
+                                                "omitted_at_default": True})
 
     def __post_init__(self):
-        _one_of("name", self.name, MODEL_NAMES)
+        if self.builder:
+            if self.name == "mlp":  # not given: the builder's function, or its file's stem
+                named = self.builder.rpartition(":")[2] if ":" in self.builder else \
+                    self.builder.rpartition("/")[2].removesuffix(".keras")
+                _check(named not in MODEL_NAMES, "name", "given: the builder's name "
+                       f"`{named}` is a built-in network's; name it", named)
+                object.__setattr__(self, "name", named)
+            _check(isinstance(self.name, str) and re.fullmatch(r"[A-Za-z0-9_]+", self.name)
+                   is not None and self.name not in MODEL_NAMES, "name",
+                   "a plain word naming the builder's network, not one of "
+                   + ", ".join(MODEL_NAMES), self.name)
+            layers = (self.hidden, self.activation, self.filters) != (
+                (64,), "relu", (32, 64))
+            _check(not layers, "hidden",
+                   "no hidden, activation or filters with a builder: its network has the "
+                   "builder's layers", self.hidden)
+            _check(not self.crop and not self.standardize, "crop",
+                   "no crop or standardize with a builder: the builder's network is the whole "
+                   "network", self.crop or self.standardize)
+        else:
+            _one_of("name", self.name, MODEL_NAMES)
         _check(_is_int(self.crop) and self.crop >= 0, "crop", "an integer >= 0 (0 = none)",
                self.crop)
         _one_of("activation", self.activation, ("relu", "sigmoid", "tanh", "elu", "gelu"))
@@ -396,7 +427,7 @@ def from_dict(cls: type, data: dict, where: str) -> Any:
     """
     if not isinstance(data, dict):
         raise RegbenchError(f"{where}: expected a table, got {type(data).__name__}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
+    fields = {f.name: f for f in dataclasses.fields(cls) if "set_by" not in f.metadata}
     unknown = sorted(set(data) - set(fields))
     if unknown:
         raise RegbenchError(f"{where}: unknown key `{shown_name(unknown[0])}`. "
@@ -446,9 +477,12 @@ def technique_from_dict(kind: str, params: dict, where: str) -> Any:
 
 
 def to_dict(settings: Any) -> dict:
-    """Plain-data form (tuples become lists) used for keys, rows and round trips."""
+    """Plain-data form (tuples become lists) used for keys, rows and round trips; a field
+    marked `omitted_at_default` (a user model's) is left out while it has its default."""
     out = dataclasses.asdict(settings)
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}
+    unset = {f.name for f in dataclasses.fields(settings)
+             if f.metadata.get("omitted_at_default") and getattr(settings, f.name) == f.default}
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items() if k not in unset}
 
 
 def check_model(techniques: list, model: Model, where: str) -> None:
@@ -569,6 +603,10 @@ ENTRIES = (
     Entry("model.activation", "hidden layers' nonlinearity", EVERY),
     Entry("model.filters", "convolution channels (cnn, alexnet; unused by the mlp)", EVERY),
     Entry("model.crop", "a centre crop as the first layer", UNSTACKED, later=True),
+    Entry("model.builder", "a network of the user's (`user_models`): trained alone",
+          frozenset({ALONE}), later=True),
+    Entry("model.source_sha256", "the bytes of the builder's module or model file", EVERY,
+          later=True),
     Entry("model.standardize", "per-image standardization after the crop", UNSTACKED,
           later=True),
     Entry("training.optimizer", "the optimizer (adam, sgd, rmsprop)", EVERY),

@@ -87,7 +87,9 @@ def _identity(cell: Cell, deterministic: bool) -> dict:
     if cell.role:  # a tuned design's cell: which phase, grid and point
         row.update({"role": cell.role, "grid": cell.grid, "grid_point": cell.point,
                     "select": cell.select})
-    row.update({f"model_{k}": v for k, v in to_dict(cell.model).items() if k != "name"})
+    model = to_dict(cell.model)  # a user's network: its builder, not regbench's layer settings
+    shown = ("builder", "source_sha256") if cell.model.builder else set(model) - {"name"}
+    row.update({f"model_{k}": model[k] for k in shown})
     row.update(to_dict(cell.training))
     for technique in cell.arm.techniques:
         row.update({f"{technique.kind}.{k}": v for k, v in to_dict(technique).items()})

@@ -105,10 +105,13 @@ class Cell:
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
+UNKEYED = ("location",)  # where a user model's builder lies on this machine: not what it is
+
+
 def _key_dict(settings, later: tuple[str, ...]) -> dict:
     defaults = type(settings)()
     return {k: v for k, v in to_dict(settings).items()
-            if k not in later or v != getattr(defaults, k)}
+            if k not in UNKEYED and (k not in later or v != getattr(defaults, k))}
 
 
 @dataclass(frozen=True)
@@ -247,6 +250,10 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
     datasets = _datasets(data.get("datasets"), where)
     seeds = _seeds(data.get("seeds", 5), where)
     model = from_dict(Model, data.get("model", {}), f"{where}: model")
+    if model.builder:
+        from regbench import user_models
+
+        model = user_models.resolve(model, Path(where).parent, where)
     training = from_dict(Training, data.get("training", {}), f"{where}: training")
     sweep = _sweep(data.get("sweep", []), training, where)
     arms, tuning = _design(data.get("techniques", {}), data.get("design", {}), where,
@@ -266,6 +273,8 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
         tuning=tuning,
     )
     _check_fits(study, {})
+    if model.builder:
+        user_models.check(study)
     return study
 
 
@@ -661,6 +670,8 @@ def _check_fits(study: Study, flags: dict[str, str]) -> None:
 
 
 def _check_model_fits(model: Model, dataset: str, where: str) -> None:
+    if model.builder:
+        return  # the builder's network is checked as it is built (`user_models.check`)
     height, width = DATASETS[dataset].image_shape[:2]
     side = min(height, width)
     if model.crop >= side:

@@ -214,7 +214,7 @@ VALID_KEYS = {
     Augmentation: "rotation, shift, flip",
     EarlyStopping: "patience, min_delta, restore_best_weights",
     MaxNorm: "c",
-    Model: "name, hidden, activation, filters, crop, standardize",
+    Model: "name, hidden, activation, filters, crop, standardize, builder",
     Training: "optimizer, learning_rate, momentum, batch_size, epochs, validation_fraction, "
               "train_subset, lr_decay, momentum_start, momentum_epochs, curve_every",
 }

@@ -314,7 +314,7 @@ ERRORS = {
     "model unknown key": (
         HEAD + "[model]\nunits = 64\n",
         "model: unknown key `units`. Valid keys: name, hidden, activation, filters, crop, "
-        "standardize"),
+        "standardize, builder"),
     "model wrong type": (HEAD + "[model]\nhidden = 64\n", "model.hidden: expected a list, got 64"),
     "training wrong type": (
         HEAD + '[training]\nepochs = "10"\n', "training.epochs: expected an integer, got '10'"),

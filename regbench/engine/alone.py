@@ -19,6 +19,7 @@ def build(cells: list, grid, streams) -> Program:
     import keras
 
     from regbench.models import build_model
+    from regbench.user_models import flat_layers
 
     (cell,) = cells
     info = data.DATASETS[cell.dataset]
@@ -26,5 +27,5 @@ def build(cells: list, grid, streams) -> Program:
                       flip_ok=info.flip_ok)
     compile_network(net, cell.training, keras.losses.SparseCategoricalCrossentropy(),
                     cell_metrics())
-    return Program(NAME, net, [Member(net.layers)], streams, [0], [""],
+    return Program(NAME, net, [Member(flat_layers(net))], streams, [0], [""],
                    outputs=lambda predicted: [predicted])
