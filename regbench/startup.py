@@ -38,8 +38,13 @@ def import_keras():
 @contextlib.contextmanager
 def _filtered_stderr():
     sys.stderr.flush()
+    try:
+        held = tempfile.TemporaryFile()
+    except OSError:  # nowhere to hold it (no writable temp folder, `ulimit -f 0`): unfiltered
+        yield
+        return
     saved = os.dup(2)
-    with tempfile.TemporaryFile() as held:
+    with held:
         os.dup2(held.fileno(), 2)
         try:
             yield
