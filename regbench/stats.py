@@ -186,6 +186,22 @@ def tost_seeds_needed(a, b, margin: float, power: float = 0.8, alpha: float = AL
     return None
 
 
+EQUIVALENCE_MARGIN = 0.003  # test accuracy: "the same" within ±0.3 percentage points
+
+
+def equivalence(a, b, margin: float = EQUIVALENCE_MARGIN, alpha: float = ALPHA) -> dict:
+    """Whether mean(a) and mean(b) are the same within `margin`: `tost`'s fields, and
+    `verdict`: "equivalent" (TOST p < alpha), "different" (the 1 - alpha Welch interval
+    excludes 0) or "not resolved"; `seeds_needed` per group for power 0.8 at these spreads."""
+    test = tost(a, b, margin, alpha)
+    difference = welch(a, b, 1 - alpha)
+    verdict = ("equivalent" if test["p"] < alpha else
+               "different" if difference["low"] > 0 or difference["high"] < 0 else
+               "not resolved")
+    return test | {"verdict": verdict, "seeds_needed": tost_seeds_needed(a, b, margin, 0.8,
+                                                                          alpha)}
+
+
 def verdict(mean_diff: float, p_adjusted: float, higher_is_better: bool,
             alpha: float = ALPHA) -> str:
     """`better`, `worse` or `indistinguishable` from a mean difference and its adjusted p."""

@@ -57,15 +57,24 @@ def _rows(accuracies: dict) -> list[dict]:
             for arm, values in accuracies.items() for seed, acc in enumerate(values)]
 
 
-def test_agreement_separates_equal_from_shifted_distributions():
+def test_agreement_is_an_equivalence_test_that_can_fail_and_says_its_power():
+    """Equal engines at a small spread are declared equivalent; a 5-point shift is
+    different; a 0.2-point shift at a wide spread and 3 seeds is not resolved, with a power
+    that says the test could not have shown equivalence there."""
     rng = np.random.default_rng(0)
-    base = rng.normal(0.97, 0.002, 8)
-    naive = _rows({"same": base, "shifted": base})
-    ours = _rows({"same": base + rng.normal(0, 0.002, 8), "shifted": base - 0.05})
-    same, shifted = grid.agreement(naive, ours)
-    assert same["agree"] and not shifted["agree"]
+    base = rng.normal(0.97, 0.0005, 8)
+    noisy = rng.normal(0.97, 0.004, 3)
+    naive = _rows({"same": base, "shifted": base}) + _rows({"noisy": noisy})
+    ours = _rows({"same": base + rng.normal(0, 0.0005, 8), "shifted": base - 0.05}) + _rows(
+        {"noisy": noisy + 0.002 + rng.normal(0, 0.004, 3)})
+    same, shifted, noisy = grid.agreement(naive, ours)
+    assert (same["verdict"], shifted["verdict"], noisy["verdict"]) == (
+        "equivalent", "different", "not resolved")
+    assert same["agree"] and not shifted["agree"] and not noisy["agree"]
+    assert same["power"] > 0.8 > noisy["power"] and noisy["seeds_needed"] > 3
     assert shifted["ci_high"] < 0 < same["ci_high"] and same["ci_low"] < 0
     assert shifted["difference"] == np.mean(base - 0.05) - np.mean(base)
+    assert grid._verdict(noisy).startswith("not resolved (about ")
 
 
 @pytest.mark.slow

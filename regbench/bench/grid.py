@@ -9,7 +9,7 @@ cells as `regbench run` does (packs and stacks chosen by `engine.plan.plan_packs
 Each (configuration, engine) runs in a fresh child process, timed from its start to its end
 (imports, data loading and compilation included) and measured for peak resident memory. The
 report gives the speed-up, peak memory and, per arm, whether the two engines' test-accuracy
-distributions agree (Welch's t interval of the difference and Mann-Whitney p, Holm-corrected).
+means are the same within ±0.3 pp (TOST, with its power at the seeds used).
 
     regbench bench-grid                   # all configurations -> reports/benchmarks/grid.*
     regbench bench-grid --only mnist_b32  # one of them
@@ -251,24 +251,23 @@ def measure(config: Config, engine: str, data_dir: str | None) -> dict:
 
 
 def agreement(naive: list[dict], ours: list[dict]) -> list[dict]:
-    """Per arm: the two engines' test accuracies, their difference and whether they agree."""
-    from scipy import stats as sps
-
-    from regbench.stats import holm
+    """Per arm: the two engines' test accuracies, their difference (95% Welch interval) and
+    whether they are the same within ±0.3 pp (`stats.equivalence`: TOST, with its power at
+    the seeds used). The naive loop shuffles in Keras's own order, so seeds are not paired."""
+    from regbench import stats
 
     out = []
     for arm in dict.fromkeys(row["arm"] for row in naive):
         a = np.array([r["test_acc"] for r in naive if r["arm"] == arm])
         b = np.array([r["test_acc"] for r in ours if r["arm"] == arm])
-        welch = sps.ttest_ind(b, a, equal_var=False)
-        ci = welch.confidence_interval(0.95)
+        difference = stats.welch(b, a, 0.95)
+        test = stats.equivalence(b, a)
         out.append({"arm": arm, "n": len(a), "naive_mean": a.mean(), "naive_std": a.std(ddof=1),
                     "regbench_mean": b.mean(), "regbench_std": b.std(ddof=1),
-                    "difference": b.mean() - a.mean(), "ci_low": ci.low, "ci_high": ci.high,
-                    "p": float(sps.mannwhitneyu(b, a).pvalue)})
-    for row, p in zip(out, holm([row["p"] for row in out])):
-        row["p_holm"] = float(p)
-        row["agree"] = bool(p >= 0.05)
+                    "difference": b.mean() - a.mean(), "ci_low": difference["low"],
+                    "ci_high": difference["high"], "tost_p": test["p"], "power": test["power"],
+                    "seeds_needed": test["seeds_needed"], "verdict": test["verdict"],
+                    "agree": test["verdict"] == "equivalent"})
     return out
 
 
@@ -345,7 +344,7 @@ def _summary_table(summary: list[dict]) -> str:
     """One row per configuration: times, speed-up against its target, memory, GFLOP/s."""
     header = ["configuration", "cells", "naive s", "regbench s", "speed-up", "target",
               "naive peak MiB", "regbench peak MiB", "GFLOP/s naive / regbench (of peak)",
-              "arms agreeing", "load avg (1 min)"]
+              "arms equivalent (±0.3 pp)", "load avg (1 min)"]
     rows = [[f"{s['config']} ({s['note']})", s["cells"], f"{s['naive_s']:.0f}",
              f"{s['regbench_s']:.0f}", f"**{s['speedup']:.2f}x**",
              f"{'>=' if s['target'] > 1 else 'not slower: >='} {s['target']:g}x "
@@ -376,17 +375,30 @@ def _notes(summary: list[dict]) -> list[str]:
 
 
 def _arms_section(s: dict) -> list[str]:
-    """Test accuracy of each arm under both engines, and whether they agree."""
+    """Test accuracy of each arm under both engines, and whether they are the same."""
+    from regbench import stats
+
     header = ["arm", "n", "naive mean ± sd", "regbench mean ± sd", "difference [95% CI]",
-              "p (Holm)", "agree"]
+              "TOST p", "power", "verdict"]
     rows = [[a["arm"], a["n"], f"{a['naive_mean']:.4f} ± {a['naive_std']:.4f}",
              f"{a['regbench_mean']:.4f} ± {a['regbench_std']:.4f}",
              f"{a['difference']:+.4f} [{a['ci_low']:+.4f}, {a['ci_high']:+.4f}]",
-             f"{a['p_holm']:.3f}", "yes" if a["agree"] else "no"] for a in s["arms"]]
+             f"{a['tost_p']:.3f}", f"{a['power']:.2f}", _verdict(a)] for a in s["arms"]]
+    margin = 100 * stats.EQUIVALENCE_MARGIN
     return [f"## {s['config']}: test accuracy per arm (n = seeds per engine)", "",
-            "Agreement: Mann-Whitney p, Holm-corrected over arms, >= 0.05. The naive "
-            "loop shuffles with Keras's own order, so seeds are not paired.", "",
-            markdown_table(header, rows), ""]
+            f"**Equivalent**: two one-sided Welch tests (TOST) put the difference within "
+            f"±{margin:.1f} pp (p < {stats.ALPHA}); **different**: its 95% interval excludes 0; "
+            "otherwise **not resolved**. Power: the chance these seeds and spreads declare "
+            "equivalence when the engines truly agree; below 0.8 a failure to declare it is "
+            "no evidence of a difference (the seeds per engine that would give 0.8 stand "
+            "beside it). The naive loop shuffles in Keras's own order, so seeds are not "
+            "paired.", "", markdown_table(header, rows), ""]
+
+
+def _verdict(arm: dict) -> str:
+    if arm["verdict"] != "not resolved" or arm["power"] >= 0.8 or not arm["seeds_needed"]:
+        return arm["verdict"]
+    return f"not resolved (about {arm['seeds_needed']} seeds would give power 0.8)"
 
 
 def run_grid(only: str | None, out: Path, data_dir: str | None, say=print) -> list[dict]:
