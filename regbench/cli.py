@@ -183,6 +183,8 @@ def _add_bench_commands(commands) -> None:
                                                      "grid.md): mnist_b32, mnist_b128, ...")
     grid.add_argument("--out", type=Path, default=BENCH_DIR,
                       help=f"output folder (default: {BENCH_DIR})")
+    grid.add_argument("--rounds", type=int, default=3,
+                      help="interleaved rounds of every engine, for an interval (default: 3)")
     grid.add_argument("--data-dir", help="folder with <dataset>.npz (default: $REGBENCH_DATA_DIR)")
     grid.set_defaults(func=cmd_bench_grid)
 
@@ -576,14 +578,16 @@ def cmd_bench_grid(args) -> int:
     from regbench.bench import grid as gridbench
 
     gridbench.configs(args.only)  # an empty or unknown name: refused before anything starts
+    if not 1 <= args.rounds <= 100:
+        raise RegbenchError(f"--rounds: expected an integer in [1, 100], got {args.rounds}")
     _check_out(args.out, "--out")  # before an hour of training, not after
     provenance.check_backend()
     summary = gridbench.run_grid(args.only, args.out,
                                  args.data_dir or os.environ.get("REGBENCH_DATA_DIR"),
-                                 say=lambda text: print(text, flush=True))
+                                 say=lambda text: print(text, flush=True), rounds=args.rounds)
     for s in summary:
-        print(f"{s['config']}: {s['speedup']:.2f}x (target {s['target']:g}x), "
-              f"{s['arms_agree']}/{len(s['arms'])} arms agree")
+        print(f"{s['config']}: {gridbench._speedup(s).replace('**', '')} (target "
+              f"{s['target']:g}x), {s['arms_agree']}/{len(s['arms'])} arms equivalent")
     print(args.out / "grid.md")
     return 0
 

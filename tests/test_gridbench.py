@@ -16,18 +16,24 @@ from regbench.bench import grid
 @pytest.mark.slow
 def test_smoke_configuration_end_to_end(tmp_path, data_dir):
     done = subprocess.run([sys.executable, "-m", "regbench.cli", "bench-grid", "--only",
-                           "smoke", "--out", str(tmp_path), "--data-dir", str(data_dir)],
-                          capture_output=True, text=True)
+                           "smoke", "--rounds", "2", "--out", str(tmp_path), "--data-dir",
+                           str(data_dir)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads((tmp_path / "grid.json").read_text())
-    assert result["command"] == "regbench bench-grid --only smoke"
-    assert [run["engine"] for run in result["runs"]] == ["naive", "regbench"]
+    assert result["command"] == "regbench bench-grid --only smoke --rounds 2"
+    assert [(run["round"], run["engine"]) for run in result["runs"]] == [
+        (0, "naive"), (0, "regbench"), (0, "regbench_w1"),
+        (1, "regbench"), (1, "regbench_w1"), (1, "naive")]  # rotating order
+    assert {run["workers"] for run in result["runs"] if run["engine"] == "regbench_w1"} == {1}
     for run in result["runs"]:
         assert len(run["rows"]) == 6  # 3 arms x 2 seeds, each trained and evaluated
         assert all(0.0 < row["test_acc"] <= 1.0 for row in run["rows"])
         assert run["wall_s"] > run["train_s"] > 0 and run["peak_rss_mib"] > 100
     (summary,) = result["summary"]
-    assert summary["speedup"] == summary["naive_s"] / summary["regbench_s"]
+    ratios = [a["wall_s"] / b["wall_s"] for a, b in zip(
+        *[[r for r in result["runs"] if r["engine"] == e] for e in ("naive", "regbench")])]
+    assert summary["speedup"] == pytest.approx(np.exp(np.mean(np.log(ratios))))
+    assert summary["rounds"] == 2 and summary["one_worker"]["n"] == 2
     assert [arm["arm"] for arm in summary["arms"]] == ["none", "l1", "dropout"]
     markdown = (tmp_path / "grid.md").read_text()
     assert "| smoke (" in markdown and "Regenerate: `regbench bench-grid --only smoke`" in markdown
@@ -50,6 +56,20 @@ def test_child_entry_point_writes_its_result(tmp_path):
                            "peak", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(out.read_text())["peak_gflops"] > 0
+
+
+def test_a_speed_up_is_paired_by_round_with_an_interval_and_a_target_needs_its_lower_end():
+    runs = [{"config": "c", "round": i, "engine": engine, "wall_s": wall}
+            for i, (slow, fast) in enumerate([(100, 10), (90, 10), (110, 10)])
+            for engine, wall in (("naive", slow), ("regbench", fast))]
+    fast = grid.speedup(runs, "c", "naive", "regbench")
+    assert fast["n"] == 3 and fast["mean"] == pytest.approx((10 * 9 * 11) ** (1 / 3))
+    assert fast["low"] < 9.5 < fast["mean"] < 10.5 < fast["high"]
+    assert grid._ratio(fast) == (f"{fast['mean']:.2f}x [{fast['low']:.2f}, "
+                                 f"{fast['high']:.2f}] (n = 3)")
+    assert grid._ratio(grid.speedup(runs[:2], "c", "naive", "regbench")) == (
+        "10.00x (1 run: no interval)")
+    assert grid.speedup(runs, "c", "naive", "regbench_w1") == {"n": 0}
 
 
 def _rows(accuracies: dict) -> list[dict]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import math
 import os
 import resource
 import subprocess
@@ -51,17 +52,24 @@ class Config:
 
 
 CONFIGS = (
-    Config("mnist_b32", "ablations/mnist_tutorial.toml", 5, 10, 32, target=8.0,
+    Config("mnist_b32", "ablations/mnist_tutorial.toml", 5, 10, 32, target=10.0,
            note="tutorial MLP study, all 9 arms x 5 seeds x 10 epochs"),
-    Config("mnist_b128", "ablations/mnist_tutorial.toml", 5, 10, 128, target=3.0,
+    Config("mnist_b128", "ablations/mnist_tutorial.toml", 5, 10, 128, target=6.0,
            note="the same at batch 128"),
-    Config("cifar10_b64", "ablations/cifar10.toml", 5, 2, 64, train_subset=4000, target=1.0,
+    Config("cifar10_b64", "ablations/cifar10.toml", 5, 2, 64, train_subset=4000, target=4.0,
            note="CIFAR-10 CNN study, all 9 arms x 5 seeds, 2 epochs on 4,000 images per seed"),
 )
 
 # A seconds-long configuration for the tests (`--only smoke`); not part of the default run.
 SMOKE = Config("smoke", "ablations/smoke.toml", 2, 1, 64, train_subset=300,
                note="smoke study, 3 arms x 2 seeds, 1 epoch on 300 images")
+
+
+# The engines compared: the naive loop, regbench as `regbench run` trains by default (packs
+# in worker processes side by side), and regbench with `--workers 1` (packing alone).
+NAIVE, REGBENCH, ONE_WORKER = "naive", "regbench", "regbench_w1"
+ENGINES = (NAIVE, REGBENCH, ONE_WORKER)
+ROUNDS = 3  # interleaved rounds per configuration: each engine once a round
 
 
 # --- the child process: one engine on one configuration ------------------------------------
@@ -114,12 +122,13 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
     return rows
 
 
-def train_regbench(cells: list, data_dir: str | None) -> list[dict]:
-    """The cells as `regbench run` trains them, into a throw-away store."""
+def train_regbench(cells: list, data_dir: str | None, workers: int | None = None) -> list[dict]:
+    """The cells as `regbench run` trains them (`--workers` as given), into a throw-away
+    store."""
     from regbench import executors, store
     from regbench.progress import Progress
 
-    options = executors.RunOptions(data_dir=data_dir)
+    options = executors.RunOptions(data_dir=data_dir, workers=workers)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "results.jsonl"
         executors.run_local(cells, path, options, Progress(len(cells), quiet=True))
@@ -201,11 +210,14 @@ def child(config_name: str, engine: str, out: Path, data_dir: str | None) -> Non
         out.write_text(json.dumps({"peak_gflops": matmul_peak()}))
         return
     config = _config(config_name)
-    regbench_engine.configure(deterministic=engine == "regbench")
+    regbench_engine.configure(deterministic=engine != "naive")
     cells = cells_of(config)
     began = time.perf_counter()
     with PeakMemory() as memory:
-        rows = (train_regbench if engine == "regbench" else train_naive)(cells, data_dir)
+        if engine == "naive":
+            rows = train_naive(cells, data_dir)
+        else:
+            rows = train_regbench(cells, data_dir, workers=1 if engine == ONE_WORKER else None)
     out.write_text(json.dumps({
         "train_s": time.perf_counter() - began,
         "train_gflop": training_gflop(cells, rows),
@@ -280,19 +292,46 @@ def pack_times(rows: list[dict]) -> dict:
             "alone_fit_s": sum(alone)}
 
 
+def speedup(runs: list[dict], config: str, slow: str, fast: str) -> dict:
+    """`slow` wall time / `fast` wall time per round (the engines ran in one round, in
+    rotating order); the geometric mean over rounds with a 95% t-interval of the log ratio."""
+    from regbench import stats
+
+    by_round = {}
+    for run in runs:
+        if run["config"] == config:
+            by_round.setdefault(run.get("round", 0), {})[run["engine"]] = run["wall_s"]
+    ratios = [r[slow] / r[fast] for r in by_round.values() if slow in r and fast in r]
+    if not ratios:
+        return {"n": 0}
+    logs = np.log(ratios)
+    low, high = stats.interval(logs) if len(logs) > 1 else (math.nan, math.nan)
+    return {"n": len(ratios), "ratios": ratios, "mean": float(np.exp(logs.mean())),
+            "low": float(np.exp(low)), "high": float(np.exp(high))}
+
+
 def summarize(runs: list[dict], peak_gflops: float) -> list[dict]:
     summary = []
     for config in (*CONFIGS, SMOKE):
-        mine = {run["engine"]: run for run in runs if run["config"] == config.name}
-        if len(mine) < 2:
+        mine = [run for run in runs if run["config"] == config.name]
+        first = {}
+        for run in mine:  # rows and memory of each engine's first run (later rounds repeat it)
+            first.setdefault(run["engine"], run)
+        if NAIVE not in first or REGBENCH not in first:
             continue
-        naive, ours = mine["naive"], mine["regbench"]
-        speedup = naive["wall_s"] / ours["wall_s"]
+        naive, ours = first[NAIVE], first[REGBENCH]
+        fast = speedup(runs, config.name, NAIVE, REGBENCH)
         arms = agreement(naive["rows"], ours["rows"])
+        wall = {engine: float(np.median([r["wall_s"] for r in mine if r["engine"] == engine]))
+                for engine in first}
+        bound = fast["mean"] if math.isnan(fast.get("low", math.nan)) else fast["low"]
         summary.append({
             "config": config.name, "note": config.note, "cells": len(ours["rows"]),
-            "naive_s": naive["wall_s"], "regbench_s": ours["wall_s"], "speedup": speedup,
-            "target": config.target, "met": speedup >= config.target,
+            "naive_s": wall[NAIVE], "regbench_s": wall[REGBENCH],
+            "speedup": fast["mean"], "speedup_ci": [fast.get("low"), fast.get("high")],
+            "rounds": fast["n"],
+            "one_worker": speedup(runs, config.name, NAIVE, ONE_WORKER),
+            "target": config.target, "met": bound >= config.target,
             "naive_peak_mib": naive["peak_rss_mib"], "regbench_peak_mib": ours["peak_rss_mib"],
             "load": [naive["load_before"], naive["load_after"], ours["load_before"],
                      ours["load_after"]],
@@ -332,8 +371,12 @@ def _intro(command: str) -> list[str]:
         "which is XLA for every arm but augmentation, whose image transforms have no XLA "
         "kernels), then `evaluate`. Same networks, initial weights, split, batch size and "
         "epochs; only the engine differs. regbench runs as `regbench run` does by default: "
-        "stacks and packs, in worker processes side by side. Each engine runs in its own "
-        "process, timed end to end (start-up, data and compilation included); peak memory is "
+        "stacks and packs, in worker processes side by side; `1 worker` is the same with "
+        "`--workers 1`, so packing and process parallelism show apart. Each engine runs in "
+        "its own process, timed end to end (start-up, data and compilation included), once "
+        "per round in rotating order; a speed-up is the geometric mean over rounds of the "
+        "naive time / regbench's time in the same round, with a 95% t-interval of its log, "
+        "and a target is met when the interval's lower end reaches it. Peak memory is "
         "the largest resident memory of the engine's processes together (regbench's driver "
         "and its workers), sampled every 0.2 s.", "",
         f"Regenerate: `{command}`", "",
@@ -343,12 +386,14 @@ def _intro(command: str) -> list[str]:
 def _summary_table(summary: list[dict]) -> str:
     """One row per configuration: times, speed-up against its target, memory, GFLOP/s."""
     header = ["configuration", "cells", "naive s", "regbench s", "speed-up", "target",
-              "naive peak MiB", "regbench peak MiB", "GFLOP/s naive / regbench (of peak)",
-              "arms equivalent (±0.3 pp)", "load avg (1 min)"]
+              "1 worker: speed-up", "naive peak MiB", "regbench peak MiB",
+              "GFLOP/s naive / regbench (of peak)", "arms equivalent (±0.3 pp)",
+              "load avg (1 min)"]
     rows = [[f"{s['config']} ({s['note']})", s["cells"], f"{s['naive_s']:.0f}",
-             f"{s['regbench_s']:.0f}", f"**{s['speedup']:.2f}x**",
+             f"{s['regbench_s']:.0f}", _speedup(s),
              f"{'>=' if s['target'] > 1 else 'not slower: >='} {s['target']:g}x "
-             f"({'met' if s['met'] else 'NOT met'})",
+             f"({_met(s)})",
+             _ratio(s.get("one_worker") or {"n": 0}),
              f"{s['naive_peak_mib']:.0f}", f"{s['regbench_peak_mib']:.0f}",
              f"{s['naive_gflops']:.3g} / {s['regbench_gflops']:.3g} "
              f"({s['naive_gflops'] / s['peak_gflops']:.1%} / "
@@ -356,6 +401,28 @@ def _summary_table(summary: list[dict]) -> str:
              f"{s['arms_agree']}/{len(s['arms'])}",
              " / ".join(f"{x:.1f}" for x in s["load"])] for s in summary]
     return markdown_table(header, rows)
+
+
+def _met(s: dict) -> str:
+    if s.get("rounds", 1) < 2:
+        return "1 run: not established"
+    return "met" if s["met"] else "NOT met"
+
+
+def _speedup(s: dict) -> str:
+    low, high = s.get("speedup_ci") or (None, None)
+    return _ratio({"n": s.get("rounds", 1), "mean": s["speedup"], "low": low, "high": high},
+                  bold=True)
+
+
+def _ratio(r: dict, bold: bool = False) -> str:
+    """`8.40x [7.9, 9.0] (n = 3)`; without an interval at one run, says so."""
+    if not r.get("n"):
+        return "not measured"
+    mean = f"**{r['mean']:.2f}x**" if bold else f"{r['mean']:.2f}x"
+    if r["n"] < 2 or r.get("low") is None or math.isnan(r["low"]):
+        return f"{mean} (1 run: no interval)"
+    return f"{mean} [{r['low']:.2f}, {r['high']:.2f}] (n = {r['n']})"
 
 
 def _notes(summary: list[dict]) -> list[str]:
@@ -401,25 +468,29 @@ def _verdict(arm: dict) -> str:
     return f"not resolved (about {arm['seeds_needed']} seeds would give power 0.8)"
 
 
-def run_grid(only: str | None, out: Path, data_dir: str | None, say=print) -> list[dict]:
-    """Every configuration (or `only` one), naive then regbench, each in a child process;
-    writes `out`/grid.json and grid.md and returns the summary."""
+def run_grid(only: str | None, out: Path, data_dir: str | None, say=print,
+             rounds: int = ROUNDS) -> list[dict]:
+    """Every configuration (or `only` one): `rounds` interleaved rounds of every engine, each
+    run in a child process; writes `out`/grid.json and grid.md and returns the summary."""
     from regbench.bench.machine import machine_fingerprint
 
     chosen = configs(only)
     peak = measure(CONFIGS[0], "peak", data_dir)["peak_gflops"]
     runs = []
     for config in chosen:
-        for engine in ("naive", "regbench"):
-            say(f"bench-grid: {config.name}: {engine} ...")
-            run = measure(config, engine, data_dir)
-            say(f"bench-grid: {config.name}: {engine} {run['wall_s']:.0f} s, "
-                f"peak {run['peak_rss_mib']:.0f} MiB")
-            runs.append(run)
+        for i in range(rounds):  # the engines in rotating order, so a busy spell hits all
+            order = ENGINES[i % len(ENGINES):] + ENGINES[:i % len(ENGINES)]
+            for engine in order:
+                say(f"bench-grid: {config.name}: round {i + 1}/{rounds}: {engine} ...")
+                run = measure(config, engine, data_dir) | {"round": i}
+                say(f"bench-grid: {config.name}: {engine} {run['wall_s']:.0f} s, "
+                    f"peak {run['peak_rss_mib']:.0f} MiB")
+                runs.append(run)
     summary = summarize(runs, peak)
     out.mkdir(parents=True, exist_ok=True)
     machine = machine_fingerprint()
-    command = "regbench bench-grid" + (f" --only {only}" if only is not None else "")
+    command = ("regbench bench-grid" + (f" --only {only}" if only is not None else "")
+               + (f" --rounds {rounds}" if rounds != ROUNDS else ""))
     (out / "grid.json").write_text(json.dumps(
         {"command": command, "machine": machine, "peak_gflops": peak, "summary": summary,
          "runs": runs},
