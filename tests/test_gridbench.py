@@ -36,7 +36,8 @@ def test_smoke_configuration_end_to_end(tmp_path, data_dir):
     assert summary["rounds"] == 2 and summary["one_worker"]["n"] == 2
     assert [arm["arm"] for arm in summary["arms"]] == ["none", "l1", "dropout"]
     markdown = (tmp_path / "grid.md").read_text()
-    assert "| smoke (" in markdown and "Regenerate: `regbench bench-grid --only smoke`" in markdown
+    assert "| smoke (" in markdown
+    assert "Regenerate: `regbench bench-grid --only smoke --rounds 2`" in markdown
 
 
 @pytest.mark.slow
