@@ -607,6 +607,8 @@ ENTRIES = (
           frozenset({ALONE}), later=True),
     Entry("model.source_sha256", "the bytes of the builder's module or model file", EVERY,
           later=True),
+    Entry("model.location", "where the builder was found on this machine (not in the key)",
+          EVERY, later=True),
     Entry("model.standardize", "per-image standardization after the crop", UNSTACKED,
           later=True),
     Entry("training.optimizer", "the optimizer (adam, sgd, rmsprop)", EVERY),

@@ -53,7 +53,11 @@ SCENARIOS = {
                  "training": {"epochs": 2}}, {}, ["none", "batchnorm"]),
     "crop": ({"model": {"crop": 24, "standardize": True}, "training": {"epochs": 3}},
              {}, ["none", "random_crop+gaussian_noise", "augmentation"]),
+    # a user's network (tests/user_networks.py): its model replaces BASE's; trained alone only
+    "user": ({"model": {"builder": "user_networks:small"}}, {"max_norm": {"c": 1.0}},
+             ["none", "l2+batchnorm+dropout+max_norm", "augmentation"]),
 }
+UNSTACKED_SCENARIOS = ("cnn", "alexnet", "crop", "user")  # the registry keeps them out of stacks
 # What may differ between two trainings of one cell: when, where and how long it ran, and
 # which strategy ran it.
 VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
@@ -71,6 +75,8 @@ def scenario_cells(name: str) -> list:
     study = {**BASE, "techniques": techniques, "design": {"kind": "explicit", "arms": arms}}
     for section in ("model", "training"):
         study[section] = {**BASE[section], **overrides.get(section, {})}
+    if "builder" in study["model"]:  # the builder's network is the whole model
+        study["model"] = overrides["model"]
     return [cell for cell in parse_study(study, name).cells()
             if cell.seed == 1 or (name == "techniques" and cell.arm.label in SECOND_SEED)]
 
@@ -123,7 +129,10 @@ def test_branch_members_equal_their_cells_alone(trained):
     a branch's sums otherwise: within rounding there, as stacks."""
     name, alone, by_strategy = trained
     rows = by_strategy.get(BRANCH, [])
-    assert rows, "every scenario has branch-packable cells"
+    if name == "user":  # a user's network trains alone only
+        assert not rows
+        return
+    assert rows, "every other scenario has branch-packable cells"
     if name in ("techniques", "sgd"):  # early stopping fires, so stopping is compared too
         assert any(row["stopped_epoch"] for row in rows)
     for row in rows:
@@ -157,7 +166,7 @@ def _stack_tolerance(column: str) -> dict:
 def test_stacked_members_equal_their_cells_alone_within_rounding(trained):
     name, alone, by_strategy = trained
     rows = by_strategy.get(STACK, [])
-    if name in ("cnn", "alexnet", "crop"):  # the registry keeps these out of stacks
+    if name in UNSTACKED_SCENARIOS:
         assert not rows
         return
     assert rows and all(row["strategy"] == STACK for row in rows)
