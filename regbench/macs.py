@@ -91,16 +91,15 @@ def cell_train_flops(model: Model, dataset: str) -> int:
 def cell_layer_macs(model: Model, dataset: str) -> tuple[int, ...]:
     """Forward multiply-adds per example of a cell's network: `model` settings on `dataset`.
 
-    The network is built as `models.build_model` builds it for the arm `none` (techniques add
+    The network is built as `networks.build` builds it for the arm `none` (techniques add
     no counted MACs), once per (model, dataset) in a process. Building only creates the
     network's variables: every initializer has a fixed seed of its own and Arm("none") has no
     random layers, so no global seed is drawn or set and the Keras session is not cleared;
     training before or after is unchanged.
     """
-    from regbench import data
-    from regbench.models import build_model
+    from regbench import data, networks
 
     info = data.DATASETS[dataset]
-    net = build_model(model, Arm("none"), info.image_shape, info.classes, seed=0,
+    net = networks.build(model, Arm("none"), info.image_shape, info.classes, seed=0,
                       flip_ok=info.flip_ok)
     return tuple(layer_macs(net))

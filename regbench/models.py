@@ -342,11 +342,8 @@ AFTER_HIDDEN = {"batchnorm": _batchnorm_after, "dropout": _dropout_after}  # in 
 
 def build_model(model: Model, arm: Arm, input_shape: tuple, classes: int, seed: int,
                 flip_ok: bool = False) -> keras.Model:
-    """The network for one cell. Outputs class probabilities (softmax)."""
-    if model.builder:
-        from regbench import user_models
-
-        return user_models.build(model, arm, input_shape, classes, seed, flip_ok)
+    """The network for one cell (regbench's own; `networks.build` also builds a user's).
+    Outputs class probabilities (softmax)."""
     return keras.Sequential([keras.Input(shape=input_shape, name="image"),
                              *model_layers(model, arm, classes, seed, flip_ok)],
                             name=model.name)

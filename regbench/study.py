@@ -274,7 +274,7 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
     )
     _check_fits(study, {})
     if model.builder:
-        user_models.check(study)
+        user_models.check(study, MAX_WEIGHTS)
     return study
 
 

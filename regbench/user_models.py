@@ -338,12 +338,11 @@ def parameters(model: Model, dataset: str) -> int:
                  info.flip_ok).count_params()
 
 
-def check(study) -> None:
+def check(study, max_weights: int) -> None:
     """Build the user's network once for each arm and dataset of `study` (at seed 0), so that
-    a builder that fails, returns the wrong thing or leaves an arm's technique unplaced is
-    one line before anything is trained."""
+    a builder that fails, returns the wrong thing, leaves an arm's technique unplaced or has
+    more than `max_weights` weights is one line before anything is trained."""
     from regbench import data, startup
-    from regbench.study import MAX_WEIGHTS
 
     keras = startup.import_keras()
     for dataset in study.datasets:
@@ -355,6 +354,6 @@ def check(study) -> None:
                 raise RegbenchError(f"{study.path}: {error}") from None
             finally:
                 keras.backend.clear_session()
-            if net.count_params() > MAX_WEIGHTS:
+            if net.count_params() > max_weights:
                 raise RegbenchError(f"{study.path}: model.builder: {net.count_params():,} "
-                                    f"weights on {dataset}; the limit is {MAX_WEIGHTS:,}")
+                                    f"weights on {dataset}; the limit is {max_weights:,}")

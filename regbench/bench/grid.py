@@ -2,7 +2,7 @@
 
 The naive loop is how tutorials train a grid: for every cell a fresh Keras `Sequential` and a
 default `model.fit` (no `steps_per_execution`, Keras's default `jit_compile`, shuffling by
-Keras), then `evaluate`. It builds the same networks (`models.build_model`, same seeded
+Keras), then `evaluate`. It builds the same networks (`networks.build`, same seeded
 initial weights) on the same split, so only the engine differs. regbench trains the same
 cells as `regbench run` does (packs and stacks chosen by `engine.plan.plan_packs`).
 
@@ -93,7 +93,7 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
     from regbench import data
     from regbench.engine.data import member_indices, scaled
     from regbench.engine.program import make_optimizer
-    from regbench.models import build_model
+    from regbench.networks import build
 
     info = data.DATASETS[cells[0].dataset]
     arrays = data.load(cells[0].dataset, data_dir=data_dir)
@@ -104,7 +104,7 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
         fit, val = member_indices(cell, arrays.y_train)
         keras.backend.clear_session()
         keras.utils.set_random_seed(cell.seed)
-        net = build_model(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
+        net = build(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
                           info.flip_ok)
         net.compile(optimizer=make_optimizer(cell.training),
                     loss="sparse_categorical_crossentropy",

@@ -1,4 +1,4 @@
-"""Strategy `alone`: one cell, one Keras network (`models.build_model`). The reference every
+"""Strategy `alone`: one cell, one Keras network (`networks.build`). The reference every
 other strategy is tested against; it implements every setting of the registry."""
 
 from __future__ import annotations
@@ -18,12 +18,12 @@ def sources(cells: list, grid) -> list:
 def build(cells: list, grid, streams) -> Program:
     import keras
 
-    from regbench.models import build_model
+    from regbench import networks
     from regbench.user_models import flat_layers
 
     (cell,) = cells
     info = data.DATASETS[cell.dataset]
-    net = build_model(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
+    net = networks.build(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
                       flip_ok=info.flip_ok)
     compile_network(net, cell.training, keras.losses.SparseCategoricalCrossentropy(),
                     cell_metrics())
