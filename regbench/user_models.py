@@ -166,7 +166,7 @@ def _module_file(module: str, folder: Path, where: str) -> Path:
 
 def _load_function(model: Model):
     path = Path(model.location)
-    module, _, function = model.builder.partition(":")
+    function = model.builder.partition(":")[2]
     name = f"regbench_user_{hashlib.sha256(str(path).encode()).hexdigest()[:12]}"
     loaded = sys.modules.get(name)
     if loaded is None:
@@ -326,16 +326,6 @@ def _seed_initial_weights(net, seed: int) -> None:
                 config["seed"] = layer_seed(seed, f"user/{i}/{attr}")
             fresh = type(initializer).from_config(config)
             variable.assign(fresh(variable.shape, variable.dtype))
-
-
-def parameters(model: Model, dataset: str) -> int:
-    """The number of weights of the user's network on `dataset` (arm `none`)."""
-    from regbench import data, startup
-
-    startup.import_keras()
-    info = data.DATASETS[dataset]
-    return build(model, Arm("none"), info.image_shape, info.classes, 0,
-                 info.flip_ok).count_params()
 
 
 def check(study, max_weights: int) -> None:
