@@ -10,8 +10,11 @@ Where `load(name)` looks, in order:
    (uint8 arrays under the keys x_train, y_train, x_test, y_test, labels 1-D);
 2. the user cache: `$REGBENCH_CACHE_DIR/<name>.npz`, by default
    `~/.cache/regbench/datasets/<name>.npz` (`$XDG_CACHE_HOME` is honoured);
-3. if `download` is true, the canonical Keras download, converted to the same npz layout and
-   written atomically to the cache.
+3. if `download` is true, the canonical download through `keras.datasets`
+   (`regbench.downloads`), written atomically to the cache in the same npz layout.
+
+A user's own arrays (`npz:PATH`) and tensorflow-datasets (`tfds:NAME`) are found by
+`regbench.user_data`; `info`, `load` and `dataset_hashes` answer for them as for the built-ins.
 
 A folder that lacks the file falls through to the next place; a file that is found but is
 unreadable or fails its checksum is an error (never silently replaced by another copy).
@@ -20,38 +23,20 @@ unreadable or fails its checksum is an error (never silently replaced by another
 from __future__ import annotations
 
 import functools
-import gzip
 import hashlib
-import http.client
-import io
 import os
-import pickle
 import sys
-import tarfile
 import tempfile
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from regbench import interrupts
+from regbench import downloads, interrupts, user_data
 from regbench.errors import RegbenchError
 
 ARRAY_NAMES = ("x_train", "y_train", "x_test", "y_test")
 
-# Keras's canonical dataset storage (see keras/src/datasets/{mnist,fashion_mnist}.py).
-# $REGBENCH_DOWNLOAD_URL replaces it, for mirrors and tests; with it set, every file
-# (CIFAR-10's tarball included) is fetched from that one folder by its canonical file name.
-DEFAULT_DOWNLOAD_URL = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"  # keras cifar10.py
-FASHION_FILES = (  # IDX files in Keras's order: (array, file name)
-    ("y_train", "train-labels-idx1-ubyte.gz"),
-    ("x_train", "train-images-idx3-ubyte.gz"),
-    ("y_test", "t10k-labels-idx1-ubyte.gz"),
-    ("x_test", "t10k-images-idx3-ubyte.gz"),
-)
-DOWNLOAD_TIMEOUT_S = 60
 TEST_SIZE = 10000  # examples in x_test, for every dataset here
 
 
@@ -76,6 +61,7 @@ class DatasetInfo:
     flip_ok: bool
     sha256: dict  # array name -> hex digest of arr.tobytes()
     train_size: int  # examples in x_train
+    test_size: int = 10000  # examples in x_test
 
 
 # Hashes copied from /work/shared/datasets/README.md (SHA-256 of each array's raw bytes).
@@ -135,16 +121,47 @@ class Arrays:
 
 
 def info(name: str) -> DatasetInfo:
-    """The registry entry for `name`, or a DataError listing the valid names."""
+    """The registry entry for `name` (a user's dataset: read from its arrays), or a
+    DataError listing the valid names."""
+    if user_data.is_user(name):
+        return _user_info(name)
     try:
         return DATASETS[name]
     except (KeyError, TypeError):
-        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}") from None
+        raise DataError(f"unknown dataset {name!r}; valid names: {', '.join(DATASETS)}, "
+                        "npz:PATH, tfds:NAME") from None
 
 
 def dataset_hashes(name: str) -> dict:
     """The expected SHA-256 of each array of `name` (a copy, for provenance rows)."""
     return dict(info(name).sha256)
+
+
+def resolve(name: str, folder: Path) -> str:
+    """The name a study's cells carry for what its file wrote: a built-in's own, a user's
+    dataset found and fixed (`user_data.resolve`)."""
+    return user_data.resolve(name, folder) if user_data.is_user(name) else info(name).name
+
+
+def key_name(name: str) -> str:
+    """What a cell's key holds for its dataset (an npz file's SHA-256, not its path)."""
+    return user_data.key_name(name) if user_data.is_user(name) else name
+
+
+def source(name: str) -> dict:
+    """A user's dataset as every row records it (kind, name or file, version, split sizes);
+    empty for the built-ins, which `dataset_sha256` names exactly."""
+    return user_data.source(name) if user_data.is_user(name) else {}
+
+
+def _user_info(name: str) -> DatasetInfo:
+    got = user_data.arrays(name)
+    return DatasetInfo(name, got["x_train"].shape[1:], user_data.classes(name), False,
+                       user_data.hashes(name), len(got["y_train"]), len(got["y_test"]))
+
+
+def _user_arrays(name: str) -> Arrays:
+    return Arrays(**user_data.arrays(name), source=name)
 
 
 def cache_dir() -> Path:
@@ -157,6 +174,8 @@ def cache_dir() -> Path:
 
 def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = True) -> Arrays:
     """Find, verify and return dataset `name` (see the module docstring for the lookup)."""
+    if user_data.is_user(name):
+        return _user_arrays(name)
     ds = info(name)
     fname = f"{name}.npz"
     looked = []  # every place tried, for the final error message
@@ -183,14 +202,12 @@ def load(name: str, data_dir: str | os.PathLike | None = None, download: bool = 
         reason = "download disabled"
     else:
         try:
-            arrays, origin = _download(ds)
-        # URLError/HTTPError/timeouts are OSErrors; a cut connection is an HTTPException; a
-        # malformed $REGBENCH_DOWNLOAD_URL is a ValueError. Bad *content* raises DataError.
-        except (OSError, http.client.HTTPException, ValueError) as e:
-            reason = f"download failed ({_why(e)})"
+            arrays, origin = downloads.fetch(name)
+        except downloads.DownloadError as error:
+            reason = f"download failed ({error})"
         else:
+            _check(ds, arrays, origin)  # Keras checked the files; these are the arrays
             return _write_cache(ds, arrays, cached, origin)
-
     raise DataError(
         f"{name}: not found in {', '.join(looked)}, and {reason}; put {fname} (uint8 arrays "
         f"{', '.join(ARRAY_NAMES)}) in a folder and set REGBENCH_DATA_DIR or pass --data-dir"
@@ -280,7 +297,7 @@ def _check(ds: DatasetInfo, arrays: dict, where: str) -> None:
 def expected_shape(ds: DatasetInfo, key: str) -> tuple:
     """The shape of array `key` in the Keras layout: images (N, H, W), or (N, H, W, C) with
     more than one channel; labels (N,)."""
-    n = ds.train_size if key.endswith("train") else TEST_SIZE
+    n = ds.train_size if key.endswith("train") else ds.test_size
     if key.startswith("y"):
         return (n,)
     height, width, channels = ds.image_shape
@@ -333,97 +350,3 @@ def _write_cache(ds: DatasetInfo, arrays: dict, path: Path, url: str) -> Arrays:
         print(f"regbench: could not cache {ds.name} at {path} ({e})", file=sys.stderr)
         return _to_arrays(ds, arrays, url)
     return _to_arrays(ds, arrays, path)
-
-
-# --- canonical downloads (formats as in keras/src/datasets) ----------------------------------
-
-
-def _download(ds: DatasetInfo) -> tuple[dict, str]:
-    """Fetch, parse and verify the canonical files of `ds`; returns (arrays, origin)."""
-    mirror = os.environ.get("REGBENCH_DOWNLOAD_URL")
-    base = (mirror or DEFAULT_DOWNLOAD_URL).rstrip("/") + "/"
-    if ds.name == "fashion_mnist":
-        arrays = {}
-        for key, fname in FASHION_FILES:
-            url = base + fname
-            arrays[key] = _parse_or_fail(ds, url, _parse_idx, _fetch(ds, url))
-            _check_array(ds, key, arrays[key], url)
-        return arrays, base
-    if ds.name == "mnist":
-        url, parse = base + "mnist.npz", _parse_npz
-    else:  # cifar10: not in Keras's storage folder, but a mirror folder may hold it
-        url = base + "cifar-10-python.tar.gz" if mirror else CIFAR10_URL
-        parse = _parse_cifar_tar
-    arrays = _parse_or_fail(ds, url, parse, _fetch(ds, url))
-    _check(ds, arrays, url)
-    return arrays, url
-
-
-def _fetch(ds: DatasetInfo, url: str) -> bytes:
-    # Whole file in memory: the largest (CIFAR-10, 163 MB) is smaller than its arrays anyway.
-    with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
-        # said once the server answers: a failed download is then the error's line alone
-        print(f"regbench: downloading {ds.name} from {url}", file=sys.stderr)
-        return r.read()
-
-
-def _parse_or_fail(ds: DatasetInfo, url: str, parse, data: bytes):
-    try:
-        return parse(data)
-    except Exception as e:  # truncated gzip, bad tar, wrong magic...: the download is bad
-        interrupts.reraise(e)
-        raise DataError(f"{ds.name}: download from {url} is unreadable ({_why(e)})") from None
-
-
-def _parse_npz(data: bytes) -> dict:
-    with np.load(io.BytesIO(data), allow_pickle=False) as f:
-        return {k: f[k] for k in ARRAY_NAMES}
-
-
-def _parse_idx(data: bytes) -> np.ndarray:
-    """A gzipped IDX file of uint8 (magic 0x0000_08_NN, NN dims, big-endian uint32 sizes)."""
-    raw = gzip.decompress(data)
-    if raw[:3] != b"\0\0\x08":
-        raise ValueError("not a uint8 IDX file")
-    ndim = raw[3]
-    shape = tuple(np.frombuffer(raw, ">u4", count=ndim, offset=4).tolist())
-    return np.frombuffer(raw, np.uint8, offset=4 + 4 * ndim).reshape(shape).copy()
-
-
-class _NumpyOnlyUnpickler(pickle.Unpickler):
-    """CIFAR batches are pickles; allow only what rebuilding numpy arrays needs, so a
-    tampered download cannot run code (the same policy as keras's RestrictedUnpickler)."""
-
-    ALLOWED = {
-        ("numpy", "ndarray"),
-        ("numpy", "dtype"),
-        ("numpy.core.multiarray", "_reconstruct"),
-        ("numpy._core.multiarray", "_reconstruct"),
-    }
-
-    def find_class(self, module, name):
-        if (module, name) not in self.ALLOWED:
-            raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}")
-        return super().find_class(module, name)
-
-
-def _parse_cifar_tar(data: bytes) -> dict:
-    """cifar-10-python.tar.gz: cifar-10-batches-py/{data_batch_1..5,test_batch}, each a
-    Python-2 pickle of {b"data": (N, 3072) uint8 in CHW order, b"labels": [int]}."""
-
-    def batch(tar, member):
-        f = tar.extractfile(f"cifar-10-batches-py/{member}")
-        d = _NumpyOnlyUnpickler(f, encoding="bytes").load()
-        x = np.asarray(d[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
-        return np.ascontiguousarray(x), np.asarray(d[b"labels"], np.uint8)
-
-    # Members are read in memory, never extracted, so archive paths cannot escape a folder.
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        train = [batch(tar, f"data_batch_{i}") for i in range(1, 6)]
-        x_test, y_test = batch(tar, "test_batch")
-    return {
-        "x_train": np.concatenate([x for x, _ in train]),
-        "y_train": np.concatenate([y for _, y in train]),
-        "x_test": x_test,
-        "y_test": y_test,
-    }

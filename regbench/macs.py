@@ -99,7 +99,7 @@ def cell_layer_macs(model: Model, dataset: str) -> tuple[int, ...]:
     """
     from regbench import data, networks
 
-    info = data.DATASETS[dataset]
+    info = data.info(dataset)
     net = networks.build(model, Arm("none"), info.image_shape, info.classes, seed=0,
                       flip_ok=info.flip_ok)
     return tuple(layer_macs(net))

@@ -96,6 +96,8 @@ def _identity(cell: Cell, deterministic: bool) -> dict:
     row["spec"] = cell.spec()
     row["deterministic"] = deterministic
     row["dataset_sha256"] = data.dataset_hashes(cell.dataset)
+    if source := data.source(cell.dataset):  # a user's dataset: what it is, its split sizes
+        row["dataset_source"] = source
     row.update(provenance.fingerprint())
     row["finished_at"] = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
     return row

@@ -27,7 +27,10 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from regbench.data import DATASETS
+from regbench import user_data
+from regbench.data import DATASETS, key_name
+from regbench.data import info as data_info
+from regbench.data import resolve as resolve_dataset
 from regbench.errors import RegbenchError
 from regbench.provenance import configured_backend
 from regbench.recipe import (
@@ -53,7 +56,7 @@ SELECT = {  # rule -> (row column, sign: +1 when lower is better), mean over the
     "val_acc": ("val_acc", -1),
 }
 MAX_GRID = 100  # grid points per technique
-DATASET_NAMES = ("mnist", "fashion_mnist", "cifar10")
+DATASET_NAMES = tuple(DATASETS)
 STUDY_KEYS = ("name", "description", "datasets", "seeds", "model", "training", "sweep",
               "techniques", "design")
 KEY_VERSION = 1  # bump when training code changes what a cell's result is
@@ -87,7 +90,7 @@ class Cell:
         when it is not TensorFlow (whose cells were stored before there was a choice), so
         one store holds a study under several backends."""
         spec = {
-            "dataset": self.dataset,
+            "dataset": key_name(self.dataset),
             "model": _key_dict(self.model, later_fields("model")),
             "training": _key_dict(self.training, later_fields("training")),
             "techniques": {t.kind: _key_dict(t, later_fields(t.kind)) for t in
@@ -247,7 +250,7 @@ def parse_study(data: dict, where: str, default_name: str = "study") -> Study:
                             f"Valid keys: {', '.join(STUDY_KEYS)}")
     name = data.get("name", default_name)
     check_name(name, f"{where}: name")
-    datasets = _datasets(data.get("datasets"), where)
+    datasets = _datasets(data.get("datasets"), where, Path(where).parent)
     seeds = _seeds(data.get("seeds", 5), where)
     model = from_dict(Model, data.get("model", {}), f"{where}: model")
     if model.builder:
@@ -306,18 +309,26 @@ def _sweep(entries, training: Training, where: str) -> tuple[dict, ...]:
     return tuple(out)
 
 
-def _datasets(value, where: str) -> tuple[str, ...]:
+def _datasets(value, where: str, folder: Path) -> tuple[str, ...]:
+    """The names the cells carry: built-ins as written, a user's npz file or tfds dataset
+    found (`data.resolve`)."""
     if value is None:
         raise RegbenchError(f"{where}: missing key `datasets` (one or more of "
-                            f"{', '.join(DATASET_NAMES)})")
+                            f"{', '.join(DATASET_NAMES)}, npz:PATH, tfds:NAME)")
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names:
         raise RegbenchError(f"{where}: datasets: expected a non-empty list of names")
+    resolved = []
     for name in names:
-        if name not in DATASET_NAMES:
+        if name not in DATASET_NAMES and not user_data.is_user(name):
             raise RegbenchError(f"{where}: datasets: unknown dataset `{shown_name(name)}`. "
-                                f"Valid datasets: {', '.join(DATASET_NAMES)}")
-    return tuple(dict.fromkeys(names))
+                                f"Valid datasets: {', '.join(DATASET_NAMES)}, npz:PATH "
+                                "(your arrays), tfds:NAME (tensorflow-datasets)")
+        try:
+            resolved.append(resolve_dataset(name, folder))
+        except RegbenchError as error:
+            raise RegbenchError(f"{where}: datasets: {error}") from None
+    return tuple(dict.fromkeys(resolved))
 
 
 def _seeds(value, where: str) -> tuple[int, ...]:
@@ -576,7 +587,7 @@ def _generate(kind: str, labels: list[str]) -> list[tuple[str, ...]]:
 def fit_size(dataset: str, validation_fraction: float) -> int:
     """Images in the fit split: the training set less the `round(n * validation_fraction)`
     examples `data.split_indices` holds out."""
-    n = DATASETS[dataset].train_size
+    n = data_info(dataset).train_size
     return n - round(n * validation_fraction)
 
 
@@ -589,7 +600,7 @@ def trained_as(training: Training, dataset: str) -> Training:
         training = replace(training, train_subset=0)
     if training.optimizer != "sgd" and training.momentum:
         training = replace(training, momentum=0.0)
-    n = DATASETS[dataset].train_size
+    n = data_info(dataset).train_size
     exact = round(n * training.validation_fraction) / n
     if exact != training.validation_fraction:
         training = replace(training, validation_fraction=exact)
@@ -605,7 +616,7 @@ def built_as(model: Model) -> Model:
 
 def augmented_as(arm: Arm, dataset: str) -> Arm:
     """`arm` as it trains on `dataset`: a flip set to what `"auto"` does there is `"auto"`."""
-    auto = DATASETS[dataset].flip_ok
+    auto = data_info(dataset).flip_ok
     techniques = tuple(replace(t, flip="auto") if t.kind == "augmentation" and t.flip is auto
                        else t for t in arm.techniques)
     return arm if techniques == arm.techniques else Arm(arm.label, techniques)
@@ -615,7 +626,7 @@ def weights(model: Model, dataset: str) -> int:
     """Kernel and bias entries of the model's network on `dataset`, as models.py builds it:
     convolutions keep the image size ('same' padding); each pool halves it, rounding down
     (cnn) or up (alexnet)."""
-    info = DATASETS[dataset]
+    info = data_info(dataset)
     height, width, channels = info.image_shape
     if model.crop:
         height = width = model.crop
@@ -672,7 +683,7 @@ def _check_fits(study: Study, flags: dict[str, str]) -> None:
 def _check_model_fits(model: Model, dataset: str, where: str) -> None:
     if model.builder:
         return  # the builder's network is checked as it is built (`user_models.check`)
-    height, width = DATASETS[dataset].image_shape[:2]
+    height, width = data_info(dataset).image_shape[:2]
     side = min(height, width)
     if model.crop >= side:
         raise RegbenchError(f"{where}: model.crop: {_big(model.crop)} is not smaller than "
@@ -694,7 +705,7 @@ def _check_training_fits(training: Training, dataset: str, where: str,
                          names: dict[str, str]) -> None:
     """The split leaves images on both sides, and batches and curve points fit the
     images and steps of one cell's training. `names`: how the message names each setting."""
-    n = DATASETS[dataset].train_size
+    n = data_info(dataset).train_size
     held_out = round(n * training.validation_fraction)  # as data.split_indices
     if not 0 < held_out < n:
         raise RegbenchError(f"{where}: {names['validation_fraction']}: "

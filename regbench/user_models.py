@@ -336,7 +336,7 @@ def check(study, max_weights: int) -> None:
 
     keras = startup.import_keras()
     for dataset in study.datasets:
-        info = data.DATASETS[dataset]
+        info = data.info(dataset)
         for arm in study.arms:
             try:
                 net = build(study.model, arm, info.image_shape, info.classes, 0, info.flip_ok)

@@ -285,10 +285,12 @@ ERRORS = {
         "unknown key `epochs`. Valid keys: name, description, datasets, seeds, model, "
         "training, sweep, techniques, design"),
     "missing datasets": (
-        "seeds = 1\n", "missing key `datasets` (one or more of mnist, fashion_mnist, cifar10)"),
+        "seeds = 1\n", "missing key `datasets` (one or more of mnist, fashion_mnist, cifar10, npz:PATH, "
+        "tfds:NAME)"),
     "unknown dataset": (
         'datasets = ["mnist", "svhn"]\n',
-        "datasets: unknown dataset `svhn`. Valid datasets: mnist, fashion_mnist, cifar10"),
+        "datasets: unknown dataset `svhn`. Valid datasets: mnist, fashion_mnist, cifar10, "
+        "npz:PATH (your arrays), tfds:NAME (tensorflow-datasets)"),
     "empty datasets": ("datasets = []\n", "datasets: expected a non-empty list of names"),
     "zero seeds": ('datasets = ["mnist"]\nseeds = 0\n',
                    "seeds: expected a count in [1, 10000], got 0"),

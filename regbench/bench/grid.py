@@ -95,7 +95,7 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
     from regbench.engine.program import make_optimizer
     from regbench.networks import build
 
-    info = data.DATASETS[cells[0].dataset]
+    info = data.info(cells[0].dataset)
     arrays = data.load(cells[0].dataset, data_dir=data_dir)
     x, y = scaled(arrays.x_train), arrays.y_train.astype(np.int32)
     x_test, y_test = scaled(arrays.x_test), arrays.y_test.astype(np.int32)

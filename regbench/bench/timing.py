@@ -32,7 +32,7 @@ def batch_arrays(problem: str, batch: int, seed: int = SEED) -> tuple[np.ndarray
     """A generated batch of the problem's shape: pixels uniform in [0, 1), labels 0..classes-1."""
     from regbench import data
 
-    info = data.DATASETS[PROBLEMS[problem].dataset]
+    info = data.info(PROBLEMS[problem].dataset)
     rng = np.random.default_rng([seed, batch])
     x = rng.random((batch, *info.image_shape), dtype=np.float32)
     y = rng.integers(0, info.classes, batch).astype(np.int32)
@@ -47,7 +47,7 @@ def make_model(problem: str, technique: str, seed: int = SEED):
     from regbench.models import build_model
 
     p = PROBLEMS[problem]
-    info = data.DATASETS[p.dataset]
+    info = data.info(p.dataset)
     keras.utils.set_random_seed(seed)
     return build_model(p.model, arm(technique), info.image_shape, info.classes, seed,
                        flip_ok=info.flip_ok)

@@ -22,7 +22,7 @@ def build(cells: list, grid, streams) -> Program:
     from regbench.user_models import flat_layers
 
     (cell,) = cells
-    info = data.DATASETS[cell.dataset]
+    info = data.info(cell.dataset)
     net = networks.build(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
                       flip_ok=info.flip_ok)
     compile_network(net, cell.training, keras.losses.SparseCategoricalCrossentropy(),

@@ -33,7 +33,7 @@ def sources(cells: list, grid) -> list:
 def build(cells: list[Cell], grid, streams) -> Program:
     import keras
 
-    net, members = build_packed(cells, data.DATASETS[cells[0].dataset])
+    net, members = build_packed(cells, data.info(cells[0].dataset))
     compile_network(net, cells[0].training,
                     [keras.losses.SparseCategoricalCrossentropy() for _ in cells],
                     [cell_metrics() for _ in cells])

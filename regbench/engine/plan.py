@@ -35,7 +35,7 @@ def pack_size(cell: Cell) -> int:
 def fit_examples(cell: Cell) -> float:
     """Examples the cell trains on per epoch (its subset, or the split's fit part)."""
     t = cell.training
-    return t.train_subset or data.DATASETS[cell.dataset].train_size * (
+    return t.train_subset or data.info(cell.dataset).train_size * (
         1 - t.validation_fraction)
 
 
@@ -114,7 +114,7 @@ def pack_cost(members: list[Cell]) -> float:
     augmentation)."""
     total = 0.0
     for cell in members:
-        info = data.DATASETS[cell.dataset]
+        info = data.info(cell.dataset)
         per_value = sum(REGISTRY[t.kind].input_cost for t in cell.arm.techniques)
         per_example = _macs(cell) + per_value * int(
             np.prod(info.image_shape))

@@ -70,7 +70,7 @@ def sources(cells: list, grid) -> list:
 def build(cells: list[Cell], grid, streams) -> Program:
     import regbench.engine.stack_layers as stack_layers
 
-    info = data.DATASETS[cells[0].dataset]
+    info = data.info(cells[0].dataset)
     net = stack_layers.build_stacked(grid, info, per_member_input(cells[0]))
     net(np.zeros((1, len(grid), *info.image_shape), np.float32))  # creates the weights
     rows, cols = len(grid), len(grid[0])

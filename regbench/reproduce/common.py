@@ -122,7 +122,7 @@ def updates_per_epoch(study: Study) -> int:
 
 
 def _fit_size(dataset: str, validation_fraction: float) -> int:
-    return round(data.DATASETS[dataset].train_size * (1 - validation_fraction))
+    return round(data.info(dataset).train_size * (1 - validation_fraction))
 
 
 def seeds(values) -> str:
