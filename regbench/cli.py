@@ -443,6 +443,10 @@ def cmd_list(args) -> int:
         return " ".join((cls.__doc__ or "").strip().split("\n\n")[0].split())
 
     say("datasets:", ", ".join(DATASET_NAMES))
+    say("", 'your own arrays: "npz:data/mine.npz" (beside the study file: x_train, y_train, '
+            "x_test, y_test in the Keras layout, uint8 images); tensorflow-datasets: "
+            '"tfds:svhn_cropped" (prepared in $TFDS_DATA_DIR; image classification with '
+            "train and test splits)")
     say("models:", ", ".join(MODEL_NAMES) + f"; [model] {fields(Model)}")
     say("", 'your own network: [model] builder = "my_models:convnet" (a function of '
             "my_models.py beside the study file: convnet(input_shape, classes, reg) -> "

@@ -49,13 +49,16 @@ def resolve(name: str, folder: Path) -> str:
         path = (folder / name[len(NPZ):]).resolve()
         if not path.is_file():
             raise UserDataError(f"{name}: no file {path}")
+        _loaded(NPZ + str(path))  # the arrays in the Keras layout, or refused now
         return NPZ + str(path)
     spec = name[len(TFDS):]
     builder = _tfds_builder(name)
     config = f"/{builder.builder_config.name}" if builder.builder_config else ""
     if ":" in spec and spec.rsplit(":", 1)[1] != str(builder.version):
         raise UserDataError(f"{name}: tfds has version {builder.version} of {builder.name}")
-    return f"{TFDS}{builder.name}{config}:{builder.version}"
+    resolved = f"{TFDS}{builder.name}{config}:{builder.version}"
+    _tfds_features(resolved)  # image classification, or refused now
+    return resolved
 
 
 def key_name(name: str) -> str:
@@ -77,7 +80,7 @@ def hashes(name: str) -> dict:
 def _loaded(name: str) -> tuple[dict, dict]:
     if name.startswith(NPZ):
         return _npz_arrays(name, *_stat(name))
-    return _tfds_arrays(name, os.environ.get("TFDS_DATA_DIR", ""))
+    return _tfds_arrays(name, _tfds_dir())
 
 
 def _stat(name: str) -> tuple[int, int]:
@@ -180,10 +183,15 @@ def _tfds():
     return tfds
 
 
+def _tfds_dir() -> str | None:
+    """tfds's data folder: `$TFDS_DATA_DIR` as it is now (tfds reads it once, at import)."""
+    return os.environ.get("TFDS_DATA_DIR") or None
+
+
 def _tfds_builder(name: str):
     tfds = _tfds()
     try:
-        return tfds.builder(name[len(TFDS):])
+        return tfds.builder(name[len(TFDS):], data_dir=_tfds_dir())
     except tfds.core.registered.DatasetNotFoundError:
         raise UserDataError(f"{name}: no such tensorflow-datasets dataset (see `tfds "
                             "build --help`, or https://www.tensorflow.org/datasets/catalog)"
@@ -220,7 +228,7 @@ def _tfds_features(name: str) -> tuple:
 
 
 @functools.lru_cache(maxsize=2)
-def _tfds_arrays(name: str, data_dir: str) -> tuple[dict, dict]:
+def _tfds_arrays(name: str, data_dir: str | None) -> tuple[dict, dict]:
     image_key, _, label_key = _tfds_features(name)
     builder = _tfds_builder(name)
     splits = set(builder.info.splits)
@@ -239,7 +247,7 @@ def _read_split(builder, name: str, split: str, image_key: str, label_key: str):
     try:
         dataset = builder.as_dataset(split=split, shuffle_files=False)
     except AssertionError:  # tfds's way of saying the files are not there
-        folder = os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets"
+        folder = _tfds_dir() or "~/tensorflow_datasets"
         raise UserDataError(
             f"{name} is not prepared in {folder}: run `tfds build {name[len(TFDS):]} "
             "--data_dir DIR` where there is network and copy DIR here, or set TFDS_DATA_DIR "
