@@ -285,8 +285,8 @@ ERRORS = {
         "unknown key `epochs`. Valid keys: name, description, datasets, seeds, model, "
         "training, sweep, techniques, design"),
     "missing datasets": (
-        "seeds = 1\n", "missing key `datasets` (one or more of mnist, fashion_mnist, cifar10, npz:PATH, "
-        "tfds:NAME)"),
+        "seeds = 1\n",
+        "missing key `datasets` (one or more of mnist, fashion_mnist, cifar10, npz:PATH, tfds:NAME)"),
     "unknown dataset": (
         'datasets = ["mnist", "svhn"]\n',
         "datasets: unknown dataset `svhn`. Valid datasets: mnist, fashion_mnist, cifar10, "
