@@ -286,7 +286,8 @@ ERRORS = {
         "training, sweep, techniques, design"),
     "missing datasets": (
         "seeds = 1\n",
-        "missing key `datasets` (one or more of mnist, fashion_mnist, cifar10, npz:PATH, tfds:NAME)"),
+        "missing key `datasets` (one or more of mnist, fashion_mnist, cifar10, npz:PATH, "
+        "tfds:NAME)"),
     "unknown dataset": (
         'datasets = ["mnist", "svhn"]\n',
         "datasets: unknown dataset `svhn`. Valid datasets: mnist, fashion_mnist, cifar10, "
