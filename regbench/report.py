@@ -434,6 +434,7 @@ def reproducibility_blocks(rows: pd.DataFrame, results: str | Path, out_dir: str
                     hashes.append((str(dataset), array, f"`{digest}`"))
     blocks.append(Table(("dataset", "array", "sha256"), tuple(hashes)) if hashes
                   else Para("No dataset hashes stored."))
+    blocks += [Para(line) for line in _user_datasets(rows)]
     blocks += [
         Heading("Software and hardware", 3),
         Table(("field", "value"), tuple(
@@ -491,6 +492,21 @@ def _selection_rule(rows: pd.DataFrame) -> str:
 
 
 # --- the finding, first ------------------------------------------------------------------
+
+def _user_datasets(rows: pd.DataFrame) -> list[str]:
+    """A line per user dataset (npz file or tfds dataset): what it is and its split sizes."""
+    if "dataset_source" not in rows:
+        return []
+    seen = {json.dumps(s, sort_keys=True) for s in rows["dataset_source"] if isinstance(s, dict)}
+    lines = []
+    for source in map(json.loads, sorted(seen)):
+        what = (f"tensorflow-datasets `{source.get('name')}` version {source.get('version')}"
+                if source.get("kind") == "tfds" else
+                f"`{source.get('path')}`, file sha256 `{source.get('sha256')}`")
+        lines.append(f"{what}: {source.get('train')} training examples (validation carved "
+                     f"from them), {source.get('test')} test examples.")
+    return lines
+
 
 def finding_blocks(rows: pd.DataFrame, out_dir: str | Path) -> list:
     """What a reader came for, before any detail: each arm's test accuracy against the

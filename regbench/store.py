@@ -236,7 +236,7 @@ NUMBERS = ("test_acc", "train_acc", "val_acc", "test_xent", "train_xent", "val_x
            "examples_per_s", "validation_fraction")
 SERIES = ("history",)           # {name: [number, ...]}
 TABLES = ("layers",)            # {layer: {name: number or list}}
-OBJECTS = ("dataset_sha256", "spec", "curve")
+OBJECTS = ("dataset_sha256", "dataset_source", "spec", "curve")
 LISTS = ("techniques",)
 
 

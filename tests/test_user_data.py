@@ -221,4 +221,7 @@ def test_a_dataset_prepared_in_tfds_format_trains_a_study_end_to_end(tmp_path):
     assert all(r["test_acc"] > 0.6 for r in rows)  # 10 classes: real learning, not chance
     result = run("report", str(store), "--out", str(tmp_path / "report"), env=env)
     assert result.returncode == 0, result.stderr
-    assert "tfds:local_digits:1.0.0" in (tmp_path / "report" / "README.md").read_text()
+    readme = (tmp_path / "report" / "README.md").read_text()
+    assert "tfds:local_digits:1.0.0" in readme
+    assert ("tensorflow-datasets `local_digits` version 1.0.0: 2000 training examples "
+            "(validation carved from them), 500 test examples.") in readme
