@@ -11,6 +11,7 @@ canonical files, so Keras's own checksums still apply there.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import sys
 import urllib.request
@@ -37,9 +38,9 @@ def fetch(name: str) -> tuple[dict, str]:
     mirror = os.environ.get("REGBENCH_DOWNLOAD_URL")
     origin = mirror or f"keras.datasets.{LOADERS[name]}"
     try:
-        # Keras's "Downloading data from ..." and its progress bar go to stdout; regbench
-        # keeps stdout for results.
-        with _mirrored(mirror), contextlib.redirect_stdout(sys.stderr):
+        # Keras prints "Downloading data from ..." and a progress bar on stdout, before it
+        # knows whether the server answers; regbench says one line once it has (`_Announce`).
+        with _opener(name, mirror), contextlib.redirect_stdout(io.StringIO()):
             (x_train, y_train), (x_test, y_test) = loader()
     except Exception as error:  # Keras raises a bare Exception for HTTP and URL errors
         interrupts.reraise(error)
@@ -51,16 +52,34 @@ def fetch(name: str) -> tuple[dict, str]:
 
 
 @contextlib.contextmanager
-def _mirrored(mirror: str | None):
-    """While inside, urllib (which Keras downloads with) sends canonical URLs to `mirror`."""
-    if not mirror:
-        yield
-        return
-    urllib.request.install_opener(urllib.request.build_opener(_ToMirror(mirror)))
+def _opener(name: str, mirror: str | None):
+    """While inside, urllib (which Keras downloads with) announces each file the server sends,
+    and sends canonical URLs to `mirror` if there is one."""
+    handlers = [_Announce(name)] + ([_ToMirror(mirror)] if mirror else [])
+    urllib.request.install_opener(urllib.request.build_opener(*handlers))
     try:
         yield
     finally:
         urllib.request.install_opener(None)  # urlopen's default again
+
+
+class _Announce(urllib.request.BaseHandler):
+    """Says which file is coming, once the server has answered with it."""
+
+    handler_order = 1001  # after urllib's HTTPErrorProcessor: only successful answers
+
+    def __init__(self, name: str):
+        self.name = name
+        self.said = set()  # a mirrored answer passes here twice: as the mirror's, as the origin's
+
+    def _announce(self, request, response):
+        if response.geturl() not in self.said:
+            self.said.add(response.geturl())
+            print(f"regbench: downloading {self.name} from {response.geturl()}",
+                  file=sys.stderr)
+        return response
+
+    http_response = https_response = _announce
 
 
 class _ToMirror(urllib.request.BaseHandler):

@@ -269,7 +269,8 @@ def test_download_mnist_then_cache(server, keras_accepts_them, capsys):
     assert [p.name for p in server.cache.iterdir()] == ["mnist.npz"]  # no temp files left
     assert (server.keras / "mnist.npz").is_file()  # Keras's own copy, in Keras's cache
     out = capsys.readouterr()
-    assert out.out == "" and "Downloading data from https://storage.googleapis.com" in out.err
+    assert out.out == "" and out.err == (f"regbench: downloading mnist from "
+                                         f"{os.environ['REGBENCH_DOWNLOAD_URL']}/mnist.npz\n")
 
     b = load("mnist")
     assert server.hits == ["/mnist.npz"]  # served from the cache
@@ -315,7 +316,7 @@ def test_download_serving_a_corrupted_file_fails_checksum(server, keras_accepts_
     assert not server.cache.exists() or not any(server.cache.iterdir())  # nothing cached
 
 
-def test_download_unreadable_and_missing_files(server, keras_accepts_them):
+def test_download_unreadable_and_missing_files(server, keras_accepts_them, capsys):
     (server.root / "mnist.npz").write_bytes(b"<html>not a zip</html>")
     with pytest.raises(DataError, match=r"mnist: .*download failed \(ValueError: This file "
                                         r"contains pickled.*--data-dir"):
@@ -324,6 +325,8 @@ def test_download_unreadable_and_missing_files(server, keras_accepts_them):
                                         r"https://.*train-labels-idx1-ubyte.gz: 404.*--data-dir"):
         load("fashion_mnist")
     assert server.hits[-1] == "/train-labels-idx1-ubyte.gz"
+    assert capsys.readouterr().err.splitlines() == [  # said for the file served, not the 404
+        f"regbench: downloading mnist from {os.environ['REGBENCH_DOWNLOAD_URL']}/mnist.npz"]
 
 
 def cifar_tar(arrays, n=10000, extra_member=None):
