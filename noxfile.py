@@ -30,6 +30,7 @@ def reports(session):
     session.install("-e", ".")
     session.run("regbench", "claims", "reports/mnist_tutorial/results.jsonl",
                 "reports/mnist_tuned/results.jsonl", "--out", "reports/claims")
+    session.run("regbench", "bench-report")  # reports/benchmarks/ from its raw/*.json, untimed
     session.run("regbench", "report", "reports")  # each reports/<study>/ and the index
     session.run("regbench", "reproduce", "--all", "--report-only")  # reports/published/*/
     # The first screen of each page as a browser shows it, for review; not committed.

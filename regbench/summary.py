@@ -4,6 +4,7 @@ test accuracy against `none` at the same seeds; the terminal's table after a run
 from __future__ import annotations
 
 import math
+import textwrap
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ TERMINAL = ("test_acc", "gap_acc", "sparsity_lt_1e-3", "sparsity_zero", "epochs_
 BASELINE = "none"
 DIGITS = {"test_acc": 4, "epochs_run": 1, "sparsity_lt_1e-3": 2, "sparsity_zero": 2}
 # (the others 3), so that the table fits 100 columns; epochs run: the mean only
+WIDTH = 100  # terminal columns the table fits in
 GROUP = ["problem", "arm"]
 BUDGET = ["backend", "epochs", "train_subset", "batch_size", "learning_rate"]  # split groups
 # where they vary
@@ -103,7 +105,8 @@ def _mean_std(mean: float, std: float, digits: int) -> str:
 def format_table(summary: pd.DataFrame, columns=TERMINAL) -> str:
     """Plain-text tables, one per problem and budget (named above it: `mnist_mlp, backend
     jax:`), one line per arm: n, mean ± std per metric and the difference from `none` with its
-    interval; columns that say nothing (all zero, all empty) left out."""
+    interval; columns that say nothing (all zero, all empty) left out. A table wider than
+    WIDTH states the columns every arm shares above it and its cells not ok below it."""
     if summary.empty:
         return "no results yet"
     keys = summary.columns[:list(summary.columns).index("n")].drop("arm").tolist()
@@ -120,6 +123,41 @@ def format_table(summary: pd.DataFrame, columns=TERMINAL) -> str:
 
 
 def _table(part: pd.DataFrame, columns, with_diff: bool, with_notes: bool) -> str:
+    """One table; narrowed, step by step, only where it is wider than WIDTH: first its cells
+    not ok listed under it rather than in a column, then the columns whose cell is the same
+    for every arm (`n`, `epochs`) stated once above it."""
+    headers, body = _cells(part, columns, with_diff, with_notes)
+    above, below = [], []
+    if with_notes and _too_wide(headers, body):
+        headers, body, below = _notes_below(headers, body)
+    if _too_wide(headers, body) and len(body) > 1:
+        headers, body, above = _shared_above(headers, body)
+    return "\n".join([*above, text_table(headers, body), *below])
+
+
+def _notes_below(headers: list[str], body: list[list[str]]):
+    """The last column, the cells not ok, as a line under the table."""
+    notes = [f"{row[0]}: {row[-1]}" for row in body if row[-1]]
+    lines = [textwrap.fill("not ok: " + "; ".join(notes), WIDTH, subsequent_indent="  ",
+                           break_on_hyphens=False)] if notes else []
+    return headers[:-1], [row[:-1] for row in body], lines
+
+
+def _shared_above(headers: list[str], body: list[list[str]]):
+    """The columns (but the arm's) whose cell is the same for every arm, as a line above."""
+    shared = [i for i in range(1, len(headers)) if len({row[i] for row in body}) == 1]
+    keep = [i for i in range(len(headers)) if i not in shared]
+    lines = ["every arm: " + ", ".join(f"{headers[i]} {body[0][i]}" for i in shared)
+             ] if shared else []
+    return [headers[i] for i in keep], [[row[i] for i in keep] for row in body], lines
+
+
+def _too_wide(headers: list[str], body: list[list[str]]) -> bool:
+    return max(map(len, text_table(headers, body).splitlines())) > WIDTH
+
+
+def _cells(part: pd.DataFrame, columns, with_diff: bool, with_notes: bool):
+    """The headers and one row of cells per arm."""
     headers = ["arm", "n", *[HEADLINE.get(c, c) for c in columns]]
     if with_diff:
         headers.insert(3, f"vs {BASELINE} (pp, 95% CI)")
@@ -135,7 +173,7 @@ def _table(part: pd.DataFrame, columns, with_diff: bool, with_notes: bool) -> st
         if with_notes:
             row.append(", ".join(f"{r[k]} {k}" for k in ("diverged", "failed") if r[k]))
         body.append(row)
-    return text_table(headers, body)
+    return headers, body
 
 
 def _diff(r) -> str:

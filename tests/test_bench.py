@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -199,15 +200,24 @@ def test_bench_report_command(tmp_path, capsys):
           enumerate(cases.TECHNIQUES) for b in cases.BATCH_SIZES],
         _matmul(1000, [0.02] * 5)])
     assert _cli(["bench-report", raw, "--out", str(tmp_path / "out")]) == 0
-    names = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert names == ["README.md", "fingerprint.json", "overhead.png", "summary.csv"]
-    text = (tmp_path / "out" / "README.md").read_text()
+    out = tmp_path / "out"
+    names = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+    assert names == ["README.md", "figures/overhead.png", "fingerprint.json", "report.html",
+                     "summary.csv"]
+    text = (out / "README.md").read_text()
+    assert re.findall(r"^## .*", text, re.M)[:2] == ["## Finding", "## What is timed"]
+    assert "| l2 | 1.20 [1.20, 1.20] n=5 | 1.20 [1.20, 1.20] n=5 | 1.20 [1.20, 1.20] n=5 |" \
+        in text  # the headline table first: steps 1.2 times the `none` ones
     assert "## mnist_mlp: 784-64-10 on CPU (tensorflow)" in text
     assert "| 32 | l2 | 12 | 0 | 5 | 1.20 [1.20, 1.20] |" in text
     assert "GPU: none available. No GPU was visible" in text
     assert "Early stopping has no per-step cost" in text
-    fingerprint = json.loads((tmp_path / "out" / "fingerprint.json").read_text())
+    fingerprint = json.loads((out / "fingerprint.json").read_text())
     assert fingerprint[0]["cpu_model"] == "test CPU"
+    html = (out / "report.html").read_text()  # the same report, with its contents and plot
+    assert '<nav class="toc">' in html and '<a href="#what-is-timed">What is timed</a>' in html
+    assert html.count('src="data:image/png;base64,') == 1
+    assert "1.20 [1.20, 1.20] n=5" in html
 
 
 def test_plot_overhead_axes():
@@ -262,7 +272,7 @@ REPORTS = Path(__file__).resolve().parents[1] / "reports" / "benchmarks"
 def test_committed_report_is_what_its_raw_json_gives():
     """`bench-report` is deterministic: the committed Markdown regenerates byte for byte."""
     df, machines = results.load_runs(sorted((REPORTS / "raw").glob("*.json")))
-    markdown = report.render_report(results.derive(df), machines) + "\n"
+    markdown = report.render_report(results.derive(df), machines)
     assert markdown == (REPORTS / "README.md").read_text()
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from report_rows import factorial_rows, row, tutorial_rows, write
 
-from regbench import claims, cli, report
+from regbench import claims, cli, document, report, report_index
 from regbench.errors import RegbenchError
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -289,6 +289,21 @@ def test_cli_report_of_a_folder_regenerates_every_report_and_the_index(tmp_path)
     assert ("Claim 7, data augmentation improves generalization: **contradicted in direction**"
             in index)
     assert "Claim 6, dropout prevents overfitting: **no data**" in index
+
+
+def test_the_index_links_each_other_report_by_the_page_it_has(tmp_path):
+    root = tmp_path / "reports"
+    for name, pages in (("benchmarks", ("README.md", "report.html")), ("notes", ("README.md",)),
+                        ("published", ("README.md", "index.html"))):
+        (root / name).mkdir(parents=True)
+        for page in pages:
+            (root / name / page).write_text("a report")
+    html = document.render_html(report_index.index_blocks(root, "report.html"), "t")
+    assert ('<a href="benchmarks/report.html">benchmarks</a>' in html  # its HTML page,
+            and '<a href="notes/README.md">notes</a>' in html  # Markdown where that is all,
+            and '<a href="published/index.html">published</a>' in html)  # an index's index
+    markdown = document.render_markdown(report_index.index_blocks(root, "README.md"))
+    assert "[benchmarks](benchmarks/README.md)" in markdown
 
 
 def test_cli_errors_are_one_line(tmp_path):

@@ -19,10 +19,11 @@ PAGES = pages()
 
 
 def test_every_report_has_its_page():
-    """Study reports, reproductions and the claims have report.html beside README.md; the
-    indexes index.html (the step benchmarks' report is Markdown only)."""
+    """Study reports, reproductions, the claims and the step benchmarks have report.html
+    beside README.md; the indexes index.html."""
     reports = {p.parent for p in REPO.glob("reports/**/results.jsonl")
-               if (p.parent / "README.md").is_file()} | {REPO / "reports" / "claims"}
+               if (p.parent / "README.md").is_file()} | {REPO / "reports" / "claims",
+                                                          REPO / "reports" / "benchmarks"}
     indexes = {REPO / "reports", REPO / "reports" / "published"}
     assert len(reports) >= 9
     assert {p.parent for p in PAGES if p.name == "report.html"} == reports

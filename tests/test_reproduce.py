@@ -390,3 +390,19 @@ def test_committed_reports_regenerate_with_published_numbers(tmp_path, monkeypat
         assert f"| {setting} | {value} |" in text
     assert f"regbench reproduce {name}" in text
     assert text == (REPO / report / "README.md").read_text()
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_a_committed_finding_compares_with_the_paper(name):
+    """The finding (the first section) holds the claims' table and how the rows' order
+    agrees with the paper's, or why there is nothing to rank: a figure without values."""
+    text = (REPO / registry.store_path(name).parent / "README.md").read_text()
+    start = text.index("\n## Finding\n")
+    finding = text[start:text.index("\n## ", start + 1)]
+    assert "| claim |" in finding and "| verdict |" in finding
+    ranks = re.search(r"Ranking agreement with the paper[^:]*: Kendall's tau = [-+]\d\.\d\d "
+                      r"over \d+ rows", finding)
+    if "| paper |" in finding:  # the paper gives numbers: their order against ours
+        assert ranks, name
+    else:
+        assert not ranks and "No paper column and no ranking agreement" in finding, name

@@ -37,15 +37,40 @@ def test_summarize_gives_n_mean_and_std_of_ok_cells_per_arm():
 
 def test_format_table():
     # dropout - none at seeds 0 and 1: +5 points both, so an interval of width 0
-    assert format_table(summarize(ROWS)).splitlines() == [
+    assert format_table(summarize(ROWS.replace({"arm": {"dropout": "drop"}}))).splitlines() == [
         "mnist_mlp:",
-        "arm      n  test acc       vs none (pp, 95% CI)  gap (acc)    |w|<1e-3   epochs  not ok",
-        "-------  -  -------------  --------------------  -----------  ---------  ------  "
+        "arm   n  test acc       vs none (pp, 95% CI)  gap (acc)    |w|<1e-3   epochs  not ok",
+        "----  -  -------------  --------------------  -----------  ---------  ------  "
         "--------------------",
-        "none     3  0.9200±0.0200  -                     0.020±0.020  0.25±0.00  2.0",
-        "dropout  2  0.9600±0.0141  +5.00 [+5.0,+5.0]     0.060±0.014  0.25±0.00  1.5     "
+        "none  3  0.9200±0.0200  -                     0.020±0.020  0.25±0.00  2.0",
+        "drop  2  0.9600±0.0141  +5.00 [+5.0,+5.0]     0.060±0.014  0.25±0.00  1.5     "
         "1 diverged, 1 failed",
     ]  # w==0 is 0 in every row: no column
+
+
+def test_a_table_past_100_columns_lists_its_cells_not_ok_under_it():
+    # with `dropout` for `drop`, the not-ok column would take the table to 101 columns
+    assert format_table(summarize(ROWS)).splitlines() == [
+        "mnist_mlp:",
+        "arm      n  test acc       vs none (pp, 95% CI)  gap (acc)    |w|<1e-3   epochs",
+        "-------  -  -------------  --------------------  -----------  ---------  ------",
+        "none     3  0.9200±0.0200  -                     0.020±0.020  0.25±0.00  2.0",
+        "dropout  2  0.9600±0.0141  +5.00 [+5.0,+5.0]     0.060±0.014  0.25±0.00  1.5",
+        "not ok: dropout: 1 diverged, 1 failed",
+    ]
+
+
+def test_a_table_still_past_100_columns_states_what_every_arm_shares_above_it():
+    long = "l2+dropout+early_stopping+batchnorm"  # 35 characters
+    rows = ROWS[ROWS["status"] == "ok"].replace({"arm": {"dropout": long}})
+    rows = rows.assign(sparsity_zero=0.05, epochs_run=2)  # a w==0 column, epochs alike
+    lines = format_table(summarize(rows)).splitlines()
+    assert max(map(len, lines)) <= 100
+    assert lines[1] == "every arm: |w|<1e-3 0.25±0.00, w==0 0.05±0.00, epochs 2.0"
+    assert lines[2].split() == ["arm", "n", "test", "acc", "vs", "none", "(pp,", "95%", "CI)",
+                                "gap", "(acc)"]  # n differs: 3 and 2
+    assert lines[-1].split() == [long, "2", "0.9600±0.0141", "+5.00", "[+5.0,+5.0]",
+                                 "0.060±0.014"]
 
 
 def test_the_difference_from_none_is_paired_by_seed_with_its_t_interval():
@@ -92,6 +117,28 @@ def test_the_table_fits_100_columns_for_every_committed_store():
             rows = rows[rows["role"] != "tuning"]
         table = format_table(summarize(rows))
         assert max(map(len, table.splitlines())) <= 100, path
+
+
+def test_a_store_across_backends_with_cells_not_ok_fits_100_columns():
+    """The table after a run of the committed backend comparison, had two of its cells not
+    been ok: a not-ok column would take it past 100 columns, so they are listed under it."""
+    from pathlib import Path
+
+    from regbench import store
+    path = Path(__file__).resolve().parents[1] / "reports/mnist_tutorial_backends/results.jsonl"
+    rows = store.load(path)
+    combination = rows.index[(rows["arm"] == "l2+dropout+early_stopping")
+                             & (rows["backend"] == "tensorflow")]
+    rows.loc[combination[:2], "status"] = ["failed", "diverged"]
+    lines = format_table(summarize(rows)).splitlines()
+    assert max(map(len, lines)) <= 100
+    jax = lines.index("mnist_mlp, backend jax:")
+    assert lines[0] == "mnist_mlp, backend tensorflow:"
+    assert lines[1].split() == ["arm", "n", "test", "acc", "vs", "none", "(pp,", "95%", "CI)",
+                                "gap", "(acc)", "|w|<1e-3", "epochs"]
+    assert lines[11].split()[:3] == ["l2+dropout+early_stopping", "8", "0.8985±0.0035"]
+    assert lines[12:jax] == ["not ok: l2+dropout+early_stopping: 1 diverged, 1 failed", ""]
+    assert lines[jax + 1] == lines[1] and len(lines) == jax + 12  # JAX: all ok, no note
 
 
 def test_one_seed_has_no_spread():

@@ -7,7 +7,7 @@ The suite lives in `benchmarks/` (pytest-benchmark); this package holds what it 
 - `timing`: building a case and timing it (rounds, interleaved baselines, matmul peak);
 - `machine`: the backend, its devices and the machine fingerprint stored with a run;
 - `results`: pytest-benchmark JSON -> flat rows, and the statistics over their rounds;
-- `report`: the Markdown report, plots and CSV of `bench-report`;
+- `report`: the report (README.md and report.html), plot and CSV of `bench-report`;
 - `comparison`: `bench-compare`, two runs on one machine;
 - `grid`: `bench-grid`, whole studies against the naive loop, one child process each.
 

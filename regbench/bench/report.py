@@ -1,5 +1,5 @@
-"""The `bench-report` output: Markdown tables, the overhead plot, the fingerprint and a flat
-CSV, from the rows of `results.derive`.
+"""The `bench-report` output: the report (README.md and report.html, through `document`), the
+overhead plot, the fingerprint and a flat CSV, from the rows of `results.derive`.
 
 The report is regenerated from the committed raw JSON, never edited, so everything in it comes
 from those files and the grid in `cases`; matplotlib and seaborn are imported only to plot.
@@ -7,6 +7,7 @@ from those files and the grid in `cases`; matplotlib and seaborn are imported on
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -15,7 +16,17 @@ import numpy as np
 
 from regbench.bench.cases import BASELINE, BATCH_SIZES, PROBLEMS, TECHNIQUES
 from regbench.bench.results import derive, load_runs
-from regbench.document import markdown_table
+from regbench.document import (
+    Bullets,
+    Contents,
+    Figure,
+    Heading,
+    Para,
+    Table,
+    clear_figures,
+    render_markdown,
+    write_document,
+)
 from regbench.errors import RegbenchError
 
 
@@ -36,8 +47,8 @@ def _num(value: float, digits: int = 3) -> str:
     return f"{value:,.0f}" if abs(value) >= 10 ** digits else f"{value:.{digits}g}"
 
 
-def step_table(df) -> str:
-    """Markdown: one row per (batch, technique) of one problem, device and backend."""
+def step_table(df) -> Table:
+    """One row per (batch, technique) of one problem, device and backend."""
     header = ["batch", "technique", "median ms", "IQR ms", "rounds", "overhead vs none [95% CI]",
               "examples/s", "GFLOP/s", "of peak", "compile s"]
     order = {t: i for i, t in enumerate(TECHNIQUES)}
@@ -46,11 +57,11 @@ def step_table(df) -> str:
               str(r["rounds"]), _ratio(r), _num(r["examples_per_s"]), _num(r["gflops"]),
               f"{r['roofline']:.1%}" if math.isfinite(r["roofline"]) else "",
               f"{r['compile_s']:.2f}"] for _, r in df.iterrows()]
-    return markdown_table(header, lines)
+    return _table(header, lines)
 
 
-def headline_table(df) -> str:
-    """Markdown: overhead ratio [95% CI] per technique (rows) and problem/batch (columns);
+def headline_table(df) -> Table:
+    """Overhead ratio [95% CI] per technique (rows) and problem/batch (columns);
     the `none` row is the null check (`none` against its own paired `none` model)."""
     steps = df[df["kind"] == "step"]
     columns = [(p, b) for p in PROBLEMS for b in BATCH_SIZES
@@ -64,11 +75,11 @@ def headline_table(df) -> str:
                         & (steps["technique"] == technique)]
             line.append(_ratio(hit.iloc[0], n=True) if not hit.empty else "")
         lines.append(line)
-    return markdown_table(header, lines)
+    return _table(header, lines)
 
 
-def augmentation_table(df, device: str) -> str:
-    """Markdown: what augmentation costs per batch where it runs, per problem and batch.
+def augmentation_table(df, device: str) -> Table:
+    """What augmentation costs per batch where it runs, per problem and batch.
 
     `df`: rows of one backend; steps on `device`, the tf.data pipeline always on the host CPU.
     """
@@ -101,7 +112,11 @@ def augmentation_table(df, device: str) -> str:
                           _ms(in_model["median"]) if in_model is not None else "",
                           _ms(in_data["median"]) if in_data is not None else "",
                           _ratio(in_data) if in_data is not None else ""])
-    return markdown_table(header, lines)
+    return _table(header, lines)
+
+
+def _table(header, lines) -> Table:
+    return Table(tuple(header), tuple(tuple(line) for line in lines))
 
 
 def plot_overhead(df, ax=None):
@@ -161,132 +176,173 @@ def plot_overheads(df):
     return fig
 
 
-def _machine_section(machines: list[dict]) -> str:
+def _machine_table(machines: list[dict]) -> Table:
     keys = []
     for machine in machines:
         keys += [k for k in machine if k not in keys and k != "file"]
     header = ["", *[Path(m["file"]).name for m in machines]]
-    return markdown_table(header, [[k, *[str(m.get(k, "")) for m in machines]] for k in keys])
+    return _table(header, [[k, *[str(m.get(k, "")) for m in machines]] for k in keys])
+
+
+OVERHEAD = "overhead"  # the figure's name: figures/overhead.png
+OVERHEAD_CAPTION = ("Overhead ratio to `none` per technique, one colour per batch size, with "
+                    "95% intervals; one panel per problem (columns) and backend and device "
+                    "(rows).")
+TITLE = "regbench: training-step benchmarks"
+
+
+def report_blocks(df, machines: list[dict], overhead: Figure | None = None) -> list:
+    """The report of derived rows `df` (see `results.derive`): what was found first, then how
+    it was timed, on what, and every table it rests on. `overhead`: the plot, where drawn."""
+    steps = df[df["kind"] == "step"]
+    return [*_title(machines), *_finding(steps, overhead), Para("**Contents**"),
+            Contents(levels=(2,)),  # its level-3 headings only name a backend and device
+            *_timing(machines), *_problem_sections(steps), *_augmentation_section(df),
+            *_matmul_section(df)]
 
 
 def render_report(df, machines: list[dict]) -> str:
-    """The Markdown report of derived rows `df` (see `results.derive`)."""
+    """The Markdown report (README.md), its figure by path."""
     steps = df[df["kind"] == "step"]
-    parts = [*_intro(machines), *_overhead_sections(steps), *_augmentation_section(df),
-             *_matmul_section(df)]
-    return "\n".join(parts)
+    figure = Figure(f"figures/{OVERHEAD}.png", OVERHEAD_CAPTION, b"") if len(steps) else None
+    return render_markdown(report_blocks(df, machines, figure))
 
 
-def _intro(machines: list[dict]) -> list[str]:
-    """Title, what is timed and how to read it, and the machine table."""
+def _title(machines: list[dict]) -> list:
     gpus = sorted({m.get("gpu", "none available") for m in machines})
     return [
-        "# Training-step benchmarks",
-        "",
-        "Written by `regbench bench-report` from the pytest-benchmark JSON in `raw/` "
-        "(`nox -s benchmarks`). Regenerate; do not edit.",
-        "",
-        f"GPU: {', '.join(gpus)}. "
-        + ("No GPU was visible, so this report has CPU rows only; the suite adds GPU rows in "
-           "the same run whenever the backend sees one." if gpus == ["none available"] else ""),
-        "",
-        "## What is timed",
-        "",
-        "- One optimizer step (`model.train_on_batch`: forward, loss with penalties, backward, "
-        "Adam update, constraints, metrics) on a fixed, seeded, generated batch already on the "
-        "device, with the model built and compiled exactly as `regbench run` does. The first "
-        "call (build, tracing/compilation and one step) and the warm-up steps are not timed; "
-        "`compile s` = first call - median step. Each call returns only when the device has "
-        "finished (the logs come back as Python floats).",
-        "- A round times one step (or, without a baseline, several consecutive steps and "
-        "stores their mean); `median`, `IQR` and `rounds` are over rounds. Each round of a step "
-        "benchmark is paired with one step of a separate `none` model of the same problem and "
-        "batch, run right before or right after it (alternating, ABBA), so load from other "
-        "processes that changes over seconds hits both. `overhead` = median step of the "
-        "technique / median of its paired `none` steps (for `none` itself this is a null check "
-        "and should include 1); the interval is a 95% percentile bootstrap of that ratio of "
-        "medians over pairs of rounds (2,000 resamples). Pipeline and fed-step ratios are "
-        "unpaired (rounds of each side resampled independently).",
-        "- FLOPs: multiply-adds of every Dense and Conv2D layer; forward = 2 x MACs, backward "
-        "= 2 x MACs for the weight gradients and 2 x MACs for the input gradients of every "
-        "layer but the first (the input's gradient is never computed). Techniques add no "
-        "counted FLOPs. "
-        "`of peak` = achieved GFLOP/s / the best median GFLOP/s of square float32 matmuls "
-        "timed with the same backend and device in the same run (a roofline fraction).",
-        "- Early stopping has no per-step cost: it is a callback that reads the validation "
-        "loss once per epoch, so it is not in the grid (its cost is the validation pass each "
-        "epoch, which regbench runs for every arm anyway).",
-        "- Other processes on the machine still add noise within a step (preemption), which "
-        "widens intervals and inflates medians, and differ between runs: compare runs with "
-        "`regbench bench-compare`, on the same machine only. `load_average_at_start` and "
-        "`load_average` (at the end) in the machine table say how busy it was (1, 5 and "
-        "15-minute averages; above the core count, other processes were competing).",
-        "",
-        "## Machine",
-        "",
-        _machine_section(machines),
-        "",
+        Heading("Training-step benchmarks", 1),
+        Para("Written by `regbench bench-report` from the pytest-benchmark JSON in `raw/` "
+             "(`nox -s benchmarks`). Regenerate; do not edit."),
+        Para(f"GPU: {', '.join(gpus)}. "
+             + ("No GPU was visible, so this report has CPU rows only; the suite adds GPU rows "
+                "in the same run whenever the backend sees one." if gpus == ["none available"]
+                else "")),
     ]
 
 
-def _overhead_sections(steps) -> list[str]:
-    """The headline table per backend and device, the plot, then one table per problem."""
-    parts = ["## Overhead ratio to `none` (median step time, 95% CI, n = pairs of rounds)", ""]
-    places = steps.groupby(["backend", "device"])
-    for (backend_name, device), group in places:
-        parts += [f"### {device.upper()}, {backend_name}", "", headline_table(group), ""]
-    parts += ["![overhead ratios](overhead.png)", ""]
-    for (backend_name, device), group in places:
+def _finding(steps, overhead: Figure | None) -> list:
+    """What each technique costs per step: the headline table per backend and device, and
+    the plot."""
+    blocks = [Heading("Finding", 2),
+              Para("Overhead ratio to `none`: median step time of the technique / median of "
+                   "its paired `none` steps, with its 95% interval and n = pairs of rounds, per "
+                   "technique (rows) and problem and batch (columns). The `none` row is the "
+                   "null check and should include 1. How steps are timed: [What is timed]"
+                   "(#what-is-timed).")]
+    for (backend_name, device), group in steps.groupby(["backend", "device"]):
+        blocks += [Heading(f"{device.upper()}, {backend_name}", 3), headline_table(group)]
+    return blocks + ([overhead] if overhead is not None else [])
+
+
+def _timing(machines: list[dict]) -> list:
+    """What is timed and how to read it, and the machine table."""
+    return [
+        Heading("What is timed", 2),
+        Bullets((
+            "One optimizer step (`model.train_on_batch`: forward, loss with penalties, "
+            "backward, Adam update, constraints, metrics) on a fixed, seeded, generated batch "
+            "already on the device, with the model built and compiled exactly as `regbench "
+            "run` does. The first call (build, tracing/compilation and one step) and the "
+            "warm-up steps are not timed; `compile s` = first call - median step. Each call "
+            "returns only when the device has finished (the logs come back as Python floats).",
+            "A round times one step (or, without a baseline, several consecutive steps and "
+            "stores their mean); `median`, `IQR` and `rounds` are over rounds. Each round of a "
+            "step benchmark is paired with one step of a separate `none` model of the same "
+            "problem and batch, run right before or right after it (alternating, ABBA), so "
+            "load from other processes that changes over seconds hits both. `overhead` = "
+            "median step of the technique / median of its paired `none` steps (for `none` "
+            "itself this is a null check and should include 1); the interval is a 95% "
+            "percentile bootstrap of that ratio of medians over pairs of rounds (2,000 "
+            "resamples). Pipeline and fed-step ratios are unpaired (rounds of each side "
+            "resampled independently).",
+            "FLOPs: multiply-adds of every Dense and Conv2D layer; forward = 2 x MACs, "
+            "backward = 2 x MACs for the weight gradients and 2 x MACs for the input gradients "
+            "of every layer but the first (the input's gradient is never computed). "
+            "Techniques add no counted FLOPs. `of peak` = achieved GFLOP/s / the best median "
+            "GFLOP/s of square float32 matmuls timed with the same backend and device in the "
+            "same run (a roofline fraction).",
+            "Early stopping has no per-step cost: it is a callback that reads the validation "
+            "loss once per epoch, so it is not in the grid (its cost is the validation pass "
+            "each epoch, which regbench runs for every arm anyway).",
+            "Other processes on the machine still add noise within a step (preemption), which "
+            "widens intervals and inflates medians, and differ between runs: compare runs "
+            "with `regbench bench-compare`, on the same machine only. `load_average_at_start` "
+            "and `load_average` (at the end) in the machine table say how busy it was (1, 5 "
+            "and 15-minute averages; above the core count, other processes were competing).",
+        )),
+        Heading("Machine", 2),
+        _machine_table(machines),
+    ]
+
+
+def _problem_sections(steps) -> list:
+    """One table per problem, backend and device: every technique at every batch."""
+    blocks = []
+    for (backend_name, device), group in steps.groupby(["backend", "device"]):
         for problem in PROBLEMS:
             rows = group[group["problem"] == problem]
             if rows.empty:
                 continue
             p = PROBLEMS[problem]
-            parts += [f"## {problem}: {p.architecture} on {device.upper()} ({backend_name})", "",
-                      step_table(rows), ""]
-    return parts
+            blocks += [Heading(f"{problem}: {p.architecture} on {device.upper()} "
+                               f"({backend_name})", 2), step_table(rows)]
+    return blocks
 
 
-def _augmentation_section(df) -> list[str]:
+def _augmentation_section(df) -> list:
     """Augmentation in the model against in a tf.data pipeline, per backend and device."""
-    parts = [
-        "## Augmentation: in the model or in a tf.data pipeline",
-        "",
-        "regbench's default puts the augmentation layers (RandomRotation, RandomTranslation, "
-        "RandomFlip where the labels allow it) inside the model, right after the input: they "
-        "run on the training device (on a GPU, not competing for the host CPU), are inactive at "
-        "inference by construction, and every arm of a study shares one input pipeline, so arms "
-        "differ only in their model and see the same batches in the same order. The "
-        "alternative maps the same Keras layers over a tf.data pipeline on the host CPU "
-        "(parallel map, prefetch), overlapping augmentation with the training step.",
-        "",
-        "- `in model`: extra step time of the augmentation model over its paired `none` steps "
-        "(fixed batch).",
-        "- `tf.data`: time per batch of the pipeline with the augmentation layers mapped over it "
-        "minus the same pipeline without them (throughput of a parallel map, no training).",
-        "- `fed step`: one step fed from a prefetching pipeline, augmentation in the model "
-        "(plain pipeline) or in the pipeline (model without augmentation); the ratio is tf.data / "
-        "model.",
-        "",
+    blocks = [
+        Heading("Augmentation: in the model or in a tf.data pipeline", 2),
+        Para("regbench's default puts the augmentation layers (RandomRotation, "
+             "RandomTranslation, RandomFlip where the labels allow it) inside the model, right "
+             "after the input: they run on the training device (on a GPU, not competing for "
+             "the host CPU), are inactive at inference by construction, and every arm of a "
+             "study shares one input pipeline, so arms differ only in their model and see the "
+             "same batches in the same order. The alternative maps the same Keras layers over "
+             "a tf.data pipeline on the host CPU (parallel map, prefetch), overlapping "
+             "augmentation with the training step."),
+        Bullets((
+            "`in model`: extra step time of the augmentation model over its paired `none` "
+            "steps (fixed batch).",
+            "`tf.data`: time per batch of the pipeline with the augmentation layers mapped "
+            "over it minus the same pipeline without them (throughput of a parallel map, no "
+            "training).",
+            "`fed step`: one step fed from a prefetching pipeline, augmentation in the model "
+            "(plain pipeline) or in the pipeline (model without augmentation); the ratio is "
+            "tf.data / model.",
+        )),
     ]
     for (backend_name, device), group in df.groupby(["backend", "device"]):
         if group[group["kind"] == "fed_step"].empty:
             continue
-        parts += [f"### {device.upper()}, {backend_name}", "",
-                  augmentation_table(df[df["backend"] == backend_name], device), ""]
-    return parts
+        blocks += [Heading(f"{device.upper()}, {backend_name}", 3),
+                   augmentation_table(df[df["backend"] == backend_name], device)]
+    return blocks
 
 
-def _matmul_section(df) -> list[str]:
+def _matmul_section(df) -> list:
     matmul = df[df["kind"] == "matmul"].sort_values(["backend", "device", "n"])
     rows = [[r["backend"], r["device"], str(int(r["n"])), _ms(r["median"]), _ms(r["iqr"]),
              str(r["rounds"]), _num(r["gflops"])] for _, r in matmul.iterrows()]
     header = ["backend", "device", "n", "median ms", "IQR ms", "rounds", "GFLOP/s"]
-    return ["## Matmul peak (float32, n x n @ n x n)", "", markdown_table(header, rows), ""]
+    return [Heading("Matmul peak (float32, n x n @ n x n)", 2), _table(header, rows)]
+
+
+def _overhead_figure(df) -> Figure:
+    """The overhead plot as PNG bytes, for both the Markdown (a file) and the HTML (inline)."""
+    import matplotlib.pyplot as plt
+
+    fig = plot_overheads(df)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    return Figure(f"figures/{OVERHEAD}.png", OVERHEAD_CAPTION, buffer.getvalue())
 
 
 def write_report(raw_paths, out_dir: Path) -> list[Path]:
-    """Markdown report, overhead plot, fingerprint and flat CSV from benchmark JSON files."""
+    """README.md, report.html, the overhead plot, fingerprint and flat CSV from benchmark
+    JSON files; the paths written."""
     paths = [Path(p) for p in raw_paths]
     if not paths:
         raise RegbenchError("no benchmark JSON files given (run `nox -s benchmarks` first)")
@@ -294,18 +350,13 @@ def write_report(raw_paths, out_dir: Path) -> list[Path]:
     df = derive(df)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    report = out_dir / "README.md"
-    report.write_text(render_report(df, machines) + "\n")
-    written.append(report)
-    if not df[df["kind"] == "step"].empty:
-        import matplotlib.pyplot as plt
-
-        fig = plot_overheads(df)
-        plot = out_dir / "overhead.png"
-        fig.savefig(plot, dpi=110)
-        plt.close(fig)
-        written.append(plot)
+    overhead = _overhead_figure(df) if not df[df["kind"] == "step"].empty else None
+    clear_figures(out_dir)
+    (out_dir / f"{OVERHEAD}.png").unlink(missing_ok=True)  # where earlier versions put it
+    write_document(report_blocks(df, machines, overhead), out_dir, TITLE)
+    written = [out_dir / "README.md", out_dir / "report.html"]
+    if overhead is not None:
+        written.append(out_dir / overhead.path)
     fingerprint = out_dir / "fingerprint.json"
     fingerprint.write_text(json.dumps(machines, indent=2, sort_keys=True) + "\n")
     written.append(fingerprint)
