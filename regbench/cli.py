@@ -160,7 +160,8 @@ BENCH_DIR = Path("reports/benchmarks")
 
 def _add_bench_commands(commands) -> None:
     report = commands.add_parser(
-        "bench-report", help="Markdown tables, overhead plot and fingerprint from benchmark JSON")
+        "bench-report",
+        help="the step-benchmark report (README.md, report.html) from benchmark JSON")
     report.add_argument("raw", nargs="*", type=Path,
                         help=f"pytest-benchmark JSON files (default: {BENCH_DIR}/raw/*.json)")
     report.add_argument("--out", type=Path, default=BENCH_DIR,

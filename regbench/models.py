@@ -84,6 +84,12 @@ def penalty_factors(arm: Arm, is_output: bool) -> tuple[float, float]:
     return l1, l2
 
 
+def late_l1_factor(arm: Arm, is_output: bool) -> float:
+    """The factor of the arm's late L1 term on one kernel (0 where it has none)."""
+    placed = _placed(arm, KERNEL_TERM, is_output)
+    return placed[0].factor if placed else 0.0
+
+
 def _placed(arm: Arm, slot: dict, is_output: bool = False) -> list:
     """The arm's techniques that `slot` places, in the slot's order; a kernel technique with
     `layers = "hidden"` skips the output layer."""

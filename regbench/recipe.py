@@ -577,17 +577,16 @@ ENTRIES = (
                         "drops the flattened input; conv blocks get none"),
     _technique(BatchNorm, "after the activation of every hidden Dense layer and convolution"),
     Entry("batchnorm.position", "`before`: between each hidden Dense layer's affine map and "
-                                "its activation", UNSTACKED, later=True),
+                                "its activation", EVERY, later=True),
     # An augmented input value costs about 64 multiply-adds (rotation and shift of MNIST: an
     # augmented stacked member of the tutorial MLP trains at half the speed of a plain one).
     _technique(Augmentation, "Keras preprocessing layers after the input (training only)",
                input_cost=64),
     _technique(EarlyStopping, "the epoch loop: Keras EarlyStopping on validation cross-entropy"),
     _technique(MaxNorm, "MaxNorm constraint on each unit's incoming weights, every layer"),
-    _technique(KLSparsity, "activity regularizer on every hidden Dense layer's output",
-               UNSTACKED),
+    _technique(KLSparsity, "activity regularizer on every hidden Dense layer's output"),
     _technique(LateL1, "an L1 kernel term switched on by the epoch loop from its first epoch",
-               UNSTACKED, conflicts=(
+               conflicts=(
                    ("l1", "`l1_late` and `l1` both set the L1 term; use one"),
                    ("l1_l2", "`l1_late` and `l1_l2` both set the L1 term; use one"))),
     _technique(WeightDecay, "as l2, with factor / 2", conflicts=(

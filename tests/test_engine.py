@@ -38,7 +38,7 @@ SCENARIOS = {
         "kl_sparsity": {"weight": 0.01},
         "l1_late": {"factor": 1e-3},
     }, ["none", "l1+max_norm", "l2+batchnorm", "l1_l2+dropout", "augmentation",
-        "weight_decay+early_stopping", "bn_before+kl_sparsity+l1_late"]),
+        "weight_decay+early_stopping", "bn_before+kl_sparsity+l1_late", "bn_before+max_norm"]),
     "sgd": ({"training": {"optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.9,
                           "momentum_start": 0.5, "momentum_epochs": 2, "lr_decay": 0.7,
                           "curve_every": 20}},
@@ -200,7 +200,7 @@ def test_the_planner_routes_each_cell_to_a_strategy_that_implements_it():
     by_arm = {cell.arm.label: plan.strategy_of(cell) for cell in scenario_cells("techniques")}
     assert by_arm["l2+batchnorm"] == by_arm["augmentation"] == STACK
     assert by_arm["weight_decay+early_stopping"] == STACK
-    assert by_arm["bn_before+kl_sparsity+l1_late"] == BRANCH
+    assert by_arm["bn_before+kl_sparsity+l1_late"] == by_arm["bn_before+max_norm"] == STACK
     assert {plan.strategy_of(c) for c in scenario_cells("cnn")} == {BRANCH}
 
 

@@ -727,11 +727,12 @@ def planted(data: dict, labels: list[str], error: str) -> tuple[dict, str]:
         return data, "name: expected letters, digits, '_', '-' or '.', got 'a b'"
     if error == "no datasets":
         del data["datasets"]
-        return data, "missing key `datasets` (one or more of mnist, fashion_mnist, cifar10)"
+        return data, ("missing key `datasets` (one or more of mnist, fashion_mnist, cifar10, "
+                      "npz:PATH, tfds:NAME)")
     if error == "unknown dataset":
         data["datasets"] = [*datasets, "svhn"]
         return data, "datasets: unknown dataset `svhn`. Valid datasets: mnist, fashion_mnist, " \
-                     "cifar10"
+                     "cifar10, npz:PATH (your arrays), tfds:NAME (tensorflow-datasets)"
     if error == "zero seeds":
         data["seeds"] = 0
         return data, "seeds: expected a count in [1, 10000], got 0"

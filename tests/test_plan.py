@@ -94,8 +94,8 @@ def test_grids_of_a_half_finished_study():
 @pytest.mark.parametrize("change", [
     {"model": {"name": "cnn"}},
     {"model": {"crop": 24}},
-    {"techniques": {"batchnorm": {"position": "before"}}, "arm": "batchnorm"},
-    {"techniques": {"l1_late": {}}, "arm": "l1_late"},
+    {"techniques": {"random_crop": {}}, "model": {"crop": 24}, "arm": "random_crop"},
+    {"techniques": {"gaussian_noise": {}}, "arm": "gaussian_noise"},
 ])
 def test_settings_a_stack_does_not_implement_are_branch_packed(change):
     arm = change.pop("arm", "none")
@@ -103,6 +103,16 @@ def test_settings_a_stack_does_not_implement_are_branch_packed(change):
     cell = parse_study(study, "plan").cells()[0]
     assert plan.strategy_of(cell) == BRANCH
     assert plan.strategy_of(parse_study(STUDY, "plan").cells()[0]) == STACK
+
+
+@pytest.mark.parametrize("techniques, arm", [
+    ({"batchnorm": {"position": "before"}}, "batchnorm"),
+    ({"l1_late": {}}, "l1_late"),
+    ({"kl_sparsity": {}}, "kl_sparsity"),
+])
+def test_the_reproductions_settings_are_stacked(techniques, arm):
+    study = {**STUDY, "techniques": techniques, "design": {"kind": "explicit", "arms": [arm]}}
+    assert plan.strategy_of(parse_study(study, "plan").cells()[0]) == STACK
 
 
 def test_pack_size_small_networks_pack_large_ones_do_not():

@@ -97,16 +97,14 @@ def member_logs(logs: dict, prefix: str, penalty: float) -> dict:
 
 def set_schedules(program: Program, cells: list[Cell], epoch: int) -> None:
     """Settings that change between epochs: learning rate, momentum, the late L1 switch."""
-    from regbench.models import set_epoch
-
     t = cells[0].training
     if t.lr_decay != 1.0:
         program.net.optimizer.learning_rate = t.learning_rate_at(epoch)
     if t.momentum_epochs:
         program.net.optimizer.momentum_value.assign(t.momentum_at(epoch))
     for cell, member in zip(cells, program.members):
-        if cell.arm.get("l1_late") is not None:
-            set_epoch(member.layers, cell.arm, epoch, t.epochs)
+        if (late := cell.arm.get("l1_late")) is not None:
+            member.switch_late_l1(1.0 if epoch >= late.first_epoch(t.epochs) else 0.0)
 
 
 def early_stopper(cell: Cell, member):

@@ -59,6 +59,15 @@ class Member:
             layer.set_weights(weights[:n])
             weights = weights[n:]
 
+    def switch_late_l1(self, on: float) -> None:
+        """Turn the cell's late L1 term on (1.0) or off (0.0) in every layer."""
+        from regbench.models import LateL1
+
+        for layer in self.layers:
+            penalty = getattr(layer, "kernel_regularizer", None)
+            if isinstance(penalty, LateL1):
+                penalty.switch.assign(on)
+
     def kernels(self) -> dict:
         """Layer name (without the prefix) -> kernel, for every Dense and Conv2D layer."""
         return {name.removeprefix(self.prefix): w for name, w in kernels(self.layers).items()}

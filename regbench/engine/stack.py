@@ -10,7 +10,8 @@ its own input (augmentation, input dropout) the first layer is one matmul per se
 
 What stays per member: initial weights (the same seeded initializers as alone), penalty
 coefficients per layer, max-norm, dropout rates and masks (the masks the cell draws alone),
-batch normalization (on or off, momentum, epsilon, statistics over the member's own batch),
+batch normalization (on or off, momentum, epsilon, statistics over the member's own batch;
+before or after the activation, the same for a whole stack), the late L1 switch, KL sparsity,
 augmentation (the images the member's own seeded Keras layers make alone), optimizer state
 (Adam, SGD and RMSprop act element-wise), and early stopping (the epoch loop's, per member).
 What differs from training alone is floating-point rounding only: a stacked matmul may sum in
@@ -40,10 +41,17 @@ def per_member_input(cell: Cell) -> bool:
     return cell.arm.get("augmentation") is not None or bool(dropout and dropout.input_rate)
 
 
+def bn_before(cell: Cell) -> bool:
+    """Whether the cell puts batch norm between each hidden layer's affine map and activation."""
+    batchnorm = cell.arm.get("batchnorm")
+    return batchnorm is not None and batchnorm.position == "before"
+
+
 def stack_key(cell: Cell) -> tuple:
     """Cells with equal keys can share one stacked network: the same data, network shape and
-    training, and the same kind of input (shared by a seed's members, or per member)."""
-    return (cell.dataset, cell.model, cell.training, per_member_input(cell))
+    training, the same kind of input (shared by a seed's members, or per member), and batch
+    norm in the same place (a hidden layer is affine-norm-activation with it `before`)."""
+    return (cell.dataset, cell.model, cell.training, per_member_input(cell), bn_before(cell))
 
 
 def stack_size(macs: int) -> int:
@@ -71,7 +79,7 @@ def build(cells: list[Cell], grid, streams) -> Program:
     import regbench.engine.stack_layers as stack_layers
 
     info = data.info(cells[0].dataset)
-    net = stack_layers.build_stacked(grid, info, per_member_input(cells[0]))
+    net = stack_layers.build_stacked(grid, info, per_member_input(cells[0]), bn_before(cells[0]))
     net(np.zeros((1, len(grid), *info.image_shape), np.float32))  # creates the weights
     rows, cols = len(grid), len(grid[0])
     members = [stack_layers.StackedMember(net, s, a) for s in range(rows) for a in range(cols)]

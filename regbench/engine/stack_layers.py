@@ -13,7 +13,13 @@ import numpy as np
 from keras import ops
 
 from regbench.engine.backend import seam
-from regbench.models import augmentation_layers, layer_seed, penalty_factors
+from regbench.models import (
+    KL_CLIP,
+    augmentation_layers,
+    late_l1_factor,
+    layer_seed,
+    penalty_factors,
+)
 from regbench.study import Cell
 
 # --- per-member settings as arrays over the grid ------------------------------------------
@@ -30,9 +36,11 @@ def _setting(kind: str, field: str, default):
     return value
 
 
-def build_stacked(grid: list[list[Cell]], info, per_member: bool):
+def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool = False):
     """The stacked network of a grid: input (batch, S, *image), output (batch, S, A, classes).
-    `per_member`: each member transforms its own input (augmentation, input dropout)."""
+    `per_member`: each member transforms its own input (augmentation, input dropout);
+    `before`: batch norm sits between each hidden layer's affine map and its activation (the
+    same for every member: `stack.stack_key`)."""
     rows, cols = len(grid), len(grid[0])
     first = grid[0][0]
     # TensorFlow draws other random numbers inside XLA: there the draws come with the batch
@@ -44,15 +52,16 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool):
             for row in grid])
 
     def dense(name: str, fan_in: int, units: int, activation: str, is_output=False,
-              shared=False):
+              shared=False, kl=None):
         l1 = _grid_array(grid, lambda cell: penalty_factors(cell.arm, is_output)[0])
         l2 = _grid_array(grid, lambda cell: penalty_factors(cell.arm, is_output)[1])
         if not (np.isfinite(l1).all() and np.isfinite(l2).all()):  # as Keras refuses them
             raise ValueError(f"{name}: a penalty factor does not fit in float32")
+        late = _grid_array(grid, lambda cell: late_l1_factor(cell.arm, is_output))
         return StackedDense(
-            inits(name, (fan_in, units)), l1=l1, l2=l2,
+            inits(name, (fan_in, units)), l1=l1, l2=l2, late=late,
             max_norm=_grid_array(grid, _setting("max_norm", "c", math.inf)),
-            activation=activation, shared_input=shared, name=name)
+            activation=activation, shared_input=shared, kl=kl, name=name)
 
     def dropout(name: str, field: str, width: int):
         rates = _grid_array(grid, _setting("dropout", field, 0.0))
@@ -70,15 +79,25 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool):
         stage = StackedInput(None if in_pipeline else augment, cols,
                              dropout("dropout_input", "input_rate", width), name="input")
 
+    # KL sparsity on each hidden layer's activations: (target, weight) per member
+    kl = (_grid_array(grid, _setting("kl_sparsity", "target", 0.5)),
+          _grid_array(grid, _setting("kl_sparsity", "weight", 0.0)))
+    kl = kl if kl[1].any() else None
     hidden = []
     for i, units in enumerate(first.model.hidden):
-        layer = [dense(f"hidden_{i}", width, units, first.model.activation,
-                       shared=(i == 0 and not per_member))]
         enabled = _grid_array(grid, lambda cell: cell.arm.get("batchnorm") is not None, bool)
-        if enabled.any():
-            layer.append(StackedBatchNorm(
-                enabled, _grid_array(grid, _setting("batchnorm", "momentum", 0.99)),
-                _grid_array(grid, _setting("batchnorm", "epsilon", 1e-3)), name=f"bn_{i}"))
+        norm = StackedBatchNorm(
+            enabled, _grid_array(grid, _setting("batchnorm", "momentum", 0.99)),
+            _grid_array(grid, _setting("batchnorm", "epsilon", 1e-3)), name=f"bn_{i}")
+        shared_input = i == 0 and not per_member
+        if before:  # affine map, batch norm, then the activation (and its KL penalty)
+            layer = [dense(f"hidden_{i}", width, units, "linear", shared=shared_input), norm,
+                     StackedActivation(first.model.activation, kl, name=f"activation_{i}")]
+        else:
+            layer = [dense(f"hidden_{i}", width, units, first.model.activation,
+                           shared=shared_input, kl=kl)]
+            if enabled.any():
+                layer.append(norm)
         if (drop := dropout(f"dropout_{i}", "rate", units)) is not None:
             layer.append(drop)
         hidden += layer
@@ -103,22 +122,30 @@ def _tensor(array: np.ndarray):
 class StackedDense(keras.layers.Layer):
     """S x A Dense layers. Kernel (S, A, in, out), or (S, in, A, out) with a shared input."""
 
-    def __init__(self, kernels, l1, l2, max_norm, activation, shared_input=False, **kwargs):
+    def __init__(self, kernels, l1, l2, max_norm, activation, shared_input=False, late=None,
+                 kl=None, **kwargs):
         super().__init__(**kwargs)
         self.initial = kernels.transpose(0, 2, 1, 3) if shared_input else kernels
         self.shared_input = shared_input
         self.l1, self.l2, self.max_norm = l1, l2, max_norm
+        self.late = late if late is not None and late.any() else None
         self.activation = keras.activations.get(activation)
+        self.kl = kl
         self.in_axis = 1 if shared_input else 2
 
     def build(self, input_shape):
         rows, cols = self.l1.shape
         initial = self.initial
+        # The late L1 term's 0/1 switch per member, set by the epoch loop: the layer's own
+        # variable, so JAX's compiled step reads it as state (as `models.LateL1`'s).
+        self.l1_late_switch = None if self.late is None else self.add_weight(
+            shape=(rows, cols), initializer="zeros", trainable=False, name="l1_late_switch")
         self.kernel = self.add_weight(
             shape=initial.shape, name="kernel",
             initializer=lambda shape, dtype=None: ops.convert_to_tensor(initial, dtype),
-            regularizer=MemberPenalty(self.l1, self.l2, self.shared_input)
-            if (self.l1.any() or self.l2.any()) else None,
+            regularizer=MemberPenalty(self.l1, self.l2, self.shared_input, self.late,
+                                      self.l1_late_switch)
+            if (self.l1.any() or self.l2.any() or self.late is not None) else None,
             constraint=MemberMaxNorm(self.max_norm, self.in_axis, self.shared_input)
             if np.isfinite(self.max_norm).any() else None)
         self.bias = self.add_weight(shape=(rows, cols, initial.shape[-1]),
@@ -136,7 +163,35 @@ class StackedDense(keras.layers.Layer):
             z = ops.transpose(ops.reshape(z, (rows, -1, cols, units)), (0, 2, 1, 3))
         else:  # (S, A, B, in) @ (S, A, in, out)
             z = ops.matmul(h, self.kernel)
-        return self.activation(z + self.bias[:, :, None, :])
+        out = self.activation(z + self.bias[:, :, None, :])
+        if self.kl is not None:
+            self.add_loss(kl_penalty(out, *self.kl))
+        return out
+
+
+def kl_penalty(h, target, weight):
+    """Sum over members of weight * sum_j KL(target || batch mean of unit j), as
+    `models.KLSparsityPenalty` adds it for each cell alone (h: (S, A, batch, units))."""
+    rho = _tensor(target[:, :, None])
+    rho_hat = ops.clip(ops.mean(h, axis=2), KL_CLIP, 1.0 - KL_CLIP)
+    kl = rho * ops.log(rho / rho_hat) + (1.0 - rho) * ops.log((1.0 - rho) / (1.0 - rho_hat))
+    return ops.sum(_tensor(weight) * ops.sum(kl, axis=-1))
+
+
+class StackedActivation(keras.layers.Layer):
+    """Each member's activation after its batch norm (`position = "before"`), with its KL
+    sparsity penalty where it has one."""
+
+    def __init__(self, activation, kl, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = keras.activations.get(activation)
+        self.kl = kl
+
+    def call(self, h, training=False):
+        out = self.activation(h)
+        if self.kl is not None:
+            self.add_loss(kl_penalty(out, *self.kl))
+        return out
 
 
 class MemberPenalty(keras.regularizers.Regularizer):
@@ -147,21 +202,30 @@ class MemberPenalty(keras.regularizers.Regularizer):
     `StackedMember.penalty()` at the end of the epoch), and summing a stacked kernel at every
     step costs about a tenth of the step."""
 
-    def __init__(self, l1, l2, shared_input):
+    def __init__(self, l1, l2, shared_input, late=None, switch=None):
         rows, cols = l1.shape
         shape = (rows, 1, cols, 1) if shared_input else (rows, cols, 1, 1)
         self.l1 = l1.reshape(shape) if l1.any() else None
         self.l2 = l2.reshape(shape) if l2.any() else None
+        # The late L1 term is a value, as alone (`models.LateL1`): switch * factor * sum|w|
+        self.late, self.switch = late, switch
+        self.member_axes = (1, 3) if shared_input else (2, 3)
 
     def __call__(self, w):
         w = ops.convert_to_tensor(w)  # a Keras variable would cut torch's gradient off
+        late = None if self.late is None else ops.sum(
+            _tensor(self.late) * ops.convert_to_tensor(self.switch)
+            * ops.sum(ops.abs(w), axis=self.member_axes))
+        if self.l1 is None and self.l2 is None:
+            return late
+
         @ops.custom_gradient
         def zero(w):
             def grad(*args, upstream=None):
                 upstream = args[0] if upstream is None else upstream
                 return upstream * self.gradient(w)
             return ops.zeros((), w.dtype), grad
-        return zero(w)
+        return zero(w) if late is None else zero(w) + late
 
     def gradient(self, w):
         terms = []
@@ -370,7 +434,9 @@ class StackedMember:
     EarlyStopping (`get_weights`, `set_weights`, `stop_training`), its kernels and penalty."""
 
     def __init__(self, net: StackedMLP, s: int, a: int):
-        self.slices = [(layer, variable, layer.member_index(s, a))
+        # A shared-input kernel is (S, in, A, out); every other variable is (S, A, ...)
+        self.slices = [(layer, variable, layer.member_index(s, a)
+                        if variable is getattr(layer, "kernel", None) else (s, a))
                        for layer in net.hidden_layers + [net.head]
                        if hasattr(layer, "member_index") for variable in layer.weights]
         self.dense = [layer for layer in net.hidden_layers + [net.head]
@@ -396,6 +462,17 @@ class StackedMember:
         total = 0.0
         for layer, kernel in zip(self.dense, self.kernels().values()):
             l1, l2 = layer.l1[self.s, self.a], layer.l2[self.s, self.a]
+            if layer.late is not None:  # the late term as it stands (switched on or off)
+                switch = ops.convert_to_numpy(layer.l1_late_switch)[self.s, self.a]
+                l1 = l1 + float(switch) * layer.late[self.s, self.a]
             kernel = kernel.astype(np.float64)
             total += l1 * np.abs(kernel).sum() + l2 * np.square(kernel).sum()
         return float(total)
+
+    def switch_late_l1(self, on: float) -> None:
+        """Turn this member's late L1 term on (1.0) or off (0.0) in every layer."""
+        for layer in self.dense:
+            if layer.l1_late_switch is not None:
+                switch = ops.convert_to_numpy(layer.l1_late_switch).copy()
+                switch[self.s, self.a] = on
+                layer.l1_late_switch.assign(switch)
