@@ -42,6 +42,7 @@ LABELS = {
     "gap_xent": "generalization gap (test xent − train xent)",
     "test_xent": "test cross-entropy",
     "epoch_s": "time per epoch (s, median after the first)",
+    "cost_epoch_s": "cost per epoch (s, each cell timed alone)",
     "fit_s": "training time per cell (s, all epochs run)",
 }
 
@@ -222,6 +223,15 @@ def plot_magnitude_bins(df: pd.DataFrame, layer: str, ax=None, palette=None):
     ax.set_ylim(0, 1)
     ax.set_title(f"layer `{layer}`", fontsize="medium")
     return ax
+
+
+def cost_column(df: pd.DataFrame) -> str:
+    """`cost_epoch_s` (each cell timed alone, `engine.cost`) where every ok row has it, else
+    `epoch_s`, which in a pack is the pack's time, shared by its members."""
+    ok = _ok(df)
+    if "cost_epoch_s" in ok and ok["cost_epoch_s"].notna().all():
+        return "cost_epoch_s"
+    return "epoch_s"
 
 
 def plot_cost(df: pd.DataFrame, ax=None, palette=None, time: str = "epoch_s"):

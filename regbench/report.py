@@ -31,7 +31,7 @@ from regbench.document import (
     write_document,
 )
 from regbench.errors import RegbenchError
-from regbench.plots import arms_of
+from regbench.plots import arms_of, cost_column
 from regbench.report_backends import backend_blocks
 from regbench.report_figures import figure_blocks
 
@@ -210,7 +210,7 @@ def _ci(s: dict, digits: int = 4) -> str:
 
 ARM_METRICS = ("test_acc", "train_acc", "gap_acc", "gap_xent", "test_xent", "sparsity_zero",
                "sparsity_lt_1e-3", "sparsity_lt_1e-2", "sparsity_rel_1pct", "l2_norm",
-               "epochs_run", "best_epoch", "epoch_s", "fit_s")
+               "epochs_run", "best_epoch", "epoch_s", "fit_s", "cost_epoch_s")
 
 
 def arm_tables(rows: pd.DataFrame) -> list:
@@ -224,6 +224,7 @@ def arm_tables(rows: pd.DataFrame) -> list:
                     "ci_high": math.nan}
         return hit.iloc[0].to_dict()
 
+    costed = cost_column(rows) == "cost_epoch_s"
     quality, weights = [], []
     for arm in counts.index:
         c = counts.loc[arm]
@@ -236,7 +237,8 @@ def arm_tables(rows: pd.DataFrame) -> list:
               ("sparsity_zero", "sparsity_lt_1e-3", "sparsity_lt_1e-2", "sparsity_rel_1pct")]
         weights.append((arm, *sp, _mean_std(get(arm, "l2_norm"), 2),
                         _mean_std(get(arm, "epochs_run"), 1), _mean_std(get(arm, "best_epoch"), 1),
-                        _mean_std(get(arm, "epoch_s"), 2), fmt(get(arm, "fit_s")["mean"], 1)))
+                        _mean_std(get(arm, "epoch_s"), 2), fmt(get(arm, "fit_s")["mean"], 1))
+                       + ((_mean_std(get(arm, "cost_epoch_s"), 2),) if costed else ()))
     return [
         Para("Mean ± std over seeds (std with ddof=1); the 95% CI of test accuracy is a "
              "Student-t interval of the mean. Only cells with status `ok` enter the "
@@ -247,9 +249,12 @@ def arm_tables(rows: pd.DataFrame) -> list:
              "below 1e-3, below 1e-2, and below 1% of its layer's largest |w|. Epochs run and "
              "best epoch (lowest validation cross-entropy) per cell; time per epoch is the "
              "median epoch after the first (which includes tracing); fit is wall-clock "
-             "seconds per cell."),
+             "seconds per cell. In a pack both are the pack's, shared by its members"
+             + ("; cost / epoch is what each cell's training steps cost alone (timed after "
+                "its pack), the number to compare across arms." if costed else ".")),
         Table(("arm", "|w| = 0", "|w| < 1e-3", "|w| < 1e-2", "< 1% of max", "L2 norm",
-               "epochs run", "best epoch", "s / epoch", "fit s (mean)"), tuple(weights)),
+               "epochs run", "best epoch", "s / epoch", "fit s (mean)")
+              + (("cost s / epoch",) if costed else ()), tuple(weights)),
     ]
 
 

@@ -104,16 +104,23 @@ def figure_blocks(rows: pd.DataFrame, baseline: str, prefix: str = "") -> list:
                         size=(4.5 * ncols, 4 * nrows), ncols=ncols, nrows=nrows,
                         prefix=prefix))
     if "epoch_s" in ok and "fit_s" in ok:
+        per_epoch = plots.cost_column(ok)
+
         def cost(fig, axes):
-            plots.plot_cost(ok, ax=axes[0][0], palette=palette, time="epoch_s")
+            plots.plot_cost(ok, ax=axes[0][0], palette=palette, time=per_epoch)
             plots.plot_cost(ok, ax=axes[0][1], palette=palette, time="fit_s")
             axes[0][1].set_ylabel("")
             handles, labels = axes[0][0].get_legend_handles_labels()
             fig.legend(handles, labels, loc="outside right upper", fontsize="small")
-        out.append(draw("cost", "Test accuracy against time per epoch (left; median epoch "
-                        "after the first) and whole training time per cell (right; early "
-                        "stopping saves here), on the hardware in Reproducibility; mean ± std "
-                        "over seeds.", cost, size=(14, 5), ncols=2, prefix=prefix))
+        left = ("each cell's cost per epoch trained alone (left; its training steps timed "
+                "alone after its pack, so packed members do not share one time)"
+                if per_epoch == "cost_epoch_s" else
+                "time per epoch (left; median epoch after the first; a pack's members share "
+                "the pack's time, so it does not rank their techniques)")
+        out.append(draw("cost", f"Test accuracy against {left} and whole training time per "
+                        "cell (right; a pack's time, shared by its members; early stopping "
+                        "saves here), on the hardware in Reproducibility; mean ± std over "
+                        "seeds.", cost, size=(14, 5), ncols=2, prefix=prefix))
     return out
 
 

@@ -233,7 +233,7 @@ NUMBERS = ("test_acc", "train_acc", "val_acc", "test_xent", "train_xent", "val_x
            "gap_xent", "penalty", "learning_rate", "momentum", "lr_decay", "l1_norm", "l2_norm",
            "sparsity_zero", "sparsity_lt_1e-3", "sparsity_lt_1e-2", "sparsity_rel_1pct",
            "dead_inputs_lt_1e-3", "dead_inputs_lt_1e-2", "fit_s", "first_epoch_s", "epoch_s",
-           "examples_per_s", "validation_fraction")
+           "examples_per_s", "validation_fraction", "cost_step_s", "cost_epoch_s")
 SERIES = ("history",)           # {name: [number, ...]}
 TABLES = ("layers",)            # {layer: {name: number or list}}
 OBJECTS = ("dataset_sha256", "dataset_source", "spec", "curve")

@@ -16,6 +16,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "ablations" / "smoke.toml"
+# Each trained pack's cells are timed alone afterwards (`engine.cost`): seconds per pack that
+# only tests/test_cost.py needs. It turns the probe back on where it checks it.
+os.environ.setdefault("REGBENCH_COST_PROBE", "0")
 
 
 def _data_dir() -> Path | None:
@@ -75,7 +78,8 @@ def cli_env(data_dir: Path | None = None) -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith("REGBENCH_")}
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the command line must quiet TensorFlow itself
     env.update(CI="1", REGBENCH_CACHE_DIR="/nonexistent/regbench-test-cache",
-               REGBENCH_DOWNLOAD_URL="http://127.0.0.1:9/")  # never the user's cache or the web
+               REGBENCH_DOWNLOAD_URL="http://127.0.0.1:9/",  # never the user's cache or the web
+               REGBENCH_COST_PROBE="0")  # tests/test_cost.py probes; the rest need not
     if data_dir is not None:
         env["REGBENCH_DATA_DIR"] = str(data_dir)
     return env

@@ -12,6 +12,7 @@ from regbench.recipe import BRANCH, STACK
 from regbench.study import parse_study
 
 VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
+            "cost_step_s", "cost_epoch_s",
             "host", "load_average_1min"}
 STUDY = {"datasets": ["mnist"], "seeds": [0, 1], "model": {"hidden": [16]},
          "training": {"batch_size": 50, "epochs": 2, "train_subset": 400,

@@ -61,6 +61,7 @@ UNSTACKED_SCENARIOS = ("cnn", "alexnet", "crop", "user")  # the registry keeps t
 # What may differ between two trainings of one cell: when, where and how long it ran, and
 # which strategy ran it.
 VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
+            "cost_step_s", "cost_epoch_s",
             "host", "load_average_1min", "strategy", "pack_size"}
 BIT_EXACT_BRANCHES = configured_backend() == "tensorflow"
 STACK_ABS = {"acc": 1e-2, "xent": 2e-2, "penalty": 1e-3, "sparsity_lt_1e-3": 5e-4}

@@ -65,6 +65,7 @@ FAILED_ERROR = STORED_ERROR  # "MemoryError: simulated: out of memory while buil
 # What differs between two runs of the same cell: wall-clock times, when and where it ran,
 # how busy the machine was.
 VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
+            "cost_step_s", "cost_epoch_s",
             "host", "load_average_1min", "workers"}
 
 

@@ -59,6 +59,7 @@ factor = 0.001
 arms = ["none", "l2"]
 """
 VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
+            "cost_step_s", "cost_epoch_s",
             "host", "load_average_1min", "workers"}
 CLEAN = {signal.SIGINT: "regbench: interrupted; finished cells are stored, rerun to resume",
          signal.SIGTERM: "regbench: terminated (SIGTERM); finished cells are stored, rerun to "

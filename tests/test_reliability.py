@@ -85,6 +85,7 @@ ROW_BYTES = 256 * 1024  # large rows make a write last long enough to be cut in 
 # What differs between two runs of the same cell: wall-clock times, when and where it ran,
 # how busy the machine was.
 VOLATILE = {"finished_at", "fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "git_commit",
+            "cost_step_s", "cost_epoch_s",
             "host", "load_average_1min", "workers"}
 TRAINED_LINE = re.compile(r"^\[\d+/\d+\] .*: (ok|diverged|FAILED)", re.M)
 

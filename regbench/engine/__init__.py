@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 
 from regbench import rows
-from regbench.engine import alone, branch, loop, plan, stack
+from regbench.engine import alone, branch, cost, loop, plan, stack
 from regbench.engine.backend import configure
 from regbench.engine.data import Streams
 from regbench.engine.evaluate import evaluate
@@ -57,7 +57,13 @@ def fit_program(strategy, cells: list[Cell], grid, data_dir, deterministic: bool
     records = loop.train(program, cells, on_epoch)
     fit_s = time.perf_counter() - started
     evaluations = evaluate(program, cells, records)
-    return [rows.build_row(cell, evaluation, {**record, "fit_s": fit_s,
-                                              "strategy": strategy.NAME,
-                                              "pack_size": len(cells)}, deterministic)
-            for cell, record, evaluation in zip(cells, records, evaluations)]
+    trained = [rows.build_row(cell, evaluation, {**record, "fit_s": fit_s,
+                                                 "strategy": strategy.NAME,
+                                                 "pack_size": len(cells)}, deterministic)
+               for cell, record, evaluation in zip(cells, records, evaluations)]
+    if cost.enabled():  # after the rows are final: the probes train other networks
+        for cell, row in zip(cells, trained):
+            step = cost.step_seconds(cell, data_dir)
+            row.update(cost_step_s=step,
+                       cost_epoch_s=step * cost.steps_per_epoch(cell, row["n_fit"]))
+    return trained
