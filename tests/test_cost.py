@@ -41,13 +41,22 @@ def test_stacked_cells_get_their_own_cost_timed_alone(probing, data_dir):
 
 
 @pytest.mark.slow
+def test_a_cell_trained_alone_is_its_own_measurement(monkeypatch, data_dir):
+    monkeypatch.setenv("REGBENCH_COST_PROBE", "0")  # not probed, and still costed
+    row, = engine.fit(parse_study(STUDY, "cost").cells()[:1], str(data_dir))
+    assert row["strategy"] == "alone" and row["cost_epoch_s"] == row["epoch_s"]
+    assert row["cost_step_s"] == pytest.approx(row["epoch_s"] / math.ceil(row["n_fit"] / 50))
+
+
+@pytest.mark.slow
 def test_the_probe_times_the_cells_own_network(probing, data_dir):
     """A network with about 400 times the multiply-adds per step costs more to step: the
     probe measures the cell it is given (a threshold of 3x against a ratio near 100x)."""
     small, = parse_study(STUDY, "s").cells()[:1]
     wide = {**STUDY, "model": {"hidden": [2048, 2048]}}
     large, = parse_study(wide, "w").cells()[:1]
-    assert cost.probe(large, str(data_dir)) > 3 * cost.probe(small, str(data_dir))
+    small_step, large_step = cost.probe([small, large], str(data_dir))
+    assert large_step > 3 * small_step
 
 
 def test_without_the_probe_rows_fall_back_to_their_own_time():

@@ -61,9 +61,12 @@ def fit_program(strategy, cells: list[Cell], grid, data_dir, deterministic: bool
                                                  "strategy": strategy.NAME,
                                                  "pack_size": len(cells)}, deterministic)
                for cell, record, evaluation in zip(cells, records, evaluations)]
-    if cost.enabled():  # after the rows are final: the probes train other networks
-        for cell, row in zip(cells, trained):
-            step = cost.step_seconds(cell, data_dir)
-            row.update(cost_step_s=step,
-                       cost_epoch_s=step * cost.steps_per_epoch(cell, row["n_fit"]))
+    if len(cells) == 1 and trained[0]["epoch_s"] is not None:  # alone: its own epochs
+        row = trained[0]
+        row.update(cost_step_s=row["epoch_s"] / cost.steps_per_epoch(cells[0], row["n_fit"]),
+                   cost_epoch_s=row["epoch_s"])
+    elif len(cells) > 1 and cost.enabled():  # after the rows are final: probes train others
+        costs = cost.epoch_seconds(cells, data_dir, [row["n_fit"] for row in trained])
+        for row, (step, epoch) in zip(trained, costs):
+            row.update(cost_step_s=step, cost_epoch_s=epoch)
     return trained
