@@ -19,7 +19,7 @@ from regbench.study import Cell, parse_study
 
 # Measurements of when and how fast, not of what was learned (load: the machine at write time).
 TIMING = {"fit_s", "first_epoch_s", "epoch_s", "examples_per_s", "finished_at",
-          "load_average_1min"}
+          "load_average_1min", "cost_step_s", "cost_epoch_s"}
 
 
 MLP = Model(hidden=(16,))

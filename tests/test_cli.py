@@ -187,7 +187,8 @@ BAD = {  # case: (study file text or None for no file, extra arguments, message 
         f"techniques.decay: unknown technique `decay`. Valid techniques: {VALID_TECHNIQUES}"),
     "unknown dataset": (
         GOOD.replace('"mnist"', '"svhn"'), [],
-        "datasets: unknown dataset `svhn`. Valid datasets: mnist, fashion_mnist, cifar10"),
+        "datasets: unknown dataset `svhn`. Valid datasets: mnist, fashion_mnist, cifar10, "
+        "npz:PATH (your arrays), tfds:NAME (tensorflow-datasets)"),
     "dropout rate 1.5": (
         GOOD + "[techniques.dropout]\nrate = 1.5\n", [],
         "techniques.dropout: Invalid value for argument `rate`. Expected a float in [0, 1). "
