@@ -61,7 +61,7 @@ class DatasetInfo:
     flip_ok: bool
     sha256: dict  # array name -> hex digest of arr.tobytes()
     train_size: int  # examples in x_train
-    test_size: int = 10000  # examples in x_test
+    test_size: int = TEST_SIZE  # examples in x_test
 
 
 # Hashes copied from /work/shared/datasets/README.md (SHA-256 of each array's raw bytes).

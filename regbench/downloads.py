@@ -23,7 +23,6 @@ CANONICAL_ORIGINS = (
     "https://storage.googleapis.com/tensorflow/tf-keras-datasets/",
     "https://www.cs.toronto.edu/~kriz/",
 )
-LOADERS = {"mnist": "mnist", "fashion_mnist": "fashion_mnist", "cifar10": "cifar10"}
 
 
 class DownloadError(Exception):
@@ -34,9 +33,9 @@ def fetch(name: str) -> tuple[dict, str]:
     """`(arrays, origin)`: dataset `name` as `keras.datasets.<name>.load_data()` returns it,
     labels flattened to 1-D (Keras gives CIFAR-10's as (N, 1))."""
     keras = startup.import_keras()
-    loader = getattr(keras.datasets, LOADERS[name]).load_data
+    loader = getattr(keras.datasets, name).load_data  # the built-ins carry Keras's names
     mirror = os.environ.get("REGBENCH_DOWNLOAD_URL")
-    origin = mirror or f"keras.datasets.{LOADERS[name]}"
+    origin = mirror or f"keras.datasets.{name}"
     try:
         # Keras prints "Downloading data from ..." and a progress bar on stdout, before it
         # knows whether the server answers; regbench says one line once it has (`_Announce`).

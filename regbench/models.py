@@ -110,7 +110,11 @@ def set_epoch(layers: list, arm: Arm, epoch: int, epochs: int) -> None:
     late = arm.get("l1_late")
     if late is None:
         return
-    on = 1.0 if epoch >= late.first_epoch(epochs) else 0.0
+    switch_late_l1(layers, 1.0 if epoch >= late.first_epoch(epochs) else 0.0)
+
+
+def switch_late_l1(layers: list, on: float) -> None:
+    """Set every late L1 term of `layers` on (1.0) or off (0.0)."""
     for layer in layers:
         penalty = getattr(layer, "kernel_regularizer", None)
         if isinstance(penalty, LateL1):
@@ -209,15 +213,10 @@ def _input_layers(model: Model, arm: Arm, seed: int, prefix: str) -> list:
     return layers
 
 
-def _bn_before(arm: Arm) -> bool:
-    batchnorm = arm.get("batchnorm")
-    return batchnorm is not None and batchnorm.position == "before"
-
-
 def _hidden_dense(model: Model, arm: Arm, seed: int, index: int, units: int,
                   prefix: str) -> list:
     """A hidden Dense layer; with batch norm `before`, Dense (affine), BN, then activation."""
-    if not _bn_before(arm):
+    if not arm.bn_before():
         return [keras.layers.Dense(units, activation=model.activation,
                                    activity_regularizer=_activity_penalty(arm),
                                    **_weight_args(arm, seed, f"hidden_{index}", prefix))]

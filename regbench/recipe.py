@@ -513,6 +513,12 @@ class Arm:
         """The technique of this kind in the arm, or None."""
         return next((t for t in self.techniques if t.kind == kind), None)
 
+    def bn_before(self) -> bool:
+        """Whether batch norm sits between each hidden Dense layer's affine map and its
+        activation (`position = "before"`)."""
+        batchnorm = self.get("batchnorm")
+        return batchnorm is not None and batchnorm.position == "before"
+
 
 # --- the registry ------------------------------------------------------------------------------
 # Execution strategies (regbench/engine/): a cell trained alone, as a branch of a packed model,

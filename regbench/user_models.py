@@ -298,7 +298,7 @@ def _apply_to_plain_layers(net, reg: Regularization, arm: Arm) -> None:
                                 "regularizer of its own; regbench will not add the arm's on "
                                 "top (use reg.dense / reg.conv, or drop it from the builder)")
         layer.kernel.regularizer = penalty or layer.kernel.regularizer
-        layer.kernel_regularizer = layer.kernel.regularizer  # where set_epoch finds late L1
+        layer.kernel_regularizer = layer.kernel.regularizer  # where switch_late_l1 finds it
         if isinstance(penalty, models.LateL1):
             layer.l1_late_switch = penalty.switch
         constraint = models._constraint(arm, conv)

@@ -21,7 +21,7 @@ import math
 import os
 import time
 
-from regbench.engine import alone
+import regbench.engine.alone as alone
 from regbench.engine.data import Streams
 from regbench.study import Cell
 

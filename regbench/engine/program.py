@@ -61,12 +61,9 @@ class Member:
 
     def switch_late_l1(self, on: float) -> None:
         """Turn the cell's late L1 term on (1.0) or off (0.0) in every layer."""
-        from regbench.models import LateL1
+        from regbench.models import switch_late_l1
 
-        for layer in self.layers:
-            penalty = getattr(layer, "kernel_regularizer", None)
-            if isinstance(penalty, LateL1):
-                penalty.switch.assign(on)
+        switch_late_l1(self.layers, on)
 
     def kernels(self) -> dict:
         """Layer name (without the prefix) -> kernel, for every Dense and Conv2D layer."""

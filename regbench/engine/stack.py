@@ -41,17 +41,11 @@ def per_member_input(cell: Cell) -> bool:
     return cell.arm.get("augmentation") is not None or bool(dropout and dropout.input_rate)
 
 
-def bn_before(cell: Cell) -> bool:
-    """Whether the cell puts batch norm between each hidden layer's affine map and activation."""
-    batchnorm = cell.arm.get("batchnorm")
-    return batchnorm is not None and batchnorm.position == "before"
-
-
 def stack_key(cell: Cell) -> tuple:
     """Cells with equal keys can share one stacked network: the same data, network shape and
     training, the same kind of input (shared by a seed's members, or per member), and batch
     norm in the same place (a hidden layer is affine-norm-activation with it `before`)."""
-    return (cell.dataset, cell.model, cell.training, per_member_input(cell), bn_before(cell))
+    return (cell.dataset, cell.model, cell.training, per_member_input(cell), cell.arm.bn_before())
 
 
 def stack_size(macs: int) -> int:
@@ -79,7 +73,8 @@ def build(cells: list[Cell], grid, streams) -> Program:
     import regbench.engine.stack_layers as stack_layers
 
     info = data.info(cells[0].dataset)
-    net = stack_layers.build_stacked(grid, info, per_member_input(cells[0]), bn_before(cells[0]))
+    net = stack_layers.build_stacked(grid, info, per_member_input(cells[0]),
+                                     cells[0].arm.bn_before())
     net(np.zeros((1, len(grid), *info.image_shape), np.float32))  # creates the weights
     rows, cols = len(grid), len(grid[0])
     members = [stack_layers.StackedMember(net, s, a) for s in range(rows) for a in range(cols)]
