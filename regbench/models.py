@@ -173,7 +173,8 @@ class LocalResponseNorm(keras.layers.Layer):
 
     def call(self, x):
         r = self.r
-        squares = ops.pad(ops.square(x), [[0, 0], [0, 0], [0, 0], [r + 1, r]])
+        # channels are the last axis (a stacked network passes (..., members, channels))
+        squares = ops.pad(ops.square(x), [[0, 0]] * (len(x.shape) - 1) + [[r + 1, r]])
         running = ops.cumsum(squares, axis=-1)
         window = running[..., 2 * r + 1:] - running[..., :-(2 * r + 1)]
         return x / ops.power(self.bias + self.alpha * window, self.beta)

@@ -19,6 +19,8 @@ SMOKE = REPO / "ablations" / "smoke.toml"
 # Each trained pack's cells are timed alone afterwards (`engine.cost`): seconds per pack that
 # only tests/test_cost.py needs. It turns the probe back on where it checks it.
 os.environ.setdefault("REGBENCH_COST_PROBE", "0")
+# Stacked convolutions one way, unmeasured (tests/test_engine.py trains both ways)
+os.environ.setdefault("REGBENCH_STACKED_CONV", "separate")
 
 
 def _data_dir() -> Path | None:
@@ -79,7 +81,8 @@ def cli_env(data_dir: Path | None = None) -> dict:
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # the command line must quiet TensorFlow itself
     env.update(CI="1", REGBENCH_CACHE_DIR="/nonexistent/regbench-test-cache",
                REGBENCH_DOWNLOAD_URL="http://127.0.0.1:9/",  # never the user's cache or the web
-               REGBENCH_COST_PROBE="0")  # tests/test_cost.py probes; the rest need not
+               REGBENCH_COST_PROBE="0",  # tests/test_cost.py probes; the rest need not
+               REGBENCH_STACKED_CONV="separate")
     if data_dir is not None:
         env["REGBENCH_DATA_DIR"] = str(data_dir)
     return env

@@ -93,8 +93,10 @@ def plan_packs(cells: list[Cell], limit: int | None = None,
             size = (limit or pack_size(members[0])) if key[0] == BRANCH else 1
             packs += [members[i:i + size] for i in range(0, len(members), size)]
             continue
-        size = limit or (stack.stack_size(_macs(members[0]))
-                         if pack_size(members[0]) > 1 else 1)
+        first = members[0]
+        convolutional = first.model.name in stack.CONVOLUTIONAL
+        size = limit or (stack.stack_size(_macs(first), convolutional)
+                         if convolutional or pack_size(first) > 1 else 1)
         for grid in stack.grids(members):
             if not limit and size > 1 and workers > 1 and _cells(grid) >= 2 * MIN_SHARE:
                 shared.append((grid, size))

@@ -1,4 +1,4 @@
-"""Strategy `stack`: a grid of small MLP cells (seeds x arms) trained as one network.
+"""Strategy `stack`: a grid of cells (seeds x arms) trained as one network.
 
 Branch packing keeps each member's ops as they are alone, so a small network still pays the
 fixed cost of every op once per member. Stacking removes that for the multilayer perceptron:
@@ -14,9 +14,11 @@ batch normalization (on or off, momentum, epsilon, statistics over the member's 
 before or after the activation, the same for a whole stack), the late L1 switch, KL sparsity,
 augmentation (the images the member's own seeded Keras layers make alone), optimizer state
 (Adam, SGD and RMSprop act element-wise), and early stopping (the epoch loop's, per member).
-What differs from training alone is floating-point rounding only: a stacked matmul may sum in
-another order. `tests/test_engine.py` measures the agreement for every setting the registry
-says a stack implements.
+A CNN's conv blocks stack too (`engine/stack_conv.py`): each member's convolutions on its own
+block of channels, batch norm over each member's own channels, pooling and local response
+normalization within them. What differs from training alone is floating-point rounding
+only: a stacked matmul may sum in another order. `tests/test_engine.py` measures the
+agreement for every setting the registry says a stack implements.
 """
 
 from __future__ import annotations
@@ -36,9 +38,11 @@ MAX_STACK = 64
 
 
 def per_member_input(cell: Cell) -> bool:
-    """Whether the cell transforms its own input (augmentation, input dropout)."""
+    """Whether the cell transforms its own input: augmentation, or input dropout where the
+    flattened input is the image (an MLP; a CNN drops its flattened conv features)."""
     dropout = cell.arm.get("dropout")
-    return cell.arm.get("augmentation") is not None or bool(dropout and dropout.input_rate)
+    drops_image = bool(dropout and dropout.input_rate) and cell.model.name == "mlp"
+    return cell.arm.get("augmentation") is not None or drops_image
 
 
 def stack_key(cell: Cell) -> tuple:
@@ -48,8 +52,18 @@ def stack_key(cell: Cell) -> tuple:
     return (cell.dataset, cell.model, cell.training, per_member_input(cell), cell.arm.bn_before())
 
 
-def stack_size(macs: int) -> int:
-    """Members per stack for a network of `macs` multiply-adds per example."""
+CONVOLUTIONAL = ("cnn", "alexnet")  # networks with conv blocks
+CONV_STACK = 16  # conv members per stack: each is as much arithmetic as alone (see below)
+
+
+def stack_size(macs: int, convolutional: bool = False) -> int:
+    """Members per stack for a network of `macs` multiply-adds per example. An MLP stack
+    batches its members' matmuls into larger ones, which pays until the step is
+    compute-bound. A conv stack's convolutions stay one per member (`engine/conv_choice.py`),
+    so its gain is one compiled program, one input pipeline and one evaluation pass for all,
+    whatever the arithmetic."""
+    if convolutional:
+        return CONV_STACK
     return int(max(1, min(MAX_STACK, STACK_MAC_BUDGET // macs)))
 
 

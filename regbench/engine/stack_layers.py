@@ -43,6 +43,7 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
     same for every member: `stack.stack_key`)."""
     rows, cols = len(grid), len(grid[0])
     first = grid[0][0]
+    model = first.model
     # TensorFlow draws other random numbers inside XLA: there the draws come with the batch
     in_pipeline = seam().in_pipeline()
 
@@ -51,17 +52,18 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
             seed=layer_seed(cell.seed, name))(shape, dtype="float32")) for cell in row])
             for row in grid])
 
-    def dense(name: str, fan_in: int, units: int, activation: str, is_output=False,
-              shared=False, kl=None):
+    def terms(name: str, is_output=False) -> KernelTerms:
         l1 = _grid_array(grid, lambda cell: penalty_factors(cell.arm, is_output)[0])
         l2 = _grid_array(grid, lambda cell: penalty_factors(cell.arm, is_output)[1])
         if not (np.isfinite(l1).all() and np.isfinite(l2).all()):  # as Keras refuses them
             raise ValueError(f"{name}: a penalty factor does not fit in float32")
-        late = _grid_array(grid, lambda cell: late_l1_factor(cell.arm, is_output))
-        return StackedDense(
-            inits(name, (fan_in, units)), l1=l1, l2=l2, late=late,
-            max_norm=_grid_array(grid, _setting("max_norm", "c", math.inf)),
-            activation=activation, shared_input=shared, kl=kl, name=name)
+        return KernelTerms(l1, l2, _grid_array(grid, lambda c: late_l1_factor(c.arm, is_output)),
+                           _grid_array(grid, _setting("max_norm", "c", math.inf)))
+
+    def dense(name: str, fan_in: int, units: int, activation: str, is_output=False,
+              shared=False, kl=None):
+        return StackedDense(inits(name, (fan_in, units)), terms(name, is_output),
+                            activation=activation, shared_input=shared, kl=kl, name=name)
 
     def dropout(name: str, field: str, width: int):
         rates = _grid_array(grid, _setting("dropout", field, 0.0))
@@ -70,33 +72,44 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
         seeds = _grid_array(grid, lambda cell: layer_seed(cell.seed, name), dtype=np.int64)
         return StackedDropout(rates, seeds, width, name=name)
 
+    def batchnorm(name: str, conv=False):
+        enabled = _grid_array(grid, lambda cell: cell.arm.get("batchnorm") is not None, bool)
+        return StackedBatchNorm(
+            enabled, _grid_array(grid, _setting("batchnorm", "momentum", 0.99)),
+            _grid_array(grid, _setting("batchnorm", "epsilon", 1e-3)), conv=conv, name=name)
+
     stage, augment = None, None
     width = int(np.prod(info.image_shape))
+    convolutional = model.name in CONV_BLOCKS  # stack.CONVOLUTIONAL
     if per_member:
         augment = [[augmentation_layers(cell.arm, cell.seed, info.flip_ok, f"s{s}a{a}_")
                     for a, cell in enumerate(row)] for s, row in enumerate(grid)]
         augment = augment if any(map(any, augment)) else None
         stage = StackedInput(None if in_pipeline else augment, cols,
-                             dropout("dropout_input", "input_rate", width), name="input")
+                             None if convolutional
+                             else dropout("dropout_input", "input_rate", width), name="input")
+
+    convs = []
+    if convolutional:  # conv blocks, then the flattened features (and their input dropout)
+        convs, width = _conv_blocks(grid, info, per_member, inits, terms, batchnorm)
+        if (drop := dropout("dropout_input", "input_rate", width)) is not None:
+            convs.append(drop)
 
     # KL sparsity on each hidden layer's activations: (target, weight) per member
     kl = (_grid_array(grid, _setting("kl_sparsity", "target", 0.5)),
           _grid_array(grid, _setting("kl_sparsity", "weight", 0.0)))
     kl = kl if kl[1].any() else None
     hidden = []
-    for i, units in enumerate(first.model.hidden):
-        enabled = _grid_array(grid, lambda cell: cell.arm.get("batchnorm") is not None, bool)
-        norm = StackedBatchNorm(
-            enabled, _grid_array(grid, _setting("batchnorm", "momentum", 0.99)),
-            _grid_array(grid, _setting("batchnorm", "epsilon", 1e-3)), name=f"bn_{i}")
-        shared_input = i == 0 and not per_member
+    for i, units in enumerate(model.hidden):
+        norm = batchnorm(f"bn_{i}")
+        shared_input = i == 0 and not per_member and not convolutional
         if before:  # affine map, batch norm, then the activation (and its KL penalty)
             layer = [dense(f"hidden_{i}", width, units, "linear", shared=shared_input), norm,
-                     StackedActivation(first.model.activation, kl, name=f"activation_{i}")]
+                     StackedActivation(model.activation, kl, name=f"activation_{i}")]
         else:
-            layer = [dense(f"hidden_{i}", width, units, first.model.activation,
+            layer = [dense(f"hidden_{i}", width, units, model.activation,
                            shared=shared_input, kl=kl)]
-            if enabled.any():
+            if norm.enabled.any():
                 layer.append(norm)
         if (drop := dropout(f"dropout_{i}", "rate", units)) is not None:
             layer.append(drop)
@@ -105,10 +118,54 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
     head = dense("output", width, info.classes, "softmax", is_output=True)
     draws = None
     if in_pipeline:
-        drop = [layer for layer in (stage and stage.dropout, *hidden)
+        drop = [layer for layer in (stage and stage.dropout, *convs, *hidden)
                 if isinstance(layer, StackedDropout)]
         draws = seam().PipelineDraws(drop, augment) if drop or augment else None
-    return StackedMLP(rows, cols, stage, hidden, head, draws)
+    return StackedNetwork(rows, cols, stage, convs, hidden, head, draws)
+
+
+# (kernel size, pooling) of each convolutional block, as `models.model_layers` builds them
+CONV_BLOCKS = {"cnn": (3, dict(pool_size=2)),
+               "alexnet": (5, dict(pool_size=3, strides=2, padding="same"))}
+
+
+def _conv_blocks(grid, info, per_member: bool, inits, terms, batchnorm) -> tuple[list, int]:
+    """The conv blocks of the grid's network, from channel-stacked input to each member's
+    flattened features, and the features' width."""
+    from regbench.engine import conv_choice
+    from regbench.engine.stack_conv import (
+        ChannelStacked,
+        StackedConv2D,
+        StackedFlatten,
+        StackedLocalResponseNorm,
+    )
+    from regbench.models import LRN
+
+    first = grid[0][0]
+    rows, cols = len(grid), len(grid[0])
+    size, pooling = CONV_BLOCKS[first.model.name]
+    height, width, channels = info.image_shape
+    layers = [ChannelStacked(info.image_shape, name="channels")]
+    for i, filters in enumerate(first.model.filters):
+        shared = i == 0 and not per_member
+        groups = rows if shared else rows * cols
+        shape = conv_choice.Shape(first.training.batch_size, height, width, channels,
+                                  filters * (cols if shared else 1), size, groups)
+        layers.append(StackedConv2D(
+            inits(f"conv_{i}", (size, size, channels, filters)), first.model.activation,
+            "same", shared, conv_choice.implementation(shape),
+            terms(f"conv_{i}").add_kernel, name=f"conv_{i}"))
+        norm = batchnorm(f"conv_bn_{i}", conv=True)
+        if norm.enabled.any():
+            layers.append(norm)
+        pool = keras.layers.MaxPooling2D(**pooling, name=f"pool_{i}")
+        layers.append(pool)
+        height, width = pool.compute_output_shape((1, height, width, 1))[1:3]
+        if first.model.name == "alexnet":
+            layers.append(StackedLocalResponseNorm(rows * cols, **LRN, name=f"lrn_{i}"))
+        channels = filters
+    layers.append(StackedFlatten(rows, cols, name="flatten"))
+    return layers, height * width * channels
 
 
 # --- layers --------------------------------------------------------------------------------
@@ -119,36 +176,50 @@ def _tensor(array: np.ndarray):
     return ops.convert_to_tensor(array)
 
 
+class KernelTerms:
+    """A stacked kernel's per-member penalties and constraint, (S, A) each: L1 and L2
+    factors, the late L1 term's factor (0: none) and max-norm c (inf: none)."""
+
+    def __init__(self, l1, l2, late, max_norm):
+        self.l1, self.l2, self.max_norm = l1, l2, max_norm
+        self.late = late if late.any() else None
+
+    def add_kernel(self, layer, initial: np.ndarray, shared_input: bool = False) -> None:
+        """Give `layer` its kernel variable (initial value `initial`, (S, A, ..., out), or
+        (S, in, A, out) with a shared input) and these terms, as `layer.l1`, `.l2`, `.late`
+        and `.l1_late_switch`."""
+        rows, cols = self.l1.shape
+        layer.l1, layer.l2, layer.late = self.l1, self.l2, self.late
+        # The late L1 term's 0/1 switch per member, set by the epoch loop: the layer's own
+        # variable, so JAX's compiled step reads it as state (as `models.LateL1`'s).
+        layer.l1_late_switch = None if self.late is None else layer.add_weight(
+            shape=(rows, cols), initializer="zeros", trainable=False, name="l1_late_switch")
+        layer.kernel = layer.add_weight(
+            shape=initial.shape, name="kernel",
+            initializer=lambda shape, dtype=None: ops.convert_to_tensor(initial, dtype),
+            regularizer=MemberPenalty(self.l1, self.l2, shared_input, initial.ndim, self.late,
+                                      layer.l1_late_switch)
+            if (self.l1.any() or self.l2.any() or self.late is not None) else None,
+            constraint=MemberMaxNorm(self.max_norm, shared_input, initial.ndim)
+            if np.isfinite(self.max_norm).any() else None)
+
+
 class StackedDense(keras.layers.Layer):
     """S x A Dense layers. Kernel (S, A, in, out), or (S, in, A, out) with a shared input."""
 
-    def __init__(self, kernels, l1, l2, max_norm, activation, shared_input=False, late=None,
-                 kl=None, **kwargs):
+    def __init__(self, kernels, terms: KernelTerms, activation, shared_input=False, kl=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.initial = kernels.transpose(0, 2, 1, 3) if shared_input else kernels
         self.shared_input = shared_input
-        self.l1, self.l2, self.max_norm = l1, l2, max_norm
-        self.late = late if late is not None and late.any() else None
+        self.terms = terms
         self.activation = keras.activations.get(activation)
         self.kl = kl
-        self.in_axis = 1 if shared_input else 2
 
     def build(self, input_shape):
-        rows, cols = self.l1.shape
-        initial = self.initial
-        # The late L1 term's 0/1 switch per member, set by the epoch loop: the layer's own
-        # variable, so JAX's compiled step reads it as state (as `models.LateL1`'s).
-        self.l1_late_switch = None if self.late is None else self.add_weight(
-            shape=(rows, cols), initializer="zeros", trainable=False, name="l1_late_switch")
-        self.kernel = self.add_weight(
-            shape=initial.shape, name="kernel",
-            initializer=lambda shape, dtype=None: ops.convert_to_tensor(initial, dtype),
-            regularizer=MemberPenalty(self.l1, self.l2, self.shared_input, self.late,
-                                      self.l1_late_switch)
-            if (self.l1.any() or self.l2.any() or self.late is not None) else None,
-            constraint=MemberMaxNorm(self.max_norm, self.in_axis, self.shared_input)
-            if np.isfinite(self.max_norm).any() else None)
-        self.bias = self.add_weight(shape=(rows, cols, initial.shape[-1]),
+        rows, cols = self.terms.l1.shape
+        self.terms.add_kernel(self, self.initial, self.shared_input)
+        self.bias = self.add_weight(shape=(rows, cols, self.initial.shape[-1]),
                                     initializer="zeros", name="bias")
         del self.initial  # the variable holds it now
 
@@ -202,14 +273,13 @@ class MemberPenalty(keras.regularizers.Regularizer):
     `StackedMember.penalty()` at the end of the epoch), and summing a stacked kernel at every
     step costs about a tenth of the step."""
 
-    def __init__(self, l1, l2, shared_input, late=None, switch=None):
-        rows, cols = l1.shape
-        shape = (rows, 1, cols, 1) if shared_input else (rows, cols, 1, 1)
+    def __init__(self, l1, l2, shared_input, ndim, late=None, switch=None):
+        shape = _member_shape(l1, shared_input, ndim)
         self.l1 = l1.reshape(shape) if l1.any() else None
         self.l2 = l2.reshape(shape) if l2.any() else None
         # The late L1 term is a value, as alone (`models.LateL1`): switch * factor * sum|w|
         self.late, self.switch = late, switch
-        self.member_axes = (1, 3) if shared_input else (2, 3)
+        self.member_axes = (1, 3) if shared_input else tuple(range(2, ndim))
 
     def __call__(self, w):
         w = ops.convert_to_tensor(w)  # a Keras variable would cut torch's gradient off
@@ -236,15 +306,23 @@ class MemberPenalty(keras.regularizers.Regularizer):
         return terms[0] + terms[1] if len(terms) == 2 else terms[0]
 
 
-class MemberMaxNorm(keras.constraints.Constraint):
-    """Keras `MaxNorm` per member (each unit's incoming weights); inf = no constraint."""
+def _member_shape(values: np.ndarray, shared_input: bool, ndim: int) -> tuple:
+    """The shape that broadcasts per-member `values` (S, A) over a kernel of `ndim` axes:
+    (S, in, A, out) with a shared input, else (S, A, ...)."""
+    rows, cols = values.shape
+    return (rows, 1, cols, 1) if shared_input else (rows, cols) + (1,) * (ndim - 2)
 
-    def __init__(self, c, in_axis, shared_input):
-        rows, cols = c.shape
-        shape = (rows, 1, cols, 1) if shared_input else (rows, cols, 1, 1)
+
+class MemberMaxNorm(keras.constraints.Constraint):
+    """Keras `MaxNorm` per member: each unit's incoming weights, every kernel axis but the
+    members' and the last (a Dense unit's inputs, a filter's window and channels); inf = no
+    constraint."""
+
+    def __init__(self, c, shared_input, ndim):
+        shape = _member_shape(c, shared_input, ndim)
         self.on = np.isfinite(c).reshape(shape)
         self.c = np.where(np.isfinite(c), c, 1.0).astype(np.float32).reshape(shape)
-        self.in_axis = in_axis
+        self.in_axis = 1 if shared_input else tuple(range(2, ndim - 1))
 
     def __call__(self, w):
         w = ops.convert_to_tensor(w)  # JAX's `where` takes arrays, not Keras variables
@@ -255,16 +333,20 @@ class MemberMaxNorm(keras.constraints.Constraint):
 
 
 class StackedBatchNorm(keras.layers.Layer):
-    """Batch normalization over each member's own batch, for the members that have it."""
+    """Batch normalization over each member's own batch, for the members that have it: over
+    (S, A, batch, units), or with `conv` over channel-stacked images (batch, H, W, S * A * C),
+    normalizing each channel over the batch and positions as Keras does for a convolution."""
 
-    def __init__(self, enabled, momentum, epsilon, **kwargs):
+    def __init__(self, enabled, momentum, epsilon, conv=False, **kwargs):
         super().__init__(**kwargs)
-        self.enabled = enabled[:, :, None, None]
-        self.momentum = momentum[:, :, None]
-        self.epsilon = epsilon[:, :, None, None]
+        self.enabled = enabled
+        self.momentum, self.epsilon = momentum[:, :, None], epsilon[:, :, None]
+        self.conv = conv
 
     def build(self, input_shape):
-        shape = (*self.enabled.shape[:2], input_shape[-1])
+        rows, cols = self.enabled.shape
+        units = input_shape[-1] // (rows * cols) if self.conv else input_shape[-1]
+        shape = (rows, cols, units)
         self.gamma = self.add_weight(shape=shape, initializer="ones", name="gamma")
         self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta")
         self.moving_mean = self.add_weight(shape=shape, initializer="zeros",
@@ -276,19 +358,34 @@ class StackedBatchNorm(keras.layers.Layer):
         return (s, a)
 
     def call(self, h, training=False):
-        momentum, epsilon = _tensor(self.momentum), _tensor(self.epsilon)
-        if training:
-            mean, variance = ops.moments(h, axes=[2], keepdims=True)
-            self.moving_mean.assign(ops.stop_gradient(
-                self.moving_mean * momentum + mean[:, :, 0] * (1.0 - momentum)))
-            self.moving_variance.assign(ops.stop_gradient(
-                self.moving_variance * momentum + variance[:, :, 0] * (1.0 - momentum)))
+        rows, cols = self.enabled.shape
+        if self.conv:  # a (batch, H, W, S, A, C) view: statistics over batch and positions
+            shape = ops.shape(h)
+            view, axes = ops.reshape(h, (*shape[:3], rows, cols, -1)), [0, 1, 2]
+            per_unit = lambda v: v  # noqa: E731  (S, A, C) broadcasts as it is
         else:
-            mean = self.moving_mean[:, :, None, :]
-            variance = self.moving_variance[:, :, None, :]
-        inv = ops.rsqrt(variance + epsilon) * self.gamma[:, :, None, :]
-        normalized = h * inv + (self.beta[:, :, None, :] - mean * inv)
-        return ops.where(_tensor(self.enabled), normalized, h)
+            view, axes = h, [2]
+            per_unit = lambda v: v[:, :, None, :]  # noqa: E731
+        momentum, epsilon = _tensor(self.momentum), _tensor(self.epsilon)
+        if training and self.conv:  # per member, on its own (B, H, W, C): alone's sums
+            moments = [ops.moments(x, axes=[0, 1, 2])
+                       for x in ops.split(h, rows * cols, axis=-1)]
+            mean = ops.reshape(ops.stack([m for m, _ in moments]), (rows, cols, -1))
+            variance = ops.reshape(ops.stack([v for _, v in moments]), (rows, cols, -1))
+        elif training:
+            mean, variance = ops.moments(view, axes=axes)
+        if training:
+            self.moving_mean.assign(ops.stop_gradient(
+                self.moving_mean * momentum + mean * (1.0 - momentum)))
+            self.moving_variance.assign(ops.stop_gradient(
+                self.moving_variance * momentum + variance * (1.0 - momentum)))
+        else:
+            mean, variance = self.moving_mean, self.moving_variance
+        inv = ops.rsqrt(variance + epsilon) * self.gamma
+        normalized = view * per_unit(inv) + per_unit(self.beta - mean * inv)
+        enabled = _tensor(self.enabled[:, :, None] if self.conv
+                          else self.enabled[:, :, None, None])
+        return ops.reshape(ops.where(enabled, normalized, view), ops.shape(h))
 
 
 class StackedDropout(keras.layers.Layer):
@@ -354,14 +451,22 @@ class StackedInput(keras.layers.Layer):
         return ops.reshape(images, (ops.shape(images)[0], -1))
 
 
-class StackedMLP(keras.Model):
-    """Input (batch, S, *image) -> member class probabilities (batch, S, A, classes)."""
+class StackedNetwork(keras.Model):
+    """Input (batch, S, *image) -> member class probabilities (batch, S, A, classes): the
+    input stage (per-member input), conv blocks (`engine/stack_conv.py`), then Dense layers."""
 
-    def __init__(self, rows: int, cols: int, stage, hidden: list, head, draws=None, **kwargs):
+    def __init__(self, rows: int, cols: int, stage, convs: list, hidden: list, head,
+                 draws=None, **kwargs):
         super().__init__(name="stack", **kwargs)
         self.rows, self.cols = rows, cols
-        self.stage, self.hidden_layers, self.head = stage, hidden, head
+        self.stage, self.conv_layers, self.hidden_layers = stage, convs, hidden
+        self.head = head
         self.draws = draws  # what the input pipeline draws (`PipelineDraws`), or None
+
+    def member_layers(self) -> list:
+        """The layers that hold per-member state, input to output."""
+        return [layer for layer in self.conv_layers + self.hidden_layers + [self.head]
+                if hasattr(layer, "member_index")]
 
     def call(self, inputs, training=False):
         """`inputs`: images (batch, S, *image), or a dict of them ("images"), dropout masks
@@ -372,13 +477,13 @@ class StackedMLP(keras.Model):
             masks = {name: ops.transpose(m, (1, 2, 0, 3))
                      for name, m in inputs.items() if name != "images"}
             inputs = inputs["images"]
-        x = ops.moveaxis(inputs, 1, 0)  # (S, B, *image)
+        h = ops.moveaxis(inputs, 1, 0)  # (S, B, *image)
         if self.stage is not None:
-            h = self.stage(x, training=training, augmented=masks.get("augmented"),
+            h = self.stage(h, training=training, augmented=masks.get("augmented"),
                            masks=masks.get("dropout_input"))
-        else:
-            h = ops.reshape(x, (self.rows, ops.shape(x)[1], -1))
-        for layer in self.hidden_layers:
+        elif not self.conv_layers:
+            h = ops.reshape(h, (self.rows, ops.shape(h)[1], -1))
+        for layer in self.conv_layers + self.hidden_layers:
             if isinstance(layer, StackedDropout):
                 h = layer(h, training=training, given=masks.get(layer.name))
             else:
@@ -433,14 +538,12 @@ class StackedMember:
     """One member's view of a stacked network: its slices of every weight, for Keras's
     EarlyStopping (`get_weights`, `set_weights`, `stop_training`), its kernels and penalty."""
 
-    def __init__(self, net: StackedMLP, s: int, a: int):
-        # A shared-input kernel is (S, in, A, out); every other variable is (S, A, ...)
+    def __init__(self, net: StackedNetwork, s: int, a: int):
+        # A shared-input Dense kernel is (S, in, A, out); every other variable is (S, A, ...)
         self.slices = [(layer, variable, layer.member_index(s, a)
                         if variable is getattr(layer, "kernel", None) else (s, a))
-                       for layer in net.hidden_layers + [net.head]
-                       if hasattr(layer, "member_index") for variable in layer.weights]
-        self.dense = [layer for layer in net.hidden_layers + [net.head]
-                      if isinstance(layer, StackedDense)]
+                       for layer in net.member_layers() for variable in layer.weights]
+        self.kernel_layers = [layer for layer in net.member_layers() if hasattr(layer, "kernel")]
         self.s, self.a = s, a
         self.stop_training = False
 
@@ -456,11 +559,11 @@ class StackedMember:
 
     def kernels(self) -> dict:
         return {layer.name: ops.convert_to_numpy(layer.kernel)[layer.member_index(self.s, self.a)]
-                for layer in self.dense}
+                for layer in self.kernel_layers}
 
     def penalty(self) -> float:
         total = 0.0
-        for layer, kernel in zip(self.dense, self.kernels().values()):
+        for layer, kernel in zip(self.kernel_layers, self.kernels().values()):
             l1, l2 = layer.l1[self.s, self.a], layer.l2[self.s, self.a]
             if layer.late is not None:  # the late term as it stands (switched on or off)
                 switch = ops.convert_to_numpy(layer.l1_late_switch)[self.s, self.a]
@@ -471,7 +574,7 @@ class StackedMember:
 
     def switch_late_l1(self, on: float) -> None:
         """Turn this member's late L1 term on (1.0) or off (0.0) in every layer."""
-        for layer in self.dense:
+        for layer in self.kernel_layers:
             if layer.l1_late_switch is not None:
                 switch = ops.convert_to_numpy(layer.l1_late_switch).copy()
                 switch[self.s, self.a] = on

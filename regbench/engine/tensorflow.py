@@ -91,10 +91,15 @@ def _untuned(dataset):
 def enable_xla(net) -> None:
     """XLA for a stacked network (`keras_private.force_jit_compile`): it fuses the per-member
     element-wise work (penalties, constraints, masks, the optimizer) into few loops, about 2x
-    faster. Random draws, which XLA makes differently, come with the batch (`PipelineDraws`)."""
+    faster. Random draws, which XLA makes differently, come with the batch (`PipelineDraws`).
+
+    Not for a network with conv blocks: XLA has no deterministic max-pooling gradient, and
+    TensorFlow refuses it under op determinism. Its convolutions, which dominate its steps,
+    run as fast without XLA (TensorFlow's own kernels, measured on this project's CPU)."""
     from regbench import keras_private
 
-    keras_private.force_jit_compile(net)
+    if not getattr(net, "conv_layers", None):
+        keras_private.force_jit_compile(net)
 
 
 def in_pipeline() -> bool:

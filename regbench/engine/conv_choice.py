@@ -1,0 +1,162 @@
+"""Grouped or separate: how a stacked convolution runs, chosen by measuring it.
+
+A stacked convolution (`engine/stack_conv.py`) is G members' convolutions of one shape. As
+one grouped convolution it is a single op; as G convolutions, concatenated, it is G ops in
+the same compiled program. They compute the same numbers. Which is faster depends on the
+backend, the device and the shape: on this project's 2-core CPU, XLA's grouped convolution
+of CIFAR-10's layers is 8 to 17 times slower than separate ones, while a GPU's grouped
+kernels are what HFTA fuses models with. So each shape is timed both ways, once per machine:
+a training step's worth (forward, the kernel's gradient, and the input's where a layer
+before it trains), in interleaved rounds, fastest of each kept. The choice is kept in
+`conv_choice.json` beside the downloaded datasets (`data.cache_dir()`), keyed by backend,
+device, threads and shape.
+
+`$REGBENCH_STACKED_CONV=grouped` or `separate` forces one (the tests train both).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from regbench.engine.stack_conv import GROUPED, SEPARATE
+
+ROUNDS = 3
+STEPS = 4          # steps per timed call
+DECISIVE = 2.0     # a first round this lopsided decides without the others
+_chosen: dict = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class Shape:
+    """One stacked convolution: a batch of (height, width, groups x in_channels) images,
+    `filters` output channels per group, `kernel` x `kernel` windows, 'same' padding."""
+    batch: int
+    height: int
+    width: int
+    in_channels: int
+    filters: int
+    kernel: int
+    groups: int
+    input_gradient: bool = True   # a layer before it trains (not the network's first)
+
+
+def implementation(shape: Shape) -> str:
+    """GROUPED or SEPARATE for a stacked convolution of `shape`."""
+    forced = os.environ.get("REGBENCH_STACKED_CONV")
+    if forced:
+        if forced not in (GROUPED, SEPARATE):
+            raise ValueError(f"REGBENCH_STACKED_CONV={forced!r}: use {GROUPED} or {SEPARATE}")
+        return forced
+    if shape.groups == 1:
+        return GROUPED  # one group: the two are the same op
+    key = _key(shape)
+    if key not in _chosen:
+        _chosen.update(_read_cache())
+    if key not in _chosen:
+        seconds = measure(shape)
+        _chosen[key] = min(seconds, key=seconds.get)
+        _write_cache(key, _chosen[key])
+    return _chosen[key]
+
+
+def measure(shape: Shape, rounds: int = ROUNDS) -> dict[str, float]:
+    """Seconds per training step of the convolution, each way: the fastest of `rounds`
+    interleaved calls of `STEPS` steps (after one that compiles)."""
+    import keras
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((shape.batch * STEPS, shape.height, shape.width,
+                    shape.groups * shape.in_channels), np.float32)
+    y = np.zeros((len(x), shape.height, shape.width, shape.groups * shape.filters), np.float32)
+    nets = {way: _timing_net(shape, way) for way in (GROUPED, SEPARATE)}
+    best = dict.fromkeys(nets, float("inf"))
+    for round_ in range(rounds + 1):  # the first call of each compiles
+        for way, net in nets.items():
+            began = time.perf_counter()
+            net.fit(x, y, batch_size=shape.batch, epochs=1, shuffle=False, verbose=0)
+            if round_:
+                best[way] = min(best[way], (time.perf_counter() - began) / STEPS)
+        if round_ == 1 and max(best.values()) > DECISIVE * min(best.values()):
+            break
+    keras.backend.clear_session()
+    return best
+
+
+def _timing_net(shape: Shape, way: str):
+    import keras
+    import numpy as np
+
+    from regbench.engine.backend import seam
+    from regbench.engine.stack_conv import StackedConv2D
+
+    channels = shape.groups * shape.in_channels
+
+    def kernel(layer, initial):
+        layer.kernel = layer.add_weight(shape=initial.shape, initializer="glorot_uniform",
+                                        name="kernel")
+
+    layers = [keras.Input((shape.height, shape.width, channels))]
+    if shape.input_gradient:  # a trainable scale before it, so its input gradient is taken
+        layers.append(keras.layers.Dense(channels, use_bias=False, name="before"))
+    layers.append(StackedConv2D(
+        np.zeros((1, shape.groups, shape.kernel, shape.kernel, shape.in_channels,
+                  shape.filters), np.float32),
+        "relu", "same", False, way, kernel, name="conv"))
+    net = keras.Sequential(layers)
+    net.compile(optimizer="sgd", loss="mse", steps_per_execution=STEPS)
+    seam().enable_xla(net)
+    return net
+
+
+def _key(shape: Shape) -> str:
+    import keras
+
+    from regbench.provenance import accelerator, cpu_model, usable_cores
+
+    device = accelerator(keras.backend.backend()) or cpu_model()
+    return json.dumps([keras.backend.backend(), device, _threads() or usable_cores(),
+                       dataclasses.astuple(shape)])
+
+
+def _threads() -> int | None:
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return None
+    import tensorflow as tf
+
+    return tf.config.threading.get_intra_op_parallelism_threads() or None
+
+
+def _cache_file() -> Path:
+    from regbench import data
+
+    return data.cache_dir() / "conv_choice.json"
+
+
+def _read_cache() -> dict:
+    try:
+        return json.loads(_cache_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _write_cache(key: str, way: str) -> None:
+    """Adds one choice, replacing the file whole (a lost race loses a choice, measured
+    again later, never the file)."""
+    path = _cache_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        choices = {**_read_cache(), key: way}
+        with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False,
+                                         suffix=".tmp") as out:
+            json.dump(choices, out, indent=1, sort_keys=True)
+        os.replace(out.name, path)
+    except OSError:
+        pass  # the choice stands for this process; the next measures again
