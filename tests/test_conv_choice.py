@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from regbench.engine import conv_choice
-from regbench.engine.stack_conv import GROUPED, SEPARATE, StackedConv2D
+from regbench.engine.conv_choice import GROUPED, SEPARATE
+from regbench.engine.stack_conv import StackedConv2D
 
 TINY = conv_choice.Shape(batch=4, height=6, width=6, in_channels=2, filters=3, kernel=3,
                          groups=2)
@@ -68,3 +69,17 @@ def test_one_group_needs_no_measurement_and_a_forced_way_is_checked(monkeypatch)
     monkeypatch.setenv("REGBENCH_STACKED_CONV", "fused")
     with pytest.raises(ValueError, match="REGBENCH_STACKED_CONV"):
         conv_choice.implementation(TINY)
+
+
+@pytest.mark.parametrize("measured, strategy", [(GROUPED, "stack"), (SEPARATE, "branch")])
+def test_the_planner_stacks_cnn_cells_only_where_grouped_convolutions_win(
+        monkeypatch, measured, strategy):
+    from regbench.engine import plan
+    from regbench.study import parse_study
+
+    monkeypatch.delenv("REGBENCH_STACKED_CONV", raising=False)
+    monkeypatch.setattr(conv_choice, "implementation", lambda shape: measured)
+    study = parse_study({"datasets": ["cifar10"], "seeds": 1,
+                         "model": {"name": "cnn", "filters": [8, 16], "hidden": [16]},
+                         "design": {"kind": "explicit", "arms": ["none", "batchnorm"]}}, "s")
+    assert {plan.strategy_of(cell) for cell in study.cells()} == {strategy}

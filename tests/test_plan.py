@@ -20,7 +20,17 @@ STUDY = {
 }
 
 
-def test_plan_branch_packs_compatible_cells_in_study_order():
+@pytest.fixture
+def grouped_convs_lose(monkeypatch):
+    """A machine where grouped convolutions are measured slower (this CPU): CNN cells are
+    branch-packed, not stacked (`conv_choice.stacks_pay`)."""
+    from regbench.engine import conv_choice
+
+    monkeypatch.delenv("REGBENCH_STACKED_CONV", raising=False)
+    monkeypatch.setattr(conv_choice, "implementation", lambda shape: conv_choice.SEPARATE)
+
+
+def test_plan_branch_packs_compatible_cells_in_study_order(grouped_convs_lose):
     study = {**STUDY, "model": {"name": "cnn", "filters": [4], "hidden": [8]},
              "training": {**STUDY["training"], "epochs": 200}}
     cells = parse_study(study, "plan").cells()
@@ -97,7 +107,7 @@ def test_grids_of_a_half_finished_study():
     {"techniques": {"random_crop": {}}, "model": {"crop": 24}, "arm": "random_crop"},
     {"techniques": {"gaussian_noise": {}}, "arm": "gaussian_noise"},
 ])
-def test_settings_a_stack_does_not_implement_are_branch_packed(change):
+def test_settings_a_stack_does_not_implement_are_branch_packed(change, grouped_convs_lose):
     arm = change.pop("arm", "none")
     study = {**STUDY, **change, "design": {"kind": "explicit", "arms": [arm]}}
     cell = parse_study(study, "plan").cells()[0]

@@ -50,11 +50,12 @@ def test_member_penalty_has_the_gradient_of_the_members_keras_penalties(shared_i
             keras.regularizers.L1L2(l1=float(l1[s, a]), l2=float(l2[s, a]))(
                 kernel[s, :, a] if shared_input else kernel[s, a])
             for s in range(2) for a in range(3))
-        got = MemberPenalty(l1, l2, shared_input)(kernel)
+        got = MemberPenalty(l1, l2, shared_input, len(kernel.shape))(kernel)
     assert float(got) == 0.0  # the value is added once per epoch instead (`penalty()`)
     np.testing.assert_allclose(tape.gradient(got, kernel), tape.gradient(expected, kernel),
                                rtol=1e-6, atol=1e-7)
-    assert MemberPenalty(l1, 0 * l2, shared_input).l2 is None  # no term for absent factors
+    # no term for absent factors
+    assert MemberPenalty(l1, 0 * l2, shared_input, len(kernel.shape)).l2 is None
 
 
 @pytest.mark.slow

@@ -11,7 +11,9 @@ before it trains), in interleaved rounds, fastest of each kept. The choice is ke
 `conv_choice.json` beside the downloaded datasets (`data.cache_dir()`), keyed by backend,
 device, threads and shape.
 
-`$REGBENCH_STACKED_CONV=grouped` or `separate` forces one (the tests train both).
+The planner stacks CNN cells only where grouped convolutions win (`stacks_pay`): separate
+ones in one program cost more than the cells alone. `$REGBENCH_STACKED_CONV=grouped` or
+`separate` forces one, and stacking (the tests train both).
 """
 
 from __future__ import annotations
@@ -23,8 +25,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from regbench.engine.stack_conv import GROUPED, SEPARATE
-
+GROUPED, SEPARATE = "grouped", "separate"
+# (kernel size, pooling) of each convolutional block, as `models.model_layers` builds them
+CONV_BLOCKS = {"cnn": (3, dict(pool_size=2)),
+               "alexnet": (5, dict(pool_size=3, strides=2, padding="same"))}
 ROUNDS = 3
 STEPS = 4          # steps per timed call
 DECISIVE = 2.0     # a first round this lopsided decides without the others
@@ -45,12 +49,55 @@ class Shape:
     input_gradient: bool = True   # a layer before it trains (not the network's first)
 
 
+REFERENCE_MEMBERS = 8  # the stack whose convolutions decide whether CNN stacks pay
+
+
+def stacks_pay(cell) -> bool:
+    """Whether CNN cells like `cell` are worth stacking: where the convolutions of a stack of
+    `REFERENCE_MEMBERS` run faster grouped than separate. Separate ones in one program are no
+    faster than the cells alone, and were slower on this project's CPU (the copies that
+    channel-stacking adds): there such cells train alone or in branch packs instead."""
+    from regbench import data
+
+    if _forced():
+        return True
+    shapes = conv_shapes(cell, data.info(cell.dataset), 1, REFERENCE_MEMBERS, False)
+    return all(implementation(shape) == GROUPED for shape in shapes)
+
+
+def conv_shapes(cell, info, rows: int, cols: int, per_member: bool) -> list[Shape]:
+    """The shape of each stacked convolution of a rows x cols grid of `cell`'s network."""
+    size = CONV_BLOCKS[cell.model.name][0]
+    height, width, channels = info.image_shape
+    shapes = []
+    for i, filters in enumerate(cell.model.filters):
+        shared = i == 0 and not per_member
+        shapes.append(Shape(cell.training.batch_size, height, width, channels,
+                            filters * (cols if shared else 1), size,
+                            rows if shared else rows * cols, input_gradient=i > 0))
+        height, width = pooled(cell.model.name, height, width)
+        channels = filters
+    return shapes
+
+
+def pooled(network: str, height: int, width: int) -> tuple[int, int]:
+    """A conv block's output size: 2x2 pooling (cnn), or 3x3 with stride 2, 'same' (alexnet)."""
+    if network == "cnn":
+        return height // 2, width // 2
+    return -(-height // 2), -(-width // 2)
+
+
+def _forced() -> str | None:
+    forced = os.environ.get("REGBENCH_STACKED_CONV")
+    if forced and forced not in (GROUPED, SEPARATE):
+        raise ValueError(f"REGBENCH_STACKED_CONV={forced!r}: use {GROUPED} or {SEPARATE}")
+    return forced
+
+
 def implementation(shape: Shape) -> str:
     """GROUPED or SEPARATE for a stacked convolution of `shape`."""
-    forced = os.environ.get("REGBENCH_STACKED_CONV")
+    forced = _forced()
     if forced:
-        if forced not in (GROUPED, SEPARATE):
-            raise ValueError(f"REGBENCH_STACKED_CONV={forced!r}: use {GROUPED} or {SEPARATE}")
         return forced
     if shape.groups == 1:
         return GROUPED  # one group: the two are the same op

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 import regbench.engine.branch as branch
+import regbench.engine.conv_choice as conv_choice
 import regbench.engine.stack as stack
 from regbench import data
 from regbench.macs import cell_macs
@@ -43,6 +44,9 @@ def strategy_of(cell: Cell) -> str:
     """The fastest strategy that implements every setting of the cell (the registry says
     which do), ignoring pack sizes: a stack, else a branch pack, else alone."""
     supported = strategies_for(cell.model, cell.training, cell.arm)
+    if (STACK in supported and cell.model.name in stack.CONVOLUTIONAL
+            and not conv_choice.stacks_pay(cell)):
+        supported = supported - {STACK}  # measured: a CNN stack is slower here
     return next(name for name in (STACK, BRANCH, ALONE) if name in supported)
 
 

@@ -17,9 +17,8 @@ from __future__ import annotations
 import keras
 from keras import ops
 
+from regbench.engine.conv_choice import GROUPED
 from regbench.models import LocalResponseNorm
-
-GROUPED, SEPARATE = "grouped", "separate"
 
 
 class ChannelStacked(keras.layers.Layer):

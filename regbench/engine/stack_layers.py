@@ -80,7 +80,7 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
 
     stage, augment = None, None
     width = int(np.prod(info.image_shape))
-    convolutional = model.name in CONV_BLOCKS  # stack.CONVOLUTIONAL
+    convolutional = model.name in ("cnn", "alexnet")  # stack.CONVOLUTIONAL
     if per_member:
         augment = [[augmentation_layers(cell.arm, cell.seed, info.flip_ok, f"s{s}a{a}_")
                     for a, cell in enumerate(row)] for s, row in enumerate(grid)]
@@ -124,15 +124,11 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
     return StackedNetwork(rows, cols, stage, convs, hidden, head, draws)
 
 
-# (kernel size, pooling) of each convolutional block, as `models.model_layers` builds them
-CONV_BLOCKS = {"cnn": (3, dict(pool_size=2)),
-               "alexnet": (5, dict(pool_size=3, strides=2, padding="same"))}
-
-
 def _conv_blocks(grid, info, per_member: bool, inits, terms, batchnorm) -> tuple[list, int]:
     """The conv blocks of the grid's network, from channel-stacked input to each member's
     flattened features, and the features' width."""
     from regbench.engine import conv_choice
+    from regbench.engine.conv_choice import CONV_BLOCKS
     from regbench.engine.stack_conv import (
         ChannelStacked,
         StackedConv2D,
@@ -144,28 +140,22 @@ def _conv_blocks(grid, info, per_member: bool, inits, terms, batchnorm) -> tuple
     first = grid[0][0]
     rows, cols = len(grid), len(grid[0])
     size, pooling = CONV_BLOCKS[first.model.name]
-    height, width, channels = info.image_shape
+    shapes = conv_choice.conv_shapes(first, info, rows, cols, per_member)
     layers = [ChannelStacked(info.image_shape, name="channels")]
-    for i, filters in enumerate(first.model.filters):
-        shared = i == 0 and not per_member
-        groups = rows if shared else rows * cols
-        shape = conv_choice.Shape(first.training.batch_size, height, width, channels,
-                                  filters * (cols if shared else 1), size, groups)
+    for i, (filters, shape) in enumerate(zip(first.model.filters, shapes)):
         layers.append(StackedConv2D(
-            inits(f"conv_{i}", (size, size, channels, filters)), first.model.activation,
-            "same", shared, conv_choice.implementation(shape),
-            terms(f"conv_{i}").add_kernel, name=f"conv_{i}"))
+            inits(f"conv_{i}", (size, size, shape.in_channels, filters)),
+            first.model.activation, "same", i == 0 and not per_member,
+            conv_choice.implementation(shape), terms(f"conv_{i}").add_kernel, name=f"conv_{i}"))
         norm = batchnorm(f"conv_bn_{i}", conv=True)
         if norm.enabled.any():
             layers.append(norm)
-        pool = keras.layers.MaxPooling2D(**pooling, name=f"pool_{i}")
-        layers.append(pool)
-        height, width = pool.compute_output_shape((1, height, width, 1))[1:3]
+        layers.append(keras.layers.MaxPooling2D(**pooling, name=f"pool_{i}"))
         if first.model.name == "alexnet":
             layers.append(StackedLocalResponseNorm(rows * cols, **LRN, name=f"lrn_{i}"))
-        channels = filters
     layers.append(StackedFlatten(rows, cols, name="flatten"))
-    return layers, height * width * channels
+    height, width = conv_choice.pooled(first.model.name, shapes[-1].height, shapes[-1].width)
+    return layers, height * width * first.model.filters[-1]
 
 
 # --- layers --------------------------------------------------------------------------------
