@@ -20,7 +20,7 @@ def _layer(way: str, shared: bool, kernels: np.ndarray) -> StackedConv2D:
     def kernel(layer, initial):
         layer.kernel = layer.add_weight(shape=initial.shape, name="kernel",
                                         initializer=lambda shape, dtype=None: initial)
-    return StackedConv2D(kernels, "linear", "same", shared, way, kernel)
+    return StackedConv2D(kernels, "linear", "same", shared, way == GROUPED, kernel)
 
 
 @pytest.mark.parametrize("shared", [False, True])

@@ -154,7 +154,7 @@ def _timing_net(shape: Shape, way: str):
     layers.append(StackedConv2D(
         np.zeros((1, shape.groups, shape.kernel, shape.kernel, shape.in_channels,
                   shape.filters), np.float32),
-        "relu", "same", False, way, kernel, name="conv"))
+        "relu", "same", False, way == GROUPED, kernel, name="conv"))
     net = keras.Sequential(layers)
     net.compile(optimizer="sgd", loss="mse", steps_per_execution=STEPS)
     seam().enable_xla(net)

@@ -9,7 +9,7 @@ input is block s, and its A members' filters are one wide convolution of it.
 A stacked convolution is grouped (`ops.conv` with one group per member: `feature_group_count`
 on XLA, `groups` on torch) or separate (one convolution per group, concatenated, in the same
 compiled program). Which is faster depends on the backend, the device and the layer's shape:
-`engine/conv_choice.py` measures it per shape and the builder takes the faster.
+`engine/conv_choice.py` measures it per shape and the builder takes the faster (`grouped`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-from regbench.engine.conv_choice import GROUPED
 from regbench.models import LocalResponseNorm
 
 
@@ -47,13 +46,13 @@ class StackedConv2D(keras.layers.Layer):
     (kh, kw, in, S * A * out). `shared_input`: the input is (batch, H, W, S * in), one block
     per seed (the first layer of a shared input), else one block per member."""
 
-    def __init__(self, kernels, activation, padding: str, shared_input: bool,
-                 implementation: str, kernel_state, **kwargs):
+    def __init__(self, kernels, activation, padding: str, shared_input: bool, grouped: bool,
+                 kernel_state, **kwargs):
         super().__init__(**kwargs)
         self.initial = kernels
         self.activation = keras.activations.get(activation)
         self.padding, self.shared_input = padding, shared_input
-        self.implementation = implementation
+        self.grouped = grouped  # one grouped convolution, else one per group
         self.kernel_state = kernel_state  # adds the kernel with its penalty and constraint
 
     def build(self, input_shape):
@@ -71,7 +70,7 @@ class StackedConv2D(keras.layers.Layer):
         kernel = ops.reshape(ops.transpose(self.kernel, (2, 3, 4, 0, 1, 5)),
                              (kh, kw, fan_in, rows * cols * filters))
         groups = rows if self.shared_input else rows * cols
-        if self.implementation == GROUPED or groups == 1:
+        if self.grouped or groups == 1:
             z = ops.conv(h, kernel, padding=self.padding)
         else:
             width = rows * cols * filters // groups

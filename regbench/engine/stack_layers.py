@@ -127,8 +127,13 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
 def _conv_blocks(grid, info, per_member: bool, inits, terms, batchnorm) -> tuple[list, int]:
     """The conv blocks of the grid's network, from channel-stacked input to each member's
     flattened features, and the features' width."""
-    from regbench.engine import conv_choice
-    from regbench.engine.conv_choice import CONV_BLOCKS
+    from regbench.engine.conv_choice import (
+        CONV_BLOCKS,
+        GROUPED,
+        conv_shapes,
+        implementation,
+        pooled,
+    )
     from regbench.engine.stack_conv import (
         ChannelStacked,
         StackedConv2D,
@@ -140,13 +145,13 @@ def _conv_blocks(grid, info, per_member: bool, inits, terms, batchnorm) -> tuple
     first = grid[0][0]
     rows, cols = len(grid), len(grid[0])
     size, pooling = CONV_BLOCKS[first.model.name]
-    shapes = conv_choice.conv_shapes(first, info, rows, cols, per_member)
+    shapes = conv_shapes(first, info, rows, cols, per_member)
     layers = [ChannelStacked(info.image_shape, name="channels")]
     for i, (filters, shape) in enumerate(zip(first.model.filters, shapes)):
         layers.append(StackedConv2D(
             inits(f"conv_{i}", (size, size, shape.in_channels, filters)),
             first.model.activation, "same", i == 0 and not per_member,
-            conv_choice.implementation(shape), terms(f"conv_{i}").add_kernel, name=f"conv_{i}"))
+            implementation(shape) == GROUPED, terms(f"conv_{i}").add_kernel, name=f"conv_{i}"))
         norm = batchnorm(f"conv_bn_{i}", conv=True)
         if norm.enabled.any():
             layers.append(norm)
@@ -154,7 +159,7 @@ def _conv_blocks(grid, info, per_member: bool, inits, terms, batchnorm) -> tuple
         if first.model.name == "alexnet":
             layers.append(StackedLocalResponseNorm(rows * cols, **LRN, name=f"lrn_{i}"))
     layers.append(StackedFlatten(rows, cols, name="flatten"))
-    height, width = conv_choice.pooled(first.model.name, shapes[-1].height, shapes[-1].width)
+    height, width = pooled(first.model.name, shapes[-1].height, shapes[-1].width)
     return layers, height * width * first.model.filters[-1]
 
 
