@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import importlib.abc
 import importlib.util
+import math
 import os
 import sys
 from pathlib import Path
@@ -94,3 +95,20 @@ def environment(folder: Path, arm: str) -> dict[str, str]:
         variable=VARIABLE, path=str(Path(__file__).resolve())))
     paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
     return {VARIABLE: arm, "PYTHONPATH": os.pathsep.join(paths)}
+
+
+def assert_close(a, b, where: str = "row") -> None:
+    """`a` equals `b`, floats within 1e-5 relative or 1e-6 absolute (a gap is a difference of
+    two such values), at every depth."""
+    if isinstance(b, float) and isinstance(a, float):
+        assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-6), (where, a, b)
+    elif isinstance(b, dict) and isinstance(a, dict):
+        assert set(a) == set(b), where
+        for k in b:
+            assert_close(a[k], b[k], f"{where}.{k}")
+    elif isinstance(b, list) and isinstance(a, list):
+        assert len(a) == len(b), where
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_close(x, y, f"{where}[{i}]")
+    else:
+        assert a == b, (where, a, b)

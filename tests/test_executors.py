@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from faults import STORED_ERROR, environment
+from faults import STORED_ERROR, assert_close, environment
 
 from regbench import executors, store
 from regbench.errors import RegbenchError
@@ -105,22 +104,6 @@ def comparable(row: dict) -> dict:
     if isinstance(out.get("history"), dict):
         out["history"] = {k: v for k, v in out["history"].items() if k != "epoch_s"}
     return out
-
-
-def assert_close(a, b, where: str = "row") -> None:
-    """`a` equals `b`, floats within 1e-5 of each other (relative), at every depth."""
-    if isinstance(b, float) and isinstance(a, float):
-        assert math.isclose(a, b, rel_tol=1e-5, abs_tol=1e-9), (where, a, b)
-    elif isinstance(b, dict) and isinstance(a, dict):
-        assert set(a) == set(b), where
-        for k in b:
-            assert_close(a[k], b[k], f"{where}.{k}")
-    elif isinstance(b, list) and isinstance(a, list):
-        assert len(a) == len(b), where
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_close(x, y, f"{where}[{i}]")
-    else:
-        assert a == b, (where, a, b)
 
 
 def by_key(path: Path) -> dict:
@@ -223,6 +206,7 @@ def test_run_local_in_worker_processes_gives_the_rows_of_one_process(local, work
     assert calls["second"]["skipped"] == 3 and calls["second"]["finished"] == []
     rows, expected = by_key(path), by_key(local[0])
     # a worker computes with one thread, the single process with two: sums may round apart
+    # (1e-7 in train cross-entropy on this project's CPU)
     assert set(rows) == set(expected)
     for key, row in rows.items():
         assert_close(comparable(row), comparable(expected[key]), key)
