@@ -27,6 +27,7 @@ import numpy as np
 
 from regbench import data
 from regbench.engine.backend import seam
+from regbench.engine.conv_choice import CONV_BLOCKS
 from regbench.engine.program import Program, compile_network
 from regbench.recipe import STACK
 from regbench.study import Cell
@@ -52,7 +53,7 @@ def stack_key(cell: Cell) -> tuple:
     return (cell.dataset, cell.model, cell.training, per_member_input(cell), cell.arm.bn_before())
 
 
-CONVOLUTIONAL = ("cnn", "alexnet")  # networks with conv blocks
+CONVOLUTIONAL = tuple(CONV_BLOCKS)  # networks with conv blocks
 CONV_STACK = 16  # conv members per stack: each is as much arithmetic as alone (see below)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 from keras import ops
 
 from regbench.engine.backend import seam
+from regbench.engine.conv_choice import CONV_BLOCKS
 from regbench.models import (
     KL_CLIP,
     augmentation_layers,
@@ -80,7 +81,7 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
 
     stage, augment = None, None
     width = int(np.prod(info.image_shape))
-    convolutional = model.name in ("cnn", "alexnet")  # stack.CONVOLUTIONAL
+    convolutional = model.name in CONV_BLOCKS
     if per_member:
         augment = [[augmentation_layers(cell.arm, cell.seed, info.flip_ok, f"s{s}a{a}_")
                     for a, cell in enumerate(row)] for s, row in enumerate(grid)]
