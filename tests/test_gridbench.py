@@ -13,13 +13,25 @@ import pytest
 from regbench.bench import grid
 
 
+def _bench_grid(out: Path, data_dir, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "regbench.cli", "bench-grid", "--only",
+                           "smoke", "--out", str(out), "--data-dir", str(data_dir), *args],
+                          capture_output=True, text=True)
+
+
 @pytest.mark.slow
-def test_smoke_configuration_end_to_end(tmp_path, data_dir):
-    done = subprocess.run([sys.executable, "-m", "regbench.cli", "bench-grid", "--only",
-                           "smoke", "--rounds", "2", "--out", str(tmp_path), "--data-dir",
-                           str(data_dir)], capture_output=True, text=True)
+def test_smoke_configuration_end_to_end_and_a_second_call_resumes(tmp_path, data_dir):
+    """One round, then two: the second call measures round 2 only, keeping round 1's runs."""
+    done = _bench_grid(tmp_path, data_dir, "--rounds", "1")
     assert done.returncode == 0, done.stderr[-2000:]
+    first = json.loads((tmp_path / "grid.json").read_text())["runs"]
+    assert "resuming" not in done.stdout
+    done = _bench_grid(tmp_path, data_dir, "--rounds", "2")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"resuming {tmp_path / grid.JOURNAL}: 3 of 6 runs left" in done.stdout
     result = json.loads((tmp_path / "grid.json").read_text())
+    assert result["runs"][:3] == first
+    assert result["runs"] == grid.read_journal(tmp_path / grid.JOURNAL)
     assert result["command"] == "regbench bench-grid --only smoke --rounds 2"
     assert [(run["round"], run["engine"]) for run in result["runs"]] == [
         (0, "naive"), (0, "regbench"), (0, "regbench_w1"),
@@ -57,6 +69,27 @@ def test_child_entry_point_writes_its_result(tmp_path):
                            "peak", str(out)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(out.read_text())["peak_gflops"] > 0
+
+
+def test_a_half_written_journal_line_is_dropped_and_another_machine_is_refused(tmp_path):
+    journal = tmp_path / grid.JOURNAL
+    here = {"cpu_model": "A", "cpu_cores": 2, "cpu_isa": "avx2", "keras_backend": "jax"}
+    grid.append_run(journal, {"round": 0, "machine": here})
+    with journal.open("a") as f:
+        f.write('{"round": 1, "mach')  # killed while appending
+    runs = grid.read_journal(journal)
+    assert runs == [{"round": 0, "machine": here}]
+    grid.check_machine(runs, here | {"cpu_mhz": 3000.0}, journal)  # the clock may vary
+    with pytest.raises(grid.RegbenchError, match="not this machine.*delete grid_runs.jsonl"):
+        grid.check_machine(runs, here | {"cpu_isa": "avx2 avx512f"}, journal)
+
+
+def test_the_regenerate_command_names_what_the_runs_hold():
+    runs = [{"config": name, "round": r} for name in ("mnist_b128", "cifar10_b64")
+            for r in range(3)]
+    assert grid.command_of(runs) == "regbench bench-grid --only mnist_b128,cifar10_b64"
+    every = [{"config": c.name, "round": 0} for c in grid.CONFIGS]
+    assert grid.command_of(every) == "regbench bench-grid --rounds 1"
 
 
 def test_a_speed_up_is_paired_by_round_with_an_interval_and_a_target_needs_its_lower_end():

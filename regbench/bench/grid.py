@@ -238,9 +238,9 @@ def _config(name: str) -> Config:
 
 
 def configs(only: str | None) -> list[Config]:
-    """The configurations to run: all of them, or the one named `only` (which must be one:
-    an empty or unknown name is refused before anything starts)."""
-    return list(CONFIGS) if only is None else [_config(only)]
+    """The configurations to run: all of them, or those `only` names, comma-separated, in
+    that order (an empty or unknown name is refused before anything starts)."""
+    return list(CONFIGS) if only is None else [_config(name) for name in only.split(",")]
 
 
 def measure(config: Config, engine: str, data_dir: str | None) -> dict:
@@ -310,7 +310,9 @@ def speedup(runs: list[dict], config: str, slow: str, fast: str) -> dict:
             "low": float(np.exp(low)), "high": float(np.exp(high))}
 
 
-def summarize(runs: list[dict], peak_gflops: float) -> list[dict]:
+def summarize(runs: list[dict]) -> list[dict]:
+    """Per configuration with both engines measured: wall times, speed-ups by round,
+    agreement per arm, memory, where the time went."""
     summary = []
     for config in (*CONFIGS, SMOKE):
         mine = [run for run in runs if run["config"] == config.name]
@@ -325,6 +327,7 @@ def summarize(runs: list[dict], peak_gflops: float) -> list[dict]:
         wall = {engine: float(np.median([r["wall_s"] for r in mine if r["engine"] == engine]))
                 for engine in first}
         bound = fast["mean"] if math.isnan(fast.get("low", math.nan)) else fast["low"]
+        peak_gflops = max(run["peak_gflops"] for run in mine)
         summary.append({
             "config": config.name, "note": config.note, "cells": len(ours["rows"]),
             "naive_s": wall[NAIVE], "regbench_s": wall[REGBENCH],
@@ -339,6 +342,7 @@ def summarize(runs: list[dict], peak_gflops: float) -> list[dict]:
             "pack_sizes": sorted({r["pack_size"] for r in ours["rows"]}),
             "packs": pack_times(ours["rows"]),
             "workers": ours.get("workers", 1),
+            "commits": sorted({(run.get("git_commit") or "unknown")[:7] for run in mine}),
             # where the time goes: achieved training arithmetic against the matmul roof
             "peak_gflops": peak_gflops,
             "naive_gflops": naive["train_gflop"] / naive["train_s"],
@@ -356,7 +360,9 @@ def _packs_line(packs: dict) -> str:
 
 def render(summary: list[dict], machine: dict, command: str) -> str:
     """grid.md: what was compared, the speed-ups, where the time went, accuracy per arm."""
-    lines = [*_intro(command), _summary_table(summary), *_notes(summary)]
+    lines = [*_intro(command), _measured_on(machine, summary)]
+    if summary:
+        lines += [_summary_table(summary), *_notes(summary)]
     for s in summary:
         lines += _arms_section(s)
     lines += ["## Machine", "", *(f"- {k}: {v}" for k, v in machine.items()), ""]
@@ -381,6 +387,16 @@ def _intro(command: str) -> list[str]:
         "and its workers), sampled every 0.2 s.", "",
         f"Regenerate: `{command}`", "",
     ]
+
+
+def _measured_on(machine: dict, summary: list[dict]) -> str:
+    cpu = (f"Measured on {machine.get('cpu_model')} ({machine.get('cpu_isa')}, "
+           f"{machine.get('cpu_mhz')} MHz, {machine.get('cpu_cores')} cores), "
+           f"Keras on {machine.get('keras_backend')}")
+    if not summary:
+        return cpu + "; no configuration has both engines measured yet.\n"
+    return cpu + "; at commit " + "; ".join(
+        f"{s['config']} {', '.join(s['commits'])}" for s in summary) + ".\n"
 
 
 def _summary_table(summary: list[dict]) -> str:
@@ -468,34 +484,101 @@ def _verdict(arm: dict) -> str:
     return f"not resolved (about {arm['seeds_needed']} seeds would give power 0.8)"
 
 
+# --- the journal: every finished measurement, so a killed run resumes ----------------------
+
+JOURNAL = "grid_runs.jsonl"
+# What must match for runs to compare: timings from another CPU or backend never mix.
+SAME_MACHINE = ("cpu_model", "cpu_cores", "cpu_isa", "keras_backend")
+
+
+def read_journal(path: Path) -> list[dict]:
+    """The measurements `path` holds, in order; a half-written last line (a kill while
+    appending) is dropped, since it is measured again."""
+    if not path.exists():
+        return []
+    runs = []
+    for line in path.read_text().splitlines():
+        try:
+            runs.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    return runs
+
+
+def append_run(path: Path, run: dict) -> None:
+    with path.open("a") as f:
+        f.write(json.dumps(run, default=float) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def check_machine(runs: list[dict], machine: dict, path: Path) -> None:
+    here = {key: machine.get(key) for key in SAME_MACHINE}
+    for run in runs:
+        if run.get("machine") != here:
+            raise RegbenchError(
+                f"{path}: measured on {run.get('machine')}, not this machine ({here}); "
+                f"choose another --out, or delete {path.name} to measure anew")
+
+
+def command_of(runs: list[dict]) -> str:
+    """The command that measures what `runs` hold, from an empty --out."""
+    names = list(dict.fromkeys(run["config"] for run in runs))
+    rounds = 1 + max((run["round"] for run in runs), default=ROUNDS - 1)
+    return ("regbench bench-grid"
+            + ("" if set(names) == {c.name for c in CONFIGS} else f" --only {','.join(names)}")
+            + (f" --rounds {rounds}" if rounds != ROUNDS else ""))
+
+
+def write_report(out: Path, runs: list[dict], machine: dict) -> list[dict]:
+    """grid.json and grid.md from every run of the journal, each replaced whole."""
+    summary, command = summarize(runs), command_of(runs)
+    for name, text in (("grid.json", json.dumps(
+            {"command": command, "machine": machine, "summary": summary, "runs": runs},
+            indent=1, default=float) + "\n"), ("grid.md", render(summary, machine, command))):
+        partial = out / f".{name}.partial"
+        partial.write_text(text)
+        os.replace(partial, out / name)
+    return summary
+
+
 def run_grid(only: str | None, out: Path, data_dir: str | None, say=print,
              rounds: int = ROUNDS) -> list[dict]:
-    """Every configuration (or `only` one): `rounds` interleaved rounds of every engine, each
-    run in a child process; writes `out`/grid.json and grid.md and returns the summary."""
+    """Every configuration (or those `only` names): `rounds` interleaved rounds of every
+    engine, each run in a child process. Each finished run is appended to `out`/grid_runs.jsonl
+    and grid.json and grid.md are rewritten from all of it, so a killed run resumes where it
+    stopped and configurations measured by separate calls share one report."""
     from regbench.bench.machine import machine_fingerprint
 
     chosen = configs(only)
-    peak = measure(CONFIGS[0], "peak", data_dir)["peak_gflops"]
-    runs = []
-    for config in chosen:
-        for i in range(rounds):  # the engines in rotating order, so a busy spell hits all
-            order = ENGINES[i % len(ENGINES):] + ENGINES[:i % len(ENGINES)]
-            for engine in order:
-                say(f"bench-grid: {config.name}: round {i + 1}/{rounds}: {engine} ...")
-                run = measure(config, engine, data_dir) | {"round": i}
-                say(f"bench-grid: {config.name}: {engine} {run['wall_s']:.0f} s, "
-                    f"peak {run['peak_rss_mib']:.0f} MiB")
-                runs.append(run)
-    summary = summarize(runs, peak)
     out.mkdir(parents=True, exist_ok=True)
+    journal = out / JOURNAL
+    runs = read_journal(journal)
     machine = machine_fingerprint()
-    command = ("regbench bench-grid" + (f" --only {only}" if only is not None else "")
-               + (f" --rounds {rounds}" if rounds != ROUNDS else ""))
-    (out / "grid.json").write_text(json.dumps(
-        {"command": command, "machine": machine, "peak_gflops": peak, "summary": summary,
-         "runs": runs},
-        indent=1, default=float) + "\n")
-    (out / "grid.md").write_text(render(summary, machine, command))
+    check_machine(runs, machine, journal)
+    done = {(run["config"], run["engine"], run["round"]) for run in runs}
+    todo = [(config, i, engine) for config in chosen for i in range(rounds)
+            # the engines in rotating order, so a busy spell hits all of them
+            for engine in ENGINES[i % len(ENGINES):] + ENGINES[:i % len(ENGINES)]
+            if (config.name, engine, i) not in done]
+    if len(todo) < len(chosen) * rounds * len(ENGINES):
+        say(f"bench-grid: resuming {journal}: {len(todo)} of "
+            f"{len(chosen) * rounds * len(ENGINES)} runs left")
+    if not todo:
+        return write_report(out, runs, machine)
+    peak = measure(CONFIGS[0], "peak", data_dir)["peak_gflops"]
+    same = {key: machine.get(key) for key in SAME_MACHINE}
+    for step, (config, i, engine) in enumerate(todo, 1):
+        say(f"bench-grid: [{step}/{len(todo)}] {config.name}: round {i + 1}/{rounds}: "
+            f"{engine} ...")
+        run = measure(config, engine, data_dir) | {
+            "round": i, "peak_gflops": peak, "git_commit": machine.get("git_commit"),
+            "machine": same}
+        say(f"bench-grid: {config.name}: {engine} {run['wall_s']:.0f} s, "
+            f"peak {run['peak_rss_mib']:.0f} MiB")
+        append_run(journal, run)
+        runs.append(run)
+        summary = write_report(out, runs, machine)
     return summary
 
 
