@@ -94,8 +94,9 @@ def benchmarks(session):
     """Training-step time of every technique, on the CPU and any visible GPU, under every Keras
     backend installed here (TensorFlow and JAX) -> reports/benchmarks/ (about 20 min on 2
     cores). `-- --full` (or REGBENCH_BENCH_PROFILE=full): the long profile. `-- --grid`: then
-    whole studies, regbench against the naive loop (`regbench bench-grid`, 55-80 min on 2
-    cores) -> reports/benchmarks/grid.md. Other arguments go to pytest.
+    whole studies, regbench against the naive loop (`regbench bench-grid`, about 3.5 h on 2
+    cores: 3 rounds; killed, it resumes) -> reports/benchmarks/grid.md. Other arguments go
+    to pytest.
     """
     session.install("-e", ".[test,jax]")  # TensorFlow and JAX rows side by side
     grid = "--grid" in session.posargs

@@ -390,13 +390,16 @@ def _intro(command: str) -> list[str]:
 
 
 def _measured_on(machine: dict, summary: list[dict]) -> str:
-    cpu = (f"Measured on {machine.get('cpu_model')} ({machine.get('cpu_isa')}, "
-           f"{machine.get('cpu_mhz')} MHz, {machine.get('cpu_cores')} cores), "
-           f"Keras on {machine.get('keras_backend')}")
+    """Which CPU and commit: a report from before the fingerprint had them says so."""
+    cpu = (f"Measured on {machine.get('cpu_model', 'unknown')} (vector ISA "
+           f"{machine.get('cpu_isa', 'not recorded')}, {machine.get('cpu_mhz') or '?'} MHz, "
+           f"{machine.get('cpu_cores', '?')} cores), Keras on "
+           f"{machine.get('keras_backend', 'unknown')}")
     if not summary:
         return cpu + "; no configuration has both engines measured yet.\n"
     return cpu + "; at commit " + "; ".join(
-        f"{s['config']} {', '.join(s['commits'])}" for s in summary) + ".\n"
+        f"{s['config']} {', '.join(s.get('commits') or [machine.get('git_commit', '?')[:7]])}"
+        for s in summary) + ".\n"
 
 
 def _summary_table(summary: list[dict]) -> str:
