@@ -180,10 +180,11 @@ def _add_bench_commands(commands) -> None:
 
     grid = commands.add_parser(
         "bench-grid", help="whole-study wall time and memory: regbench vs the naive loop")
-    grid.add_argument("--only", metavar="NAME", help="one configuration (see reports/benchmarks/"
-                                                     "grid.md): mnist_b32, mnist_b128, ...")
+    grid.add_argument("--only", metavar="NAMES",
+                      help="these configurations, comma-separated (see reports/benchmarks/"
+                           "grid.md): mnist_b32, mnist_b128, cifar10_b64")
     grid.add_argument("--out", type=Path, default=BENCH_DIR,
-                      help=f"output folder (default: {BENCH_DIR})")
+                      help=f"output folder; a run there before is resumed (default: {BENCH_DIR})")
     grid.add_argument("--rounds", type=int, default=3,
                       help="interleaved rounds of every engine, for an interval (default: 3)")
     grid.add_argument("--data-dir", help="folder with <dataset>.npz (default: $REGBENCH_DATA_DIR)")
