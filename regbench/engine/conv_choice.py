@@ -164,9 +164,10 @@ def _timing_net(shape: Shape, way: str):
 def _key(shape: Shape) -> str:
     import keras
 
-    from regbench.provenance import accelerator, cpu_model, usable_cores
+    from regbench.provenance import accelerator, cpu_isa, cpu_model, usable_cores
 
-    device = accelerator(keras.backend.backend()) or cpu_model()
+    # One model name covers CPUs with and without AVX-512, whose convolutions differ.
+    device = accelerator(keras.backend.backend()) or f"{cpu_model()} ({cpu_isa()})"
     return json.dumps([keras.backend.backend(), device, _threads() or usable_cores(),
                        dataclasses.astuple(shape)])
 
