@@ -515,8 +515,13 @@ def append_run(path: Path, run: dict) -> None:
         os.fsync(f.fileno())
 
 
+def comparable(machine: dict) -> dict:
+    """The part of a fingerprint that runs must share to compare."""
+    return {key: machine.get(key) for key in SAME_MACHINE}
+
+
 def check_machine(runs: list[dict], machine: dict, path: Path) -> None:
-    here = {key: machine.get(key) for key in SAME_MACHINE}
+    here = comparable(machine)
     for run in runs:
         if run.get("machine") != here:
             raise RegbenchError(
@@ -570,13 +575,12 @@ def run_grid(only: str | None, out: Path, data_dir: str | None, say=print,
     if not todo:
         return write_report(out, runs, machine)
     peak = measure(CONFIGS[0], "peak", data_dir)["peak_gflops"]
-    same = {key: machine.get(key) for key in SAME_MACHINE}
     for step, (config, i, engine) in enumerate(todo, 1):
         say(f"bench-grid: [{step}/{len(todo)}] {config.name}: round {i + 1}/{rounds}: "
             f"{engine} ...")
         run = measure(config, engine, data_dir) | {
             "round": i, "peak_gflops": peak, "git_commit": machine.get("git_commit"),
-            "machine": same}
+            "machine": comparable(machine)}
         say(f"bench-grid: {config.name}: {engine} {run['wall_s']:.0f} s, "
             f"peak {run['peak_rss_mib']:.0f} MiB")
         append_run(journal, run)
