@@ -80,8 +80,12 @@ STACK_REL = 1e-2
 # 1.2% in train cross-entropy between one thread and two (measured at Adam 0.02). Its
 # sparsity counts 2,756 weights, a weight is 3.6e-4 of it, and L1 keeps weights hovering
 # about 1e-3: 3e-3 is 8 weights.
-LOOSER = {"cnn": 2.0}
-SPARSITY_ABS = {"cnn": 3e-3}
+# AlexNet's `batchnorm` cell alone moves 1.2 pp in train accuracy between oneDNN's
+# convolutions and Eigen's (TF_ENABLE_ONEDNN_OPTS=0, on an AVX-512 CPU); its stack, whose
+# convolutions XLA compiles, gives the Eigen row within 1e-6 in loss; its sparsity moves by
+# 5 of about 2,150 weights.
+LOOSER = {"cnn": 2.0, "alexnet": 2.0}
+SPARSITY_ABS = {"cnn": 3e-3, "alexnet": 3e-3}
 COMPARED = ["train_acc", "train_xent", "val_acc", "val_xent", "test_acc", "test_xent",
             "penalty", "l1_norm", "l2_norm", "sparsity_lt_1e-3", "epochs_run", "best_epoch",
             "stopped_epoch", "n_fit", "n_val", "n_test", "status"]
