@@ -37,7 +37,8 @@ EXAMPLES = {
     "claims": ["regbench claims reports/mnist_tutorial/results.jsonl",
                "regbench claims reports/mnist_tutorial/results.jsonl "
                "reports/mnist_tuned/results.jsonl"],
-    "reproduce": ["regbench reproduce --list", "regbench reproduce ioffe2015_bn_mnist"],
+    "reproduce": ["regbench reproduce --list", "regbench reproduce ioffe2015_bn_mnist",
+                  "regbench reproduce zhang2017_table1 --pack-size 1   # one cell at a time"],
     "list": ["regbench list"],
     "bench-report": ["regbench bench-report reports/benchmarks/raw/*.json"],
     "bench-compare": ["regbench bench-compare old.json new.json --fail-on-slower"],
@@ -90,12 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data-dir", help="folder with <dataset>.npz (default: $REGBENCH_DATA_DIR)")
     run.add_argument("--dry-run", action="store_true", help="list the cells, train nothing")
     run.add_argument("--retry-failed", action="store_true", help="train failed cells again")
-    run.add_argument("--pack-size", type=int, metavar="K",
-                     help="train up to K cells together in one compiled step "
-                          "(default: chosen from the model size; 1 = one cell at a time)")
-    run.add_argument("--workers", type=int, metavar="N",
-                     help="train packs side by side in N processes, sharing the CPU cores "
-                          "(default: one per core, 1 on a GPU; or $REGBENCH_WORKERS)")
+    _add_packing_options(run)
     run.add_argument("--executor", choices=("local", "ray"), default="local",
                      help="where cells are trained: this process, or a Ray cluster")
     run.add_argument("--address", metavar="HOST:PORT",
@@ -114,8 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce = commands.add_parser(
         "reproduce", help="reproduce a published comparison -> reports/published/NAME/",
         description="Train the study files of a published comparison (ablations/published/) "
-                    "that are not stored yet, one cell at a time, and write its report beside "
-                    "reports/published/NAME/results.jsonl.")
+                    "that are not stored yet, packed and stacked as `regbench run` plans them, "
+                    "and write its report beside reports/published/NAME/results.jsonl.")
     reproduce.add_argument("name", nargs="?", help="a reproduction (see --list)")
     reproduce.add_argument("--list", action="store_true", help="name the reproductions")
     reproduce.add_argument("--report-only", action="store_true",
@@ -124,6 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
                            help="with --report-only: every reproduction's report")
     reproduce.add_argument("--data-dir", help="folder with <dataset>.npz "
                                               "(default: $REGBENCH_DATA_DIR)")
+    _add_packing_options(reproduce)
     reproduce.add_argument("--quiet", action="store_true", help="no progress output")
 
     _add_report_commands(commands)
@@ -248,10 +245,7 @@ def cmd_run(args) -> int:
     if args.executor == "ray" and args.workers is not None:
         raise RegbenchError("--workers is for --executor local; Ray places packs itself "
                             "(--cpus-per-cell)")
-    if args.workers is not None:
-        executors.check_workers(args.workers, "--workers")
-    if args.pack_size is not None and args.pack_size < 1:
-        raise RegbenchError(f"--pack-size: expected an integer >= 1, got {args.pack_size}")
+    _check_packing_options(args)
     options = executors.RunOptions(data_dir=args.data_dir,
                                    deterministic=not args.nondeterministic,
                                    retry_failed=args.retry_failed, pack_size=args.pack_size,
@@ -378,9 +372,28 @@ def _check_out(out: Path, what: str) -> None:
     paths.folder_to_write(out, what)
 
 
+def _add_packing_options(command) -> None:
+    command.add_argument("--pack-size", type=int, metavar="K",
+                         help="train up to K cells together in one compiled step "
+                              "(default: chosen from the model size; 1 = one cell at a time)")
+    command.add_argument("--workers", type=int, metavar="N",
+                         help="train packs side by side in N processes, sharing the CPU cores "
+                              "(default: one per core, 1 on a GPU; or $REGBENCH_WORKERS)")
+
+
+def _check_packing_options(args) -> None:
+    from regbench import executors
+
+    if args.workers is not None:
+        executors.check_workers(args.workers, "--workers")
+    if args.pack_size is not None and args.pack_size < 1:
+        raise RegbenchError(f"--pack-size: expected an integer >= 1, got {args.pack_size}")
+
+
 def cmd_reproduce(args) -> int:
     from regbench import provenance, reproduce
 
+    _check_packing_options(args)
     if args.list:
         if args.name or args.all or args.report_only:
             raise RegbenchError("--list: takes no name and no other option")
@@ -407,10 +420,11 @@ def cmd_reproduce(args) -> int:
 
 
 def _local_trainer(args):
-    """train(cells, store): the cells not stored yet, one at a time, in this process."""
+    """train(cells, store): the cells not stored yet, as `regbench run` trains them."""
     from regbench import engine, executors, store
 
-    options = executors.RunOptions(data_dir=args.data_dir, pack_size=1)
+    options = executors.RunOptions(data_dir=args.data_dir, pack_size=args.pack_size,
+                                   workers=args.workers)
 
     def run(cells, path):
         done = store.finished_keys(path)

@@ -201,7 +201,9 @@ def augmentation_layers(arm: Arm, seed: int, flip_ok: bool, prefix: str) -> list
             for layer in INPUT[technique.kind](technique, seed, flip_ok, prefix)]
 
 
-def _input_layers(model: Model, arm: Arm, seed: int, prefix: str) -> list:
+def input_layers(model: Model, arm: Arm, seed: int, prefix: str = "") -> list:
+    """The model's input stage: its crop (at a random position with `random_crop`), then
+    per-image standardization."""
     layers = []
     if model.crop:
         if arm.get("random_crop") is not None:
@@ -212,6 +214,18 @@ def _input_layers(model: Model, arm: Arm, seed: int, prefix: str) -> list:
     if model.standardize:
         layers.append(PerImageStandardization(name=prefix + "standardize"))
     return layers
+
+
+def prepared(images, layers: list):
+    """Images (B, S, *image), S per example (a stack's seed rows), through the input stage
+    (`input_layers`) image by image, as each would go alone: (B, S, *seen image)."""
+    if not layers:
+        return images
+    shape = ops.shape(images)
+    h = ops.reshape(images, (-1, *images.shape[2:]))
+    for layer in layers:
+        h = layer(h)
+    return ops.reshape(h, (shape[0], shape[1], *h.shape[1:]))
 
 
 def _hidden_dense(model: Model, arm: Arm, seed: int, index: int, units: int,
@@ -244,7 +258,7 @@ def model_layers(model: Model, arm: Arm, classes: int, seed: int, flip_ok: bool 
     `prefix` renames the layers (for several networks in one packed model) without changing
     their initial weights, which depend on (seed, unprefixed name) only.
     """
-    layers = _input_layers(model, arm, seed, prefix)
+    layers = input_layers(model, arm, seed, prefix)
     layers += augmentation_layers(arm, seed, flip_ok, prefix)
     if model.name == "alexnet":
         for i, filters in enumerate(model.filters):

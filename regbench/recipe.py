@@ -367,6 +367,10 @@ class Model:
             _check(len(getattr(self, name)) <= MAX_LAYERS, name, f"at most {MAX_LAYERS} layers",
                    list(getattr(self, name)))
 
+    def seen_shape(self, image_shape: tuple) -> tuple:
+        """The shape of an image (H, W, C) once the network's input stage has cropped it."""
+        return (self.crop, self.crop, image_shape[-1]) if self.crop else tuple(image_shape)
+
 
 @dataclass(frozen=True)
 class Training:
@@ -607,14 +611,14 @@ ENTRIES = (
     Entry("model.hidden", "Dense layer sizes", EVERY),
     Entry("model.activation", "hidden layers' nonlinearity", EVERY),
     Entry("model.filters", "convolution channels (cnn, alexnet; unused by the mlp)", EVERY),
-    Entry("model.crop", "a centre crop as the first layer", UNSTACKED, later=True),
+    Entry("model.crop", "a centre crop as the first layer", EVERY, later=True),
     Entry("model.builder", "a network of the user's (`user_models`): trained alone",
           frozenset({ALONE}), later=True),
     Entry("model.source_sha256", "the bytes of the builder's module or model file", EVERY,
           later=True),
     Entry("model.location", "where the builder was found on this machine (not in the key)",
           EVERY, later=True),
-    Entry("model.standardize", "per-image standardization after the crop", UNSTACKED,
+    Entry("model.standardize", "per-image standardization after the crop", EVERY,
           later=True),
     Entry("training.optimizer", "the optimizer (adam, sgd, rmsprop)", EVERY),
     Entry("training.learning_rate", "the optimizer's learning rate", EVERY),

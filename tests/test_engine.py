@@ -26,7 +26,8 @@ BASE = {"datasets": ["mnist"], "seeds": [1, 2], "model": {"hidden": [16]},
 # Arms also trained at seed 2, so that stacks have two seed rows (with shared and with
 # per-member input).
 SECOND_SEED = {"techniques": {"none", "l1_l2+dropout", "augmentation"},
-               "cnn": {"none", "l2+batchnorm+dropout+max_norm", "augmentation+l1_late"}}
+               "cnn": {"none", "l2+batchnorm+dropout+max_norm", "augmentation+l1_late"},
+               "crop": {"none", "augmentation"}}
 # name -> (overrides of BASE, techniques, arms). Each arm combines several entries, so that
 # every entry is trained by every strategy it claims in few cells.
 SCENARIOS = {
@@ -57,15 +58,21 @@ SCENARIOS = {
              "batchnorm": {"momentum": 0.9},  # moving statistics that settle in 48 steps
              "l1_late": {"factor": 1e-3}},
             ["none", "l2+batchnorm+dropout+max_norm", "augmentation+l1_late"]),
-    "alexnet": ({"model": {"name": "alexnet", "filters": [4, 4], "hidden": [8]},
-                 "training": {"epochs": 2}}, {}, ["none", "batchnorm"]),
+    # with Zhang et al.'s input stage, a centre crop and per-image standardization. At Adam
+    # 0.02 and batch norm momentum 0.99 its `batchnorm` cell alone moves 2.3 pp in test
+    # accuracy between oneDNN's convolutions and Eigen's (TF_ENABLE_ONEDNN_OPTS=0, AVX-512);
+    # here 0.2 pp in train accuracy.
+    "alexnet": ({"model": {"name": "alexnet", "filters": [4, 4], "hidden": [8], "crop": 24,
+                           "standardize": True},
+                 "training": {"epochs": 3, "learning_rate": 0.005}},
+                {"batchnorm": {"momentum": 0.9}}, ["none", "batchnorm"]),
     "crop": ({"model": {"crop": 24, "standardize": True}, "training": {"epochs": 3}},
              {}, ["none", "random_crop+gaussian_noise", "augmentation"]),
     # a user's network (tests/user_networks.py): its model replaces BASE's; trained alone only
     "user": ({"model": {"builder": "user_networks:small"}}, {"max_norm": {"c": 1.0}},
              ["none", "l2+batchnorm+dropout+max_norm", "augmentation"]),
 }
-UNSTACKED_SCENARIOS = ("crop", "user")  # the registry keeps them out of stacks
+UNSTACKED_SCENARIOS = ("user",)  # the registry keeps it out of stacks
 # How each conv scenario's stacked convolutions run (`engine/conv_choice.py`): both ways
 CONV_WAY = {"cnn": "separate", "alexnet": "grouped"}
 # What may differ between two trainings of one cell: when, where and how long it ran, and
@@ -80,11 +87,8 @@ STACK_REL = 1e-2
 # 1.2% in train cross-entropy between one thread and two (measured at Adam 0.02). Its
 # sparsity counts 2,756 weights, a weight is 3.6e-4 of it, and L1 keeps weights hovering
 # about 1e-3: 3e-3 is 8 weights.
-# AlexNet's `batchnorm` cell alone moves 1.2 pp in train accuracy between oneDNN's
-# convolutions and Eigen's (TF_ENABLE_ONEDNN_OPTS=0, on an AVX-512 CPU); its stack, whose
-# convolutions XLA compiles, gives the Eigen row within 1e-6 in loss; its sparsity moves by
-# 5 of about 2,150 weights.
-LOOSER = {"cnn": 2.0, "alexnet": 2.0}
+# AlexNet's sparsity counts 1,732 weights: 3e-3 is 5 of them crossing 1e-3.
+LOOSER = {"cnn": 2.0}
 SPARSITY_ABS = {"cnn": 3e-3, "alexnet": 3e-3}
 COMPARED = ["train_acc", "train_xent", "val_acc", "val_xent", "test_acc", "test_xent",
             "penalty", "l1_norm", "l2_norm", "sparsity_lt_1e-3", "epochs_run", "best_epoch",

@@ -103,7 +103,6 @@ def test_grids_of_a_half_finished_study():
 
 @pytest.mark.parametrize("change", [
     {"model": {"name": "cnn"}},
-    {"model": {"crop": 24}},
     {"techniques": {"random_crop": {}}, "model": {"crop": 24}, "arm": "random_crop"},
     {"techniques": {"gaussian_noise": {}}, "arm": "gaussian_noise"},
 ])
@@ -123,6 +122,24 @@ def test_settings_a_stack_does_not_implement_are_branch_packed(change, grouped_c
 def test_the_reproductions_settings_are_stacked(techniques, arm):
     study = {**STUDY, "techniques": techniques, "design": {"kind": "explicit", "arms": [arm]}}
     assert plan.strategy_of(parse_study(study, "plan").cells()[0]) == STACK
+    cropped = {**STUDY, "model": {"hidden": [16], "crop": 24, "standardize": True}}
+    assert plan.strategy_of(parse_study(cropped, "plan").cells()[0]) == STACK
+
+
+def test_every_study_a_reproduction_trains_here_is_stacked():
+    """`regbench reproduce` plans as `regbench run`: every cell of the studies trained on this
+    CPU goes to a stack (Zhang et al.'s input stage, Ioffe's batch norm before, Srivastava's
+    max-norm and momentum ramps)."""
+    from regbench import reproduce
+    from regbench.reproduce.registry import CHECKOUT, STUDY_DIR
+    from regbench.study import load_study
+
+    for repro in reproduce.REPRODUCTIONS.values():
+        for name in repro.studies:
+            cells = load_study(str(CHECKOUT / STUDY_DIR / f"{name}.toml")).cells()
+            routed = {cell.key: strategy for strategy, members, _ in plan.route(cells)
+                      for cell in members}
+            assert set(routed.values()) == {STACK}, name
 
 
 def test_pack_size_small_networks_pack_large_ones_do_not():

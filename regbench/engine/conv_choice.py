@@ -68,7 +68,7 @@ def stacks_pay(cell) -> bool:
 def conv_shapes(cell, info, rows: int, cols: int, per_member: bool) -> list[Shape]:
     """The shape of each stacked convolution of a rows x cols grid of `cell`'s network."""
     size = CONV_BLOCKS[cell.model.name][0]
-    height, width, channels = info.image_shape
+    height, width, channels = cell.model.seen_shape(info.image_shape)
     shapes = []
     for i, filters in enumerate(cell.model.filters):
         shared = i == 0 and not per_member

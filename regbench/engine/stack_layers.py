@@ -6,6 +6,7 @@ Activations are (S, A, batch, units): member (s, a) is slice [s, a]. A shared fi
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import keras
@@ -17,10 +18,13 @@ from regbench.engine.conv_choice import CONV_BLOCKS
 from regbench.models import (
     KL_CLIP,
     augmentation_layers,
+    input_layers,
     late_l1_factor,
     layer_seed,
     penalty_factors,
+    prepared,
 )
+from regbench.recipe import Arm
 from regbench.study import Cell
 
 # --- per-member settings as arrays over the grid ------------------------------------------
@@ -47,6 +51,11 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
     model = first.model
     # TensorFlow draws other random numbers inside XLA: there the draws come with the batch
     in_pipeline = seam().in_pipeline()
+    # The input stage (centre crop, standardization) is the same for every member, as no
+    # stacked arm crops at random (the registry keeps `random_crop` out of stacks): it runs
+    # once, and every layer after it sees the cropped image.
+    prepare = input_layers(model, Arm("none"), first.seed)
+    info = dataclasses.replace(info, image_shape=model.seen_shape(info.image_shape))
 
     def inits(name: str, shape: tuple) -> np.ndarray:  # each member's seeded initial kernel
         return np.stack([np.stack([ops.convert_to_numpy(keras.initializers.GlorotUniform(
@@ -121,8 +130,8 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
     if in_pipeline:
         drop = [layer for layer in (stage and stage.dropout, *convs, *hidden)
                 if isinstance(layer, StackedDropout)]
-        draws = seam().PipelineDraws(drop, augment) if drop or augment else None
-    return StackedNetwork(rows, cols, stage, convs, hidden, head, draws)
+        draws = seam().PipelineDraws(drop, augment, prepare) if drop or augment else None
+    return StackedNetwork(rows, cols, stage, convs, hidden, head, draws, prepare)
 
 
 def _conv_blocks(grid, info, per_member: bool, inits, terms, batchnorm) -> tuple[list, int]:
@@ -449,12 +458,14 @@ class StackedInput(keras.layers.Layer):
 
 class StackedNetwork(keras.Model):
     """Input (batch, S, *image) -> member class probabilities (batch, S, A, classes): the
-    input stage (per-member input), conv blocks (`engine/stack_conv.py`), then Dense layers."""
+    model's input stage (`prepare`: crop, standardization), the per-member input stage, conv
+    blocks (`engine/stack_conv.py`), then Dense layers."""
 
     def __init__(self, rows: int, cols: int, stage, convs: list, hidden: list, head,
-                 draws=None, **kwargs):
+                 draws=None, prepare=(), **kwargs):
         super().__init__(name="stack", **kwargs)
         self.rows, self.cols = rows, cols
+        self.prepare = list(prepare)
         self.stage, self.conv_layers, self.hidden_layers = stage, convs, hidden
         self.head = head
         self.draws = draws  # what the input pipeline draws (`PipelineDraws`), or None
@@ -473,7 +484,7 @@ class StackedNetwork(keras.Model):
             masks = {name: ops.transpose(m, (1, 2, 0, 3))
                      for name, m in inputs.items() if name != "images"}
             inputs = inputs["images"]
-        h = ops.moveaxis(inputs, 1, 0)  # (S, B, *image)
+        h = ops.moveaxis(prepared(inputs, self.prepare), 1, 0)  # (S, B, *image)
         if self.stage is not None:
             h = self.stage(h, training=training, augmented=masks.get("augmented"),
                            masks=masks.get("dropout_input"))

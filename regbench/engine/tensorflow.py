@@ -137,9 +137,10 @@ class PipelineDraws:
     TensorFlow kernels.
     """
 
-    def __init__(self, dropout: list, augment: list | None = None):
+    def __init__(self, dropout: list, augment: list | None = None, prepare: list = ()):
         self.dropout = dropout
         self.augment = augment
+        self.prepare = list(prepare)  # the model's input stage, before augmentation
         self.per_call = {id(layer): _draws_per_call(layer)
                          for row in augment or [] for layers in row for layer in layers}
 
@@ -165,6 +166,9 @@ class PipelineDraws:
                 rows.append(tf.stack(row, axis=1))
             out[layer.name] = tf.stack(rows, axis=1)
         if self.augment:
+            from regbench.models import prepared
+
+            images = prepared(images, self.prepare)
             rows = []
             for s, row in enumerate(self.augment):
                 members = []

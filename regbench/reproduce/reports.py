@@ -133,6 +133,15 @@ def index_blocks(page: str) -> list:
             Table(("reproduction", "what", "state"), tuple(lines))]
 
 
+def training_seconds(rows: pd.DataFrame) -> float:
+    """Seconds the rows' packs trained, each pack counted once: its rows carry its `fit_s`
+    and `pack_size` (rows stored before packs carry neither size: one cell each)."""
+    if "fit_s" not in rows:
+        return 0.0
+    size = rows["pack_size"].fillna(1) if "pack_size" in rows else 1
+    return float((rows["fit_s"].astype(float) / size).sum())
+
+
 def reproducibility(repro: Reproduction, rows: pd.DataFrame) -> list:
     """The commands that retrain and rewrite the report, its study files, and the compute and
     software its rows were trained with."""
@@ -147,13 +156,16 @@ def reproducibility(repro: Reproduction, rows: pd.DataFrame) -> list:
         return blocks
     compute = []
     for study, part in rows.groupby("study", sort=False):
-        fit = part["fit_s"].dropna().astype(float) if "fit_s" in part else pd.Series([])
-        compute.append((str(study), str(len(part)), f"{fit.sum():.0f}",
-                        f"{fit.sum() / 60:.1f}"))
+        fit = training_seconds(part)
+        strategies = ", ".join(sorted(set(part["strategy"].fillna("alone")))) \
+            if "strategy" in part else "alone"
+        compute.append((str(study), str(len(part)), strategies, f"{fit:.0f}",
+                        f"{fit / 60:.1f}"))
     blocks += [Heading("Compute", 3),
-               Para("Training time per study (sum of `fit_s` over its cells; evaluation and "
-                    "start-up not counted), one cell at a time:"),
-               Table(("study", "cells", "fit s", "fit min"), tuple(compute))]
+               Para("Training time per study (the packs' `fit_s`, each pack once: a packed "
+                    "cell's row carries its pack's; evaluation and start-up not counted; "
+                    "packs in worker processes run side by side):"),
+               Table(("study", "cells", "trained", "fit s", "fit min"), tuple(compute))]
     fields = [c for c in ("regbench_version", "git_commit", "keras_version", "backend",
                           "backend_version", "device", "cpu_count") if c in rows]
     blocks.append(Table(("field", "value"), tuple(
