@@ -431,3 +431,13 @@ def test_the_plan_lists_each_cell_once(dry_run):
 def test_a_dry_run_refuses_pack_size_0_like_a_run(dry_run):
     assert_refused(dry_run(SMOKE_LIKE, "--pack-size", "0"),
                    "regbench: error: --pack-size: expected an integer >= 1, got 0")
+
+
+@pytest.mark.parametrize("flag", ["--pack-size", "--workers"])
+def test_reproduce_refuses_a_packing_option_below_1_before_it_trains(flag, tmp_path,
+                                                                     monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    code = cli.main(["reproduce", "ioffe2015_bn_mnist", flag, "0"])
+    out, err = capsys.readouterr()
+    assert_refused((code, out, err), f"regbench: error: {flag}: expected an integer >= 1, got")
+    assert list(tmp_path.iterdir()) == []
