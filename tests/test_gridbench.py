@@ -150,6 +150,18 @@ def test_pack_times_name_each_pack_once_and_sum_the_cells_alone():
                                           "alone_fit_s": 7.5}
 
 
+def test_a_pack_runs_as_many_steps_as_its_longest_member():
+    """An early-stopped member ends before its pack: the pack's steps are its longest
+    member's, so its time per step is not inflated by a short member's count."""
+    rows = [{"pack_size": 2, "fit_s": 30.0, "n_fit": 1000, "epochs_run": 10},
+            {"pack_size": 2, "fit_s": 30.0, "n_fit": 1000, "epochs_run": 4},
+            {"pack_size": 1, "fit_s": 6.0, "n_fit": 999, "epochs_run": 3}]
+    times = grid.pack_times(rows, batch_size=100)
+    assert times["pack_steps"] == [100] and times["alone_steps"] == 30
+    assert grid._packs_line(times) == ("a pack of 2 cells 30 s (300.0 ms a step), "
+                                       "1 cells alone 6 s in all (200.0 ms a step)")
+
+
 REPORTS = Path(__file__).resolve().parents[1] / "reports" / "benchmarks"
 
 

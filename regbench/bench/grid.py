@@ -283,13 +283,25 @@ def agreement(naive: list[dict], ours: list[dict]) -> list[dict]:
     return out
 
 
-def pack_times(rows: list[dict]) -> dict:
+def pack_times(rows: list[dict], batch_size: int | None = None) -> dict:
     """Where regbench's training time went: each pack's fit time (its members share one),
-    and the cells trained alone, counted and summed."""
-    packs = {(r["pack_size"], r["fit_s"]) for r in rows if r["pack_size"] > 1}
-    alone = [r["fit_s"] for r in rows if r["pack_size"] == 1]
-    return {"packs": sorted(packs, reverse=True), "alone": len(alone),
-            "alone_fit_s": sum(alone)}
+    and the cells trained alone, counted and summed. With `batch_size`, also the steps each
+    pack ran (its longest member's) and the cells alone ran, for a time per step."""
+    def steps(row):
+        return math.ceil(row["n_fit"] / batch_size) * row["epochs_run"] if batch_size else 0
+
+    packs: dict[tuple, int] = {}
+    for r in rows:
+        if r["pack_size"] > 1:
+            key = (r["pack_size"], r["fit_s"])
+            packs[key] = max(packs.get(key, 0), steps(r))
+    alone = [r for r in rows if r["pack_size"] == 1]
+    out = {"packs": sorted(packs, reverse=True), "alone": len(alone),
+           "alone_fit_s": sum(r["fit_s"] for r in alone)}
+    if batch_size:
+        out["pack_steps"] = [packs[key] for key in out["packs"]]
+        out["alone_steps"] = sum(steps(r) for r in alone)
+    return out
 
 
 def speedup(runs: list[dict], config: str, slow: str, fast: str) -> dict:
@@ -340,7 +352,10 @@ def summarize(runs: list[dict]) -> list[dict]:
                      ours["load_after"]],
             "arms_agree": sum(a["agree"] for a in arms), "arms": arms,
             "pack_sizes": sorted({r["pack_size"] for r in ours["rows"]}),
-            "packs": pack_times(ours["rows"]),
+            "packs": pack_times(ours["rows"], config.batch_size),
+            # outside training: start-up, data and compilation before the first step
+            "regbench_fixed_s": float(np.median([r["wall_s"] - r["train_s"] for r in mine
+                                                 if r["engine"] == REGBENCH])),
             "workers": ours.get("workers", 1),
             "commits": sorted({(run.get("git_commit") or "unknown")[:7] for run in mine}),
             # where the time goes: achieved training arithmetic against the matmul roof
@@ -352,10 +367,28 @@ def summarize(runs: list[dict]) -> list[dict]:
 
 
 def _packs_line(packs: dict) -> str:
-    parts = [f"a pack of {size} cells {seconds:.0f} s" for size, seconds in packs["packs"]]
+    steps = packs.get("pack_steps") or [0] * len(packs["packs"])
+    parts = [f"a pack of {size} cells {seconds:.0f} s" + _per_step(seconds, n)
+             for (size, seconds), n in zip(packs["packs"], steps)]
     if packs["alone"]:
-        parts.append(f"{packs['alone']} cells alone {packs['alone_fit_s']:.0f} s in all")
+        parts.append(f"{packs['alone']} cells alone {packs['alone_fit_s']:.0f} s in all"
+                     + _per_step(packs["alone_fit_s"], packs.get("alone_steps", 0)))
     return ", ".join(parts)
+
+
+def _per_step(seconds: float, steps: int) -> str:
+    return f" ({1000 * seconds / steps:.1f} ms a step)" if steps else ""
+
+
+def _bound(s: dict) -> str:
+    """What a configuration's regbench wall time is made of, where its target is not met."""
+    fixed = s.get("regbench_fixed_s")
+    if s["met"] or fixed is None:
+        return ""
+    return (f"- {s['config']} (target not met): of regbench's {s['regbench_s']:.0f} s, "
+            f"{fixed:.0f} s come before training (start-up, data, compilation); training "
+            f"reaches {100 * s['regbench_gflops'] / s['peak_gflops']:.1f}% of the matmul peak "
+            f"against the naive loop's {100 * s['naive_gflops'] / s['peak_gflops']:.1f}%")
 
 
 def render(summary: list[dict], machine: dict, command: str) -> str:
@@ -457,7 +490,9 @@ def _notes(summary: list[dict]) -> list[str]:
             "Where regbench's time goes (fit seconds; packs and cells run side by side in "
             "the worker processes, so they add up to more than the wall time):", "",
             *(f"- {s['config']}: {s['workers']} worker(s); " + _packs_line(s["packs"])
-              for s in summary), ""]
+              for s in summary), "",
+            *(["What bounds each unmet target:", "", *bounds, ""]
+              if (bounds := [b for s in summary if (b := _bound(s))]) else [])]
 
 
 def _arms_section(s: dict) -> list[str]:
