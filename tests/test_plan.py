@@ -55,9 +55,11 @@ def test_plan_stacks_whole_seed_rows_by_stack_key():
 
 
 def test_plan_shares_a_large_stack_among_workers():
-    """With two workers, the 5 x 8 grid is shared so that both get the same work: the one
-    that also trains the 5 augmentation cells (each about twice a plain cell's work) gets 3
-    arm columns, the other 5."""
+    """With two workers, the 5 x 8 grid is shared so that both get about the same work: the
+    one that also trains the 5 augmentation cells gets one arm column (batch norm), the other
+    seven. An augmented member weighs about 5 plain ones: measured on a 2-core CPU, a stack
+    of 5 augmented tutorial MLPs took 13.5 ms a step at batch 128 where each plain member
+    added 0.52 ms (reports/benchmarks/grid.md), 5.2x."""
     study = {**STUDY, "seeds": 5, "model": {"hidden": [64]}, "training": {"epochs": 20},
              "design": {"kind": "explicit", "arms": [
                  "none", "l1", "l2", "l1_l2", "dropout", "batchnorm", "early_stopping",
@@ -65,15 +67,19 @@ def test_plan_shares_a_large_stack_among_workers():
     cells = parse_study(study, "plan").cells()
     assert [len(p) for p in plan.plan_packs(cells)] == [40, 5]
     shared = plan.plan_packs(cells, workers=2)
-    assert sorted(len(p) for p in shared) == [5, 15, 25]
+    assert sorted(len(p) for p in shared) == [5, 5, 35]
     assert [len({c.seed for c in p}) for p in shared] == [5, 5, 5]  # whole arm columns
     assert sorted(c.key for p in shared for c in p) == sorted(c.key for c in cells)
-    big, small, augmented = sorted(shared, key=len, reverse=True)
-    plain = [c for c in cells if c.arm.label == "none"]
-    assert plan.pack_cost(augmented) == pytest.approx(2 * plan.pack_cost(plain), rel=0.05)
+    by_arm = {min(c.arm.label for c in p): p for p in shared}
+    big, small, augmented = by_arm["dropout"], by_arm["batchnorm"], by_arm["augmentation"]
+    assert len(big) == 35 and {c.arm.label for c in small + augmented} == {
+        "batchnorm", "augmentation"}
+    one = {label: next(c for c in cells if c.arm.label == label)
+           for label in ("none", "augmentation")}
+    assert 4 <= plan._member_work(one["augmentation"]) / plan._member_work(one["none"]) <= 6
     assert plan.pack_cost(big) == pytest.approx(
-        plan.pack_cost(small) + plan.pack_cost(augmented), rel=0.01)
-    assert sorted(len(p) for p in plan.plan_packs(cells, workers=4)) == [5, 5, 10, 10, 15]
+        plan.pack_cost(small) + plan.pack_cost(augmented), rel=0.1)
+    assert sorted(len(p) for p in plan.plan_packs(cells, workers=4)) == [5, 10, 15, 15]
 
 
 def test_plan_shares_seed_rows_when_arms_are_fewer_than_workers():

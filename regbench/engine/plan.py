@@ -23,6 +23,9 @@ MAX_PACK = 16                # more members add compile time and little throughp
 PACK_MAC_BUDGET = 1e6        # packs grow while members' multiply-adds per example fit this:
                              # packing pays where framework overhead, not arithmetic, dominates
 MIN_PACKED_STEPS = 2000      # a pack compiles for longer: not worth it for shorter trainings
+PACK_STEP_MACS = 6e6         # a training step's fixed cost, as multiply-adds: measured on a
+                             # 2-core CPU, a stacked step of the tutorial MLP costs as much as
+                             # about 130 of its examples besides its members' arithmetic
 
 
 def pack_size(cell: Cell) -> int:
@@ -115,17 +118,25 @@ MIN_SHARE = 4  # a worker's share of a stack: fewer members would pay the compil
 
 
 def pack_cost(members: list[Cell]) -> float:
-    """Estimated work of training a pack: per member, the forward multiply-adds of every
-    example it trains on, plus what its techniques cost per input value (`Entry.input_cost`:
-    augmentation)."""
-    total = 0.0
-    for cell in members:
-        info = data.info(cell.dataset)
-        per_value = sum(REGISTRY[t.kind].input_cost for t in cell.arm.techniques)
-        per_example = _macs(cell) + per_value * int(
-            np.prod(info.image_shape))
-        total += per_example * fit_examples(cell) * cell.training.epochs
-    return total
+    """Estimated work of training a pack, in multiply-adds: per member, the forward
+    multiply-adds of every example it trains on, plus what its techniques cost per input value
+    of the image it sees (`Entry.input_cost`: augmentation); and per training step of the
+    pack, a fixed cost (`PACK_STEP_MACS`). The fixed cost is why an augmented member weighs
+    more against plain ones at a larger batch: its images cost per example, while a plain
+    member's arithmetic is small beside the step's overhead."""
+    return sum(map(_member_work, members)) + _steps(members) * PACK_STEP_MACS
+
+
+def _member_work(cell: Cell) -> float:
+    info = data.info(cell.dataset)
+    per_value = sum(REGISTRY[t.kind].input_cost for t in cell.arm.techniques)
+    per_example = _macs(cell) + per_value * int(np.prod(cell.model.seen_shape(info.image_shape)))
+    return per_example * fit_examples(cell) * cell.training.epochs
+
+
+def _steps(members: list[Cell]) -> int:
+    return max(math.ceil(fit_examples(cell) / cell.training.batch_size) * cell.training.epochs
+               for cell in members)
 
 
 def _shares(grids: list, packs: list[list[Cell]], workers: int) -> list[list[Cell]]:
@@ -145,8 +156,10 @@ def _shares(grids: list, packs: list[list[Cell]], workers: int) -> list[list[Cel
         taken: dict[int, list[int]] = {b: [] for b in bins}
         for i, unit in enumerate(units):
             worker = min(bins, key=loads.__getitem__)
+            if not taken[worker]:  # the share's steps, once
+                loads[worker] += _steps(list(unit)) * PACK_STEP_MACS
             taken[worker].append(i)
-            loads[worker] += pack_cost(list(unit))
+            loads[worker] += sum(map(_member_work, unit))
         for picked in taken.values():
             if picked:
                 share = ([[row[i] for i in picked] for row in grid] if by_arms
