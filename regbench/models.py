@@ -143,23 +143,32 @@ class PerImageRandomCrop(keras.layers.Layer):
     row and column selectors, exact and the same on every backend.
     """
 
+    draws_per_call = 2  # the rows' positions, then the columns'
+
     def __init__(self, size: int, seed: int, **kwargs):
         super().__init__(**kwargs)
-        self.size = size
+        self.size, self.seed = size, seed
         self.generator = keras.random.SeedGenerator(seed)
 
     def call(self, x, training=False):
-        height, width = x.shape[1], x.shape[2]
-        batch = ops.shape(x)[0]
         if training:
-            top = keras.random.randint((batch,), 0, height - self.size + 1, seed=self.generator)
-            left = keras.random.randint((batch,), 0, width - self.size + 1, seed=self.generator)
-        else:
-            top = ops.full((batch,), (height - self.size) // 2, dtype="int32")
-            left = ops.full((batch,), (width - self.size) // 2, dtype="int32")
+            return self.cropped(x, self.generator)
+        batch = ops.shape(x)[0]
+        return self._crop(x, ops.full((batch,), (x.shape[1] - self.size) // 2, dtype="int32"),
+                          ops.full((batch,), (x.shape[2] - self.size) // 2, dtype="int32"))
+
+    def cropped(self, x, generator):
+        """The training crop, its positions drawn from `generator` (the layer's own, or one
+        handing out the same seeds: `engine.tensorflow.PipelineDraws`)."""
+        batch = ops.shape(x)[0]
+        top = keras.random.randint((batch,), 0, x.shape[1] - self.size + 1, seed=generator)
+        left = keras.random.randint((batch,), 0, x.shape[2] - self.size + 1, seed=generator)
+        return self._crop(x, top, left)
+
+    def _crop(self, x, top, left):
         steps = ops.arange(self.size, dtype="int32")
-        rows = ops.one_hot(top[:, None] + steps, height, dtype=x.dtype)     # (b, size, H)
-        cols = ops.one_hot(left[:, None] + steps, width, dtype=x.dtype)     # (b, size, W)
+        rows = ops.one_hot(top[:, None] + steps, x.shape[1], dtype=x.dtype)     # (b, size, H)
+        cols = ops.one_hot(left[:, None] + steps, x.shape[2], dtype=x.dtype)    # (b, size, W)
         return ops.einsum("bjw,bhwc->bhjc", cols, ops.einsum("bih,bhwc->biwc", rows, x))
 
 

@@ -529,7 +529,6 @@ class Arm:
 # or as a member of a stacked network.
 ALONE, BRANCH, STACK = "alone", "branch", "stack"
 EVERY = frozenset({ALONE, BRANCH, STACK})
-UNSTACKED = frozenset({ALONE, BRANCH})
 
 
 @dataclass(frozen=True)
@@ -603,10 +602,8 @@ ENTRIES = (
     _technique(WeightDecay, "as l2, with factor / 2", conflicts=(
         ("l2", "`weight_decay` and `l2` both set the L2 term; use one"),
         ("l1_l2", "`weight_decay` and `l1_l2` both set the L2 term; use one"))),
-    _technique(RandomCrop, "the model's crop at a random position per image in training",
-               UNSTACKED),
-    _technique(GaussianNoise, "Keras GaussianNoise on the input, after augmentation",
-               UNSTACKED),
+    _technique(RandomCrop, "the model's crop at a random position per image in training"),
+    _technique(GaussianNoise, "Keras GaussianNoise on the input, after augmentation"),
     Entry("model.name", "the network: `mlp`, `cnn` or `alexnet` (conv blocks, then Dense)",
           EVERY),
     Entry("model.hidden", "Dense layer sizes", EVERY),

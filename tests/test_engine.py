@@ -25,9 +25,9 @@ BASE = {"datasets": ["mnist"], "seeds": [1, 2], "model": {"hidden": [16]},
                      "learning_rate": 0.02, "validation_fraction": 0.05}}
 # Arms also trained at seed 2, so that stacks have two seed rows (with shared and with
 # per-member input).
-SECOND_SEED = {"techniques": {"none", "l1_l2+dropout", "augmentation"},
+SECOND_SEED = {"techniques": {"none", "l1_l2+dropout", "augmentation", "gaussian_noise"},
                "cnn": {"none", "l2+batchnorm+dropout+max_norm", "augmentation+l1_late"},
-               "crop": {"none", "augmentation"}}
+               "crop": {"none", "augmentation", "random_crop+gaussian_noise"}}
 # name -> (overrides of BASE, techniques, arms). Each arm combines several entries, so that
 # every entry is trained by every strategy it claims in few cells.
 SCENARIOS = {
@@ -40,7 +40,8 @@ SCENARIOS = {
         "kl_sparsity": {"weight": 0.01},
         "l1_late": {"factor": 1e-3},
     }, ["none", "l1+max_norm", "l2+batchnorm", "l1_l2+dropout", "augmentation",
-        "weight_decay+early_stopping", "bn_before+kl_sparsity+l1_late", "bn_before+max_norm"]),
+        "weight_decay+early_stopping", "bn_before+kl_sparsity+l1_late", "bn_before+max_norm",
+        "gaussian_noise"]),
     "sgd": ({"training": {"optimizer": "sgd", "learning_rate": 0.05, "momentum": 0.9,
                           "momentum_start": 0.5, "momentum_epochs": 2, "lr_decay": 0.7,
                           "curve_every": 20}},
@@ -65,7 +66,9 @@ SCENARIOS = {
     "alexnet": ({"model": {"name": "alexnet", "filters": [4, 4], "hidden": [8], "crop": 24,
                            "standardize": True},
                  "training": {"epochs": 3, "learning_rate": 0.005}},
-                {"batchnorm": {"momentum": 0.9}}, ["none", "batchnorm"]),
+                {"batchnorm": {"momentum": 0.9}},
+                ["none", "batchnorm", "random_crop", "gaussian_noise+batchnorm"]),
+    # a stack whose members run their own input stage: a random crop beside centre crops
     "crop": ({"model": {"crop": 24, "standardize": True}, "training": {"epochs": 3}},
              {}, ["none", "random_crop+gaussian_noise", "augmentation"]),
     # a user's network (tests/user_networks.py): its model replaces BASE's; trained alone only

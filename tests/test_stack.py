@@ -88,3 +88,75 @@ def test_pipeline_augmentation_equals_the_layers_alone(data_dir):
         assert not np.array_equal(piped[:, 0, 0], images.reshape(len(images), -1))
 
 
+
+
+@pytest.mark.slow
+def test_pipeline_random_crop_and_noise_equal_the_layers_alone(data_dir):
+    """Where a member crops at random, the pipeline runs each member's whole input stage
+    (random or centre crop, standardization, augmentation, Gaussian noise) and draws at every
+    step exactly what the cell's own layers draw alone."""
+    import numpy as np
+    import tensorflow as tf
+
+    from regbench import data
+    from regbench.engine.tensorflow import PipelineDraws
+    from regbench.models import augmentation_layers, input_layers
+
+    study = {**STUDY, "seeds": [1, 2], "model": {"hidden": [16], "crop": 24,
+                                                 "standardize": True},
+             "design": {"kind": "explicit", "arms": [
+                 "random_crop+gaussian_noise+augmentation", "gaussian_noise"]}}
+    cells = parse_study(study, "draws").cells()
+
+    def layers(cell):
+        return (input_layers(cell.model, cell.arm, cell.seed)
+                + augmentation_layers(cell.arm, cell.seed, False, ""))
+
+    by_seed = [[c for c in cells if c.seed == seed] for seed in (1, 2)]
+    draws = PipelineDraws([], [[layers(cell) for cell in row] for row in by_seed])
+    # crop 2, standardization 0, rotation 1, shift 2, noise 1; the centre crop 0
+    assert sorted(draws.per_call.values()) == sorted([2, 0, 1, 2, 1, 0, 0, 1] * 2)
+    images = scaled(data.load("mnist", data_dir=str(data_dir)).x_train[:8])
+    batch = tf.constant(np.stack([images, images[::-1]], axis=1))  # (B, seeds, 28, 28, 1)
+    alone = [[layers(cell) for cell in row] for row in by_seed]
+    for step in range(3):
+        piped = draws(tf.constant(step, tf.int64), batch)["augmented"].numpy()
+        for s, row in enumerate(alone):
+            for a, member in enumerate(row):
+                h = batch[:, s]
+                for layer in member:
+                    h = layer(h, training=True)
+                assert np.array_equal(piped[:, s, a], h.numpy().reshape(len(images), -1)), (
+                    step, s, a)
+    first, second = piped[:, 0, 0], piped[:, 0, 1]  # random crop and centre crop differ
+    assert not np.array_equal(first, second)
+
+
+def test_a_stacks_cross_entropy_comes_from_the_logits_as_alone():
+    """An example a member gets confidently wrong (true class 30 nats below the others) costs
+    it 30 nats, as alone on TensorFlow, not the 16.1 of probabilities clipped at 1e-7."""
+    import keras
+    import numpy as np
+
+    from regbench.engine.stack_layers import batch_first, member_xent
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("only TensorFlow's softmax keeps its logits")
+    import tensorflow as tf
+
+    logits = np.zeros((1, 1, 2, 3), np.float32)  # (S, A, batch, classes)
+    logits[0, 0, 0, 0] = -30.0  # example 0, true class 0
+    labels = np.zeros((2, 1, 1), np.int32)
+
+    @tf.function
+    def stacked(z):
+        return member_xent(labels, batch_first(keras.activations.softmax(z)))
+
+    @tf.function
+    def alone(z):
+        return keras.losses.sparse_categorical_crossentropy(labels[:, 0, 0],
+                                                            keras.activations.softmax(z))
+
+    expected = alone(tf.constant(logits[0, 0])).numpy()
+    assert expected[0] == pytest.approx(30.0 + np.log(2), rel=1e-4)
+    assert stacked(tf.constant(logits)).numpy()[:, 0, 0] == pytest.approx(expected, rel=1e-5)

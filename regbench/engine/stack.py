@@ -5,15 +5,16 @@ fixed cost of every op once per member. Stacking removes that for the multilayer
 each Dense layer of a grid's S x A members is one stacked weight tensor, so a training step is
 a handful of large batched matmuls however many members there are. Members at one seed see
 the same batches (the data order depends only on the seed), so unless each member transforms
-its own input (augmentation, input dropout) the first layer is one matmul per seed,
-(batch, pixels) @ (pixels, A * units): the arms at a seed share the read of the input.
+its own input (augmentation, random crop, noise, input dropout) the first layer is one matmul
+per seed, (batch, pixels) @ (pixels, A * units): the arms at a seed share the read of the input.
 
 What stays per member: initial weights (the same seeded initializers as alone), penalty
 coefficients per layer, max-norm, dropout rates and masks (the masks the cell draws alone),
 batch normalization (on or off, momentum, epsilon, statistics over the member's own batch;
 before or after the activation, the same for a whole stack), the late L1 switch, KL sparsity,
-augmentation (the images the member's own seeded Keras layers make alone), optimizer state
-(Adam, SGD and RMSprop act element-wise), and early stopping (the epoch loop's, per member).
+augmentation, random crops and Gaussian noise (the images the member's own seeded layers make
+alone), optimizer state (Adam, SGD and RMSprop act element-wise), and early stopping (the
+epoch loop's, per member).
 A CNN's conv blocks stack too (`engine/stack_conv.py`): each member's convolutions on its own
 block of channels, batch norm over each member's own channels, pooling and local response
 normalization within them. What differs from training alone is floating-point rounding
@@ -38,12 +39,16 @@ STACK_MAC_BUDGET = 4e6   # members' multiply-adds per example: beyond this a ste
 MAX_STACK = 64
 
 
+OWN_INPUT = ("augmentation", "random_crop", "gaussian_noise")  # each member draws its own
+
+
 def per_member_input(cell: Cell) -> bool:
-    """Whether the cell transforms its own input: augmentation, or input dropout where the
-    flattened input is the image (an MLP; a CNN drops its flattened conv features)."""
+    """Whether the cell transforms its own input: augmentation, a random crop, Gaussian
+    noise, or input dropout where the flattened input is the image (an MLP; a CNN drops its
+    flattened conv features)."""
     dropout = cell.arm.get("dropout")
     drops_image = bool(dropout and dropout.input_rate) and cell.model.name == "mlp"
-    return cell.arm.get("augmentation") is not None or drops_image
+    return any(cell.arm.get(kind) is not None for kind in OWN_INPUT) or drops_image
 
 
 def stack_key(cell: Cell) -> tuple:

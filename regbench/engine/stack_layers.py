@@ -51,10 +51,13 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
     model = first.model
     # TensorFlow draws other random numbers inside XLA: there the draws come with the batch
     in_pipeline = seam().in_pipeline()
-    # The input stage (centre crop, standardization) is the same for every member, as no
-    # stacked arm crops at random (the registry keeps `random_crop` out of stacks): it runs
-    # once, and every layer after it sees the cropped image.
+    # The input stage (centre crop, standardization) runs once for every member, and every
+    # layer after it sees the cropped image; unless a member crops at random: then in
+    # training each member runs its own, before its augmentation (a centre crop for the
+    # others). Evaluation crops every member at the centre, as alone.
     prepare = input_layers(model, Arm("none"), first.seed)
+    own_crop = per_member and any(cell.arm.get("random_crop") is not None
+                                  for row in grid for cell in row)
     info = dataclasses.replace(info, image_shape=model.seen_shape(info.image_shape))
 
     def inits(name: str, shape: tuple) -> np.ndarray:  # each member's seeded initial kernel
@@ -92,7 +95,9 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
     width = int(np.prod(info.image_shape))
     convolutional = model.name in CONV_BLOCKS
     if per_member:
-        augment = [[augmentation_layers(cell.arm, cell.seed, info.flip_ok, f"s{s}a{a}_")
+        augment = [[(input_layers(model, cell.arm, cell.seed, f"s{s}a{a}_") if own_crop
+                     else []) + augmentation_layers(cell.arm, cell.seed, info.flip_ok,
+                                                    f"s{s}a{a}_")
                     for a, cell in enumerate(row)] for s, row in enumerate(grid)]
         augment = augment if any(map(any, augment)) else None
         stage = StackedInput(None if in_pipeline else augment, cols,
@@ -130,8 +135,9 @@ def build_stacked(grid: list[list[Cell]], info, per_member: bool, before: bool =
     if in_pipeline:
         drop = [layer for layer in (stage and stage.dropout, *convs, *hidden)
                 if isinstance(layer, StackedDropout)]
-        draws = seam().PipelineDraws(drop, augment, prepare) if drop or augment else None
-    return StackedNetwork(rows, cols, stage, convs, hidden, head, draws, prepare)
+        draws = (seam().PipelineDraws(drop, augment, [] if own_crop else prepare)
+                 if drop or augment else None)
+    return StackedNetwork(rows, cols, stage, convs, hidden, head, draws, prepare, own_crop)
 
 
 def _conv_blocks(grid, info, per_member: bool, inits, terms, batchnorm) -> tuple[list, int]:
@@ -419,7 +425,8 @@ class StackedDropout(keras.layers.Layer):
 
 
 class StackedInput(keras.layers.Layer):
-    """Per-member input: each member's augmentation, flattening, input dropout.
+    """Per-member input: each member's own layers (its input stage where a member crops at
+    random, augmentation, Gaussian noise), flattening, input dropout.
     (S, B, *image) -> (S, A, B, pixels).
 
     Augmented images come with the batch on TensorFlow (`PipelineDraws`), so the network
@@ -462,10 +469,11 @@ class StackedNetwork(keras.Model):
     blocks (`engine/stack_conv.py`), then Dense layers."""
 
     def __init__(self, rows: int, cols: int, stage, convs: list, hidden: list, head,
-                 draws=None, prepare=(), **kwargs):
+                 draws=None, prepare=(), own_crop=False, **kwargs):
         super().__init__(name="stack", **kwargs)
         self.rows, self.cols = rows, cols
         self.prepare = list(prepare)
+        self.own_crop = own_crop  # in training each member runs its own input stage
         self.stage, self.conv_layers, self.hidden_layers = stage, convs, hidden
         self.head = head
         self.draws = draws  # what the input pipeline draws (`PipelineDraws`), or None
@@ -484,7 +492,8 @@ class StackedNetwork(keras.Model):
             masks = {name: ops.transpose(m, (1, 2, 0, 3))
                      for name, m in inputs.items() if name != "images"}
             inputs = inputs["images"]
-        h = ops.moveaxis(prepared(inputs, self.prepare), 1, 0)  # (S, B, *image)
+        own = training and self.own_crop
+        h = ops.moveaxis(inputs if own else prepared(inputs, self.prepare), 1, 0)  # (S, B, ..)
         if self.stage is not None:
             h = self.stage(h, training=training, augmented=masks.get("augmented"),
                            masks=masks.get("dropout_input"))
@@ -495,7 +504,35 @@ class StackedNetwork(keras.Model):
                 h = layer(h, training=training, given=masks.get(layer.name))
             else:
                 h = layer(h, training=training)
-        return ops.transpose(self.head(h), (2, 0, 1, 3))
+        return batch_first(self.head(h))
+
+
+def batch_first(probabilities):
+    """(S, A, batch, classes) -> (batch, S, A, classes), with the logits TensorFlow's softmax
+    keeps on its output (`member_xent`) moved alike."""
+    out = ops.transpose(probabilities, (2, 0, 1, 3))
+    logits = getattr(probabilities, "_keras_logits", None)
+    if logits is not None:
+        out._keras_logits = ops.transpose(logits, (2, 0, 1, 3))
+    return out
+
+
+def member_xent(labels, y_pred):
+    """Each member's cross-entropy per example, (batch, S, A), from `labels` (batch, S, A).
+
+    On TensorFlow a cell alone takes its cross-entropy from the logits its softmax keeps
+    (`_keras_logits`), not from probabilities clipped at 1e-7: an example it gets confidently
+    wrong costs more than 16 nats and still has a gradient. A stack carries its head's logits
+    (`StackedNetwork.call`) and does the same."""
+    shape = ops.shape(y_pred)
+    logits = getattr(y_pred, "_keras_logits", None)
+    # One flat (examples x members, classes) cross-entropy: torch's backward of it needs
+    # contiguous arrays, which the reshapes make; elsewhere they are free.
+    xent = keras.losses.sparse_categorical_crossentropy(
+        ops.reshape(labels, (-1,)), ops.reshape(y_pred if logits is None else logits,
+                                                (-1, shape[-1])),
+        from_logits=logits is not None)
+    return ops.reshape(xent, shape[:3])
 
 
 class MemberCrossentropy(keras.losses.Loss):
@@ -503,13 +540,8 @@ class MemberCrossentropy(keras.losses.Loss):
     batch, a member's gradient is exactly that of its own mean loss."""
 
     def call(self, y_true, y_pred):
-        shape = ops.shape(y_pred)  # (batch, S, A, classes)
-        labels = ops.broadcast_to(ops.cast(y_true, "int32")[:, :, None], shape[:3])
-        # One flat (examples x members, classes) cross-entropy: torch's backward of it needs
-        # contiguous arrays, which the reshapes make; elsewhere they are free.
-        xent = keras.losses.sparse_categorical_crossentropy(
-            ops.reshape(labels, (-1,)), ops.reshape(y_pred, (-1, shape[-1])))
-        return ops.sum(ops.reshape(xent, shape[:3]), axis=(1, 2))
+        labels = ops.broadcast_to(ops.cast(y_true, "int32")[:, :, None], ops.shape(y_pred)[:3])
+        return ops.sum(member_xent(labels, y_pred), axis=(1, 2))
 
 
 class MemberMetrics(keras.metrics.Metric):
@@ -526,7 +558,7 @@ class MemberMetrics(keras.metrics.Metric):
         labels = ops.broadcast_to(ops.cast(y_true, "int32")[:, :, None], ops.shape(y_pred)[:3])
         hits = ops.cast(ops.equal(ops.cast(ops.argmax(y_pred, axis=-1), "int32"), labels),
                         "float32")
-        xent = keras.losses.sparse_categorical_crossentropy(labels, y_pred)
+        xent = member_xent(labels, y_pred)
         self.correct.assign_add(ops.sum(hits, axis=0))
         self.xent.assign_add(ops.sum(xent, axis=0))
         self.count.assign_add(ops.cast(ops.shape(y_pred)[0], "float32"))

@@ -119,16 +119,42 @@ def set_threads(threads: int) -> None:
 
 
 def _draws_per_call(layer) -> int:
-    """How many seeds one training call of a Keras image augmentation layer draws."""
-    counter = StepSeeds(0, 0)
+    """How many seeds one training call of a member's input layer draws (0: it draws none,
+    as the input stage's centre crop and standardization)."""
+    import keras
+
+    if isinstance(layer, keras.layers.GaussianNoise):
+        return 1
+    if hasattr(layer, "draws_per_call"):  # models.PerImageRandomCrop
+        return layer.draws_per_call
+    if not hasattr(layer, "get_random_transformation"):
+        return 0
+    counter = StepSeeds(0, 0)  # a Keras image augmentation layer: count what it draws
     layer.get_random_transformation(np.zeros((1, 8, 8, 1), np.float32), training=True,
                                     seed=counter)
     return counter.count
 
 
+def _drawn(layer, images, seeds):
+    """A member's input layer in training, drawing from `seeds` (`StepSeeds`) what its own
+    generator draws at that step."""
+    import keras
+
+    if seeds is None:  # draws nothing
+        return layer(images, training=True)
+    if isinstance(layer, keras.layers.GaussianNoise):  # as its `call`
+        return images + keras.random.normal(keras.ops.shape(images), stddev=layer.stddev,
+                                            dtype=layer.compute_dtype, seed=seeds)
+    if hasattr(layer, "cropped"):  # models.PerImageRandomCrop
+        return layer.cropped(images, seeds)
+    change = layer.get_random_transformation(images, training=True, seed=seeds)
+    return layer.transform_images(images, change, training=True)
+
+
 class PipelineDraws:
     """A stack's random draws for one batch, made in the input pipeline (TensorFlow): the
-    dropout masks and each member's augmented images.
+    dropout masks and each member's transformed images (its random crop, augmentation and
+    Gaussian noise).
 
     Training step t of a Keras layer seeded `seed` draws with seeds [seed, t * k + i] (its
     `SeedGenerator` counts draws; k per call), so member (s, a) at step t gets exactly the
@@ -175,9 +201,9 @@ class PipelineDraws:
                 for layers in row:
                     h = images[:, s]
                     for layer in layers:
-                        seeds = StepSeeds(layer.seed, step * self.per_call[id(layer)])
-                        change = layer.get_random_transformation(h, training=True, seed=seeds)
-                        h = layer.transform_images(h, change, training=True)
+                        per_call = self.per_call[id(layer)]
+                        h = _drawn(layer, h, StepSeeds(layer.seed, step * per_call)
+                                   if per_call else None)
                     members.append(tf.reshape(h, (batch, -1)))
                 rows.append(tf.stack(members, axis=1))
             out["augmented"] = tf.stack(rows, axis=1)
