@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from regbench.engine import plan, stack
-from regbench.recipe import BRANCH, STACK
+from regbench.recipe import BRANCH, STACK, strategies_for
 from regbench.study import parse_study
 
 STUDY = {
@@ -148,6 +148,20 @@ def test_every_study_a_reproduction_trains_here_may_stack_and_small_ones_do():
             packed[name] = {len(p) > 1 for p in plan.plan_packs(cells, None, 2)}
     assert packed["ioffe2015_bn_mnist"] == packed["srivastava2014_table9_narrow_tuning"] == {True}
     assert packed["zhang2017_table1_mlp1x512"] == {False}
+
+
+def test_every_published_study_may_stack():
+    """Every setting of every shipped published study, the GPU-budget ones too (Zhang et
+    al.'s AlexNet with random crops), is one a stack implements."""
+    from regbench.reproduce.registry import CHECKOUT, STUDY_DIR
+    from regbench.study import load_study
+
+    paths = sorted((CHECKOUT / STUDY_DIR).glob("*.toml"))
+    assert any(p.stem == "zhang2017_table1_alexnet" for p in paths)
+    for path in paths:
+        for cell in load_study(str(path)).cells():
+            assert STACK in strategies_for(cell.model, cell.training, cell.arm), (
+                path.stem, cell.arm.label)
 
 
 def test_pack_size_small_networks_pack_large_ones_do_not():
