@@ -587,11 +587,11 @@ ENTRIES = (
     _technique(BatchNorm, "after the activation of every hidden Dense layer and convolution"),
     Entry("batchnorm.position", "`before`: between each hidden Dense layer's affine map and "
                                 "its activation", EVERY, later=True),
-    # An augmented input value costs about 250 multiply-adds (rotation and shift of MNIST:
-    # measured in stacks of 5 members of the tutorial MLP on a 2-core CPU, 27 to 35 us an
-    # image, about 4.5 times its forward and backward pass; see `plan.pack_cost`).
+    # An augmented input value costs about 280 multiply-adds (rotation and shift of MNIST:
+    # measured in stacks of 5 members of the tutorial MLP on a 2-core CPU, 12 to 14 us an
+    # image against 3 us for its forward and backward pass; see `plan.pack_cost`).
     _technique(Augmentation, "Keras preprocessing layers after the input (training only)",
-               input_cost=250),
+               input_cost=280),
     _technique(EarlyStopping, "the epoch loop: Keras EarlyStopping on validation cross-entropy"),
     _technique(MaxNorm, "MaxNorm constraint on each unit's incoming weights, every layer"),
     _technique(KLSparsity, "activity regularizer on every hidden Dense layer's output"),

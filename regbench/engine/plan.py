@@ -17,15 +17,18 @@ import regbench.engine.stack as stack
 from regbench import data
 from regbench.macs import cell_macs
 from regbench.recipe import ALONE, BRANCH, REGISTRY, STACK, strategies_for
-from regbench.study import Cell
+from regbench.study import Cell, weights
 
 MAX_PACK = 16                # more members add compile time and little throughput on a CPU
 PACK_MAC_BUDGET = 1e6        # packs grow while members' multiply-adds per example fit this:
                              # packing pays where framework overhead, not arithmetic, dominates
 MIN_PACKED_STEPS = 2000      # a pack compiles for longer: not worth it for shorter trainings
-PACK_STEP_MACS = 6e6         # a training step's fixed cost, as multiply-adds: measured on a
-                             # 2-core CPU, a stacked step of the tutorial MLP costs as much as
-                             # about 130 of its examples besides its members' arithmetic
+# A stacked step's time, in multiply-adds of arithmetic that take as long: a fixed cost per
+# step, one per member per weight (the optimizer's update, the penalties), and the members'
+# examples. Fitted on a 2-core AVX-512 CPU to stacks of the tutorial MLP at batch 32 and 128
+# (reports/benchmarks/grid.md): 1.7 ms a step, 0.13 ms a member, 3 us an example.
+PACK_STEP_MACS = 3e7
+MEMBER_WEIGHT_MACS = 44
 
 
 def pack_size(cell: Cell) -> int:
@@ -120,10 +123,11 @@ MIN_SHARE = 4  # a worker's share of a stack: fewer members would pay the compil
 def pack_cost(members: list[Cell]) -> float:
     """Estimated work of training a pack, in multiply-adds: per member, the forward
     multiply-adds of every example it trains on, plus what its techniques cost per input value
-    of the image it sees (`Entry.input_cost`: augmentation); and per training step of the
-    pack, a fixed cost (`PACK_STEP_MACS`). The fixed cost is why an augmented member weighs
-    more against plain ones at a larger batch: its images cost per example, while a plain
-    member's arithmetic is small beside the step's overhead."""
+    of the image it sees (`Entry.input_cost`: augmentation), plus per step its weights'
+    update (`MEMBER_WEIGHT_MACS`); and per training step of the pack, a fixed cost
+    (`PACK_STEP_MACS`). The per-step terms are why an augmented member weighs about 3 plain
+    ones at batch 32 and 5 at batch 128: its images cost per example, a plain member's
+    update per step."""
     return sum(map(_member_work, members)) + _steps(members) * PACK_STEP_MACS
 
 
@@ -131,10 +135,13 @@ def _member_work(cell: Cell) -> float:
     info = data.info(cell.dataset)
     per_value = sum(REGISTRY[t.kind].input_cost for t in cell.arm.techniques)
     per_example = _macs(cell) + per_value * int(np.prod(cell.model.seen_shape(info.image_shape)))
-    return per_example * fit_examples(cell) * cell.training.epochs
+    per_step = MEMBER_WEIGHT_MACS * weights(cell.model, cell.dataset)
+    steps = math.ceil(fit_examples(cell) / cell.training.batch_size)
+    return (per_example * fit_examples(cell) + per_step * steps) * cell.training.epochs
 
 
 def _steps(members: list[Cell]) -> int:
+    """Training steps of the pack's longest member, every epoch."""
     return max(math.ceil(fit_examples(cell) / cell.training.batch_size) * cell.training.epochs
                for cell in members)
 
