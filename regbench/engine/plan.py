@@ -132,12 +132,12 @@ def pack_cost(members: list[Cell]) -> float:
 
 
 def _member_work(cell: Cell) -> float:
+    """One member's share of `pack_cost`: its examples and its weights' updates."""
     info = data.info(cell.dataset)
     per_value = sum(REGISTRY[t.kind].input_cost for t in cell.arm.techniques)
     per_example = _macs(cell) + per_value * int(np.prod(cell.model.seen_shape(info.image_shape)))
     per_step = MEMBER_WEIGHT_MACS * weights(cell.model, cell.dataset)
-    steps = math.ceil(fit_examples(cell) / cell.training.batch_size)
-    return (per_example * fit_examples(cell) + per_step * steps) * cell.training.epochs
+    return per_example * fit_examples(cell) * cell.training.epochs + per_step * _steps([cell])
 
 
 def _steps(members: list[Cell]) -> int:
