@@ -50,7 +50,7 @@ def reproduce(session):
 
 @nox.session
 def tests(session):
-    """The test suite, in two processes (about 8 min on 2 cores); Ray comes along so the
+    """The test suite, in two processes (about 15 min on 2 cores); Ray comes along so the
     executor tests run a real local cluster. `nox -s tests -- -m "not slow"`: the fast
     subset (about 1 min), without real training, subprocesses or Ray."""
     session.install("-e", ".[test,ray]")
