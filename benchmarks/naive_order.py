@@ -3,7 +3,7 @@
     REGBENCH_DATA_DIR=../shared/datasets python benchmarks/naive_order.py keras|order|noxla
 
 Trains the `none` cells of bench-grid's `mnist_b32` configuration (the tutorial MLP, 5 seeds,
-10 epochs) as the naive loop does (`regbench.bench.grid.train_naive`: a fresh `Sequential`,
+10 epochs) as the naive loop does (`regbench.bench.grid.naive_network`: a fresh `Sequential`,
 default `fit`), in one variant: `keras`, as there (Keras shuffles); `order`, fed regbench's
 per-seed order (`engine.data.epoch_order`), one epoch a call without shuffling; `noxla`,
 Keras's shuffle without XLA. Prints each seed's test accuracy, then their mean and sd.
@@ -14,14 +14,11 @@ from __future__ import annotations
 import os
 import sys
 
-import keras
 import numpy as np
 
 from regbench import data
-from regbench.bench.grid import CONFIGS, cells_of
+from regbench.bench.grid import CONFIGS, cells_of, naive_network
 from regbench.engine.data import epoch_order, member_indices, scaled
-from regbench.engine.program import make_optimizer
-from regbench.networks import build
 
 
 def main(variant: str) -> None:
@@ -34,13 +31,7 @@ def main(variant: str) -> None:
     accuracies = []
     for cell in cells:
         fit, _ = member_indices(cell, arrays.y_train)
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(cell.seed)
-        net = build(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
-                    info.flip_ok)
-        net.compile(optimizer=make_optimizer(cell.training),
-                    loss="sparse_categorical_crossentropy", metrics=["accuracy"],
-                    jit_compile=False if variant == "noxla" else "auto")
+        net = naive_network(cell, info, jit_compile=False if variant == "noxla" else "auto")
         batch, epochs = cell.training.batch_size, cell.training.epochs
         if variant == "order":
             for epoch in range(epochs):

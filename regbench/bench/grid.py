@@ -92,8 +92,6 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
 
     from regbench import data
     from regbench.engine.data import member_indices, scaled
-    from regbench.engine.program import make_optimizer
-    from regbench.networks import build
 
     info = data.info(cells[0].dataset)
     arrays = data.load(cells[0].dataset, data_dir=data_dir)
@@ -102,13 +100,7 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
     rows = []
     for cell in cells:
         fit, val = member_indices(cell, arrays.y_train)
-        keras.backend.clear_session()
-        keras.utils.set_random_seed(cell.seed)
-        net = build(cell.model, cell.arm, info.image_shape, info.classes, cell.seed,
-                          info.flip_ok)
-        net.compile(optimizer=make_optimizer(cell.training),
-                    loss="sparse_categorical_crossentropy",
-                    metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="xent")])
+        net = naive_network(cell, info)
         stopping = cell.arm.get("early_stopping")
         callbacks = [keras.callbacks.EarlyStopping(
             monitor="val_xent", patience=stopping.patience, min_delta=stopping.min_delta,
@@ -120,6 +112,23 @@ def train_naive(cells: list, data_dir: str | None) -> list[dict]:
         rows.append({"arm": cell.arm.label, "seed": cell.seed, "n_fit": len(fit),
                      "epochs_run": len(history["loss"]), "test_acc": float(scores["accuracy"])})
     return rows
+
+
+def naive_network(cell, info, jit_compile="auto"):
+    """The naive loop's network for `cell`: a fresh, seeded `Sequential`, compiled with
+    Keras's defaults (`jit_compile` as given: "auto" is Keras's own)."""
+    import keras
+
+    from regbench.engine.program import make_optimizer
+    from regbench.networks import build
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(cell.seed)
+    net = build(cell.model, cell.arm, info.image_shape, info.classes, cell.seed, info.flip_ok)
+    net.compile(optimizer=make_optimizer(cell.training), loss="sparse_categorical_crossentropy",
+                metrics=["accuracy", keras.metrics.SparseCategoricalCrossentropy(name="xent")],
+                jit_compile=jit_compile)
+    return net
 
 
 def train_regbench(cells: list, data_dir: str | None, workers: int | None = None) -> list[dict]:
